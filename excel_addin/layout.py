@@ -1,0 +1,81 @@
+"""Where things live in the workbook: the one place that names sheets and cells.
+
+The template builder writes these cells, the macros read and write them, and the tests check them, so a
+layout change happens here and nowhere else.
+"""
+
+from __future__ import annotations
+
+# ---- Backprop sheet: the editable network and the six learning rates -------------------------------
+BACKPROP_SHEET = "Backprop"
+# parameter -> cell holding its value (column C; labels sit in column B)
+BACKPROP_INPUT_CELLS = {
+    "i1": "C5",
+    "i2": "C6",
+    "t1": "C7",
+    "t2": "C8",
+    "w1": "C9",
+    "w2": "C10",
+    "w3": "C11",
+    "w4": "C12",
+    "w5": "C13",
+    "w6": "C14",
+    "w7": "C15",
+    "w8": "C16",
+    "b1": "C17",  # fixed hidden bias, not trained (0 = no bias)
+    "b2": "C18",  # fixed output bias, not trained (0 = no bias)
+    "output": "C19",  # "sigmoid" or "softmax"
+}
+BACKPROP_RATE_CELLS = ("C22", "C23", "C24", "C25", "C26", "C27")  # the six learning rates
+BACKPROP_EPOCHS_CELL = "C29"  # epochs shown per rate
+DEFAULT_RATES = (2.0, 1.0, 0.8, 0.5, 0.2, 0.1)
+DEFAULT_EPOCHS = 100
+
+
+def rate_sheet_name(lr: float) -> str:
+    """The per-rate sheet's name, e.g. 2.0 -> "LR 2.0", 0.25 -> "LR 0.25"."""
+    text = repr(float(lr))
+    return f"LR {text}"
+
+
+GRAPHS_SHEET = "Graphs"
+
+# ---- Train sheet: settings, buttons, status, metrics, summary, charts -------------------------------
+TRAIN_SHEET = "Train"
+# setting -> cell holding its value (column C; labels in column B)
+TRAIN_SETTING_CELLS = {
+    "epochs": "C4",
+    "batch_size": "C5",
+    "lr": "C6",
+    "model": "C7",  # "default" or "small"
+    "device": "C8",  # "auto", "cpu", "cuda", "mps"
+    "seed": "C9",
+    "subset": "C10",  # 0 or empty = full 60,000 training images
+    "out_dir": "C11",  # where metrics.csv, model.pt and charts go; empty = default
+    "model_path": "C12",  # model used by CLASSIFY_IMAGE; empty = <out_dir>/model.pt
+}
+TRAIN_STATUS_CELL = "C14"  # one line: "Training on cpu: epoch 3 of 15, ETA 1:20" / "Completed" / ...
+TRAIN_PROGRESS_CELL = "C15"  # fraction done, 0..1 (formatted as a percentage)
+TRAIN_DEVICE_CELL = "C16"
+TRAIN_METRICS_HEADER_CELL = "A19"  # header row of the metrics table (METRIC_COLUMNS), rows below it
+TRAIN_METRICS_MAX_ROWS = 100  # rows reserved for the table (native charts are bound to this range)
+TRAIN_SUMMARY_HEADER_CELL = "E3"  # model summary: Layer | Output shape | Params, rows below it
+# matplotlib pictures written back by the Train macro: name -> top-left anchor cell
+TRAIN_PICTURE_CELLS = {
+    "loss_curves": "J3",
+    "accuracy_curves": "J23",
+    "confusion_matrix": "R3",
+    "misclassified": "R23",
+}
+TRAIN_BUTTON_CELLS = {"Train": "B1", "Stop": "C1"}
+
+# ---- Classify sheet ---------------------------------------------------------------------------------
+CLASSIFY_SHEET = "Classify"
+CLASSIFY_FIRST_ROW = 5  # image paths in column A from this row; =CLASSIFY_IMAGE(A5) in B, probs in C:L
+
+# ---- Macros the buttons call (VBA Sub name -> Python function in excel_addin.macros) ------------------
+MACROS = {
+    "Train": "train",
+    "Stop": "stop",
+    "RefreshBackprop": "refresh_backprop",
+}

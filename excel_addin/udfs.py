@@ -1,0 +1,115 @@
+"""Excel cell functions (xlwings UDFs). Each one validates its cells, converts them, and calls ``ml``.
+
+A docstring here is the function's help in Excel's Insert Function dialog, and each ``@xw.arg`` doc is the
+help of one argument. Bad input never shows a traceback: the cell reads "#VALUE! <what is wrong>".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import xlwings as xw
+
+from ml import backprop
+
+ERROR_PREFIX = "#VALUE! "
+
+_LR_DOC = "Learning rate: a positive number, e.g. 0.5."
+_INPUTS_DOC = "Optional. Two cells: inputs i1, i2 (default 0.05, 0.1)."
+_TARGETS_DOC = "Optional. Two cells: targets t1, t2 (default 0.5, 0.5)."
+_WEIGHTS_DOC = "Optional. Eight cells: initial weights w1..w8 (default 0.15 .. 0.55)."
+_BIASES_DOC = "Optional. Two cells: fixed hidden and output biases b1, b2 (default 0, 0)."
+_OUTPUT_DOC = 'Optional. Output activation: "sigmoid" (squared error, default) or "softmax" (cross-entropy).'
+
+
+def excel_error(error: Exception) -> str:
+    """The text a cell shows for bad input: an Excel-style error tag and a readable reason."""
+    return f"{ERROR_PREFIX}{error}"
+
+
+def _in_cell(compute: Callable[[], Any], spill: bool = False) -> Any:
+    """Run a cell's computation; bad input becomes a readable message instead of a traceback."""
+    try:
+        return compute()
+    except (ValueError, TypeError, OSError) as error:
+        return [[excel_error(error)]] if spill else excel_error(error)
+
+
+def _cells(value: Any, name: str) -> list[Any] | None:
+    """A range's values as one flat list (row, column or block), or None when the argument is omitted."""
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple):
+        value = [value]
+    flat: list[Any] = []
+    for item in value:
+        flat.extend(item if isinstance(item, list | tuple) else [item])
+    if any(item is None or item == "" for item in flat):
+        raise ValueError(f"{name}: a cell is empty ({len(flat)} cells given)")
+    return flat
+
+
+def network_from_cells(inputs=None, targets=None, weights=None, biases=None, output=None) -> backprop.Network:
+    """A ``backprop.Network`` from optional cell values; whatever is omitted keeps its default."""
+    defaults = backprop.Network()
+    return backprop.Network(
+        inputs=_cells(inputs, "inputs") or defaults.inputs,
+        targets=_cells(targets, "targets") or defaults.targets,
+        weights=_cells(weights, "weights") or defaults.weights,
+        biases=_cells(biases, "biases") or defaults.biases,
+        output=defaults.output if output in (None, "") else str(output),
+    )
+
+
+@xw.func
+@xw.arg("lr", doc=_LR_DOC)
+@xw.arg("epoch", doc="Number of weight updates: a whole number from 0 (the initial weights).")
+@xw.arg("inputs", doc=_INPUTS_DOC)
+@xw.arg("targets", doc=_TARGETS_DOC)
+@xw.arg("weights", doc=_WEIGHTS_DOC)
+@xw.arg("biases", doc=_BIASES_DOC)
+@xw.arg("output", doc=_OUTPUT_DOC)
+def BACKPROP_LOSS(lr, epoch, inputs=None, targets=None, weights=None, biases=None, output=None):
+    """E_total of the 2-2-2 network after `epoch` weight updates at learning rate `lr`."""
+    return _in_cell(
+        lambda: backprop.loss_at(lr, epoch, network_from_cells(inputs, targets, weights, biases, output))
+    )
+
+
+@xw.func
+@xw.arg("lr", doc=_LR_DOC)
+@xw.arg("epochs", doc="Last epoch of the curve: a whole number; the column has epochs + 1 rows.")
+@xw.arg("inputs", doc=_INPUTS_DOC)
+@xw.arg("targets", doc=_TARGETS_DOC)
+@xw.arg("weights", doc=_WEIGHTS_DOC)
+@xw.arg("biases", doc=_BIASES_DOC)
+@xw.arg("output", doc=_OUTPUT_DOC)
+def BACKPROP_CURVE(lr, epochs, inputs=None, targets=None, weights=None, biases=None, output=None):
+    """A column of E_total for epochs 0..epochs at learning rate `lr` (spills)."""
+
+    def compute():
+        network = network_from_cells(inputs, targets, weights, biases, output)
+        return [[float(loss)] for loss in backprop.loss_curve(lr, epochs, network)]
+
+    return _in_cell(compute, spill=True)
+
+
+@xw.func
+@xw.arg("lr", doc=_LR_DOC)
+@xw.arg("epochs", doc="Last epoch of the table: a whole number; the table has epochs + 1 rows of data.")
+@xw.arg("inputs", doc=_INPUTS_DOC)
+@xw.arg("targets", doc=_TARGETS_DOC)
+@xw.arg("weights", doc=_WEIGHTS_DOC)
+@xw.arg("biases", doc=_BIASES_DOC)
+@xw.arg("output", doc=_OUTPUT_DOC)
+def BACKPROP_TABLE(lr, epochs, inputs=None, targets=None, weights=None, biases=None, output=None):
+    """The per-epoch table (weights, h1 .. E_total, dE/dw1..8) with a header row, at rate `lr` (spills)."""
+
+    def compute():
+        network = network_from_cells(inputs, targets, weights, biases, output)
+        last = backprop.validate_epochs(epochs)
+        table = backprop.longest_cached_trajectory(lr, last, network)[: last + 1]
+        return [list(backprop.COLUMNS)] + [[int(row[0]), *map(float, row[1:])] for row in table]
+
+    return _in_cell(compute, spill=True)

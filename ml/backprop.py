@@ -256,15 +256,15 @@ def plot_loss_curves(curves: dict[float, np.ndarray], path: str, network: Networ
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.8), dpi=120)
+    fig, ax = plt.subplots(figsize=(9, 4.8), dpi=120)
     for lr, curve in sorted(curves.items(), reverse=True):
-        ax.plot(np.arange(len(curve)), curve, label=f"lr = {lr:g}", linewidth=1.8)
+        ax.plot(np.arange(len(curve)), curve, label=f"{lr:g}", linewidth=1.8)
     loss = "½ Σ (t − a)²" if network.output == "sigmoid" else "cross-entropy"
-    ax.set_title(f"2-2-2 network: E_total per epoch for each learning rate ({network.output}, {loss})")
+    ax.set_title(f"2-2-2 network: loss per epoch for each learning rate ({network.output}, E = {loss})")
     ax.set_xlabel("epoch (weight updates)")
     ax.set_ylabel("E_total")
     ax.grid(True, alpha=0.3)
-    ax.legend(title="learning rate")
+    ax.legend(title="learning rate", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.margins(x=0)
     fig.tight_layout()
     fig.savefig(path)

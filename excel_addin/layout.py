@@ -30,6 +30,10 @@ BACKPROP_RATE_CELLS = ("C22", "C23", "C24", "C25", "C26", "C27")  # the six lear
 BACKPROP_EPOCHS_CELL = "C29"  # epochs shown per rate
 DEFAULT_RATES = (2.0, 1.0, 0.8, 0.5, 0.2, 0.1)
 DEFAULT_EPOCHS = 100
+# Loss grid: "epoch" then one column per rate (=BACKPROP_LOSS(...)), epochs 0..DEFAULT_EPOCHS below the header
+BACKPROP_GRID_HEADER_CELL = "E4"
+BACKPROP_CHART_CELL = "M4"  # top-left of the loss-curves chart (bound to the grid)
+BACKPROP_BUTTON_CELLS = {"RefreshBackprop": "B2"}  # macro name -> cell the button covers
 
 
 def rate_sheet_name(lr: float) -> str:
@@ -38,7 +42,12 @@ def rate_sheet_name(lr: float) -> str:
     return f"LR {text}"
 
 
+# Per-rate sheets ("LR 2.0", ...): the rate (=Backprop!<rate cell>) and the formula table, one row per epoch
+LR_RATE_CELL = "C3"
+LR_TABLE_HEADER_CELL = "A6"
+
 GRAPHS_SHEET = "Graphs"
+GRAPHS_CHART_CELL = "B2"
 
 # ---- Train sheet: settings, buttons, status, metrics, summary, charts -------------------------------
 TRAIN_SHEET = "Train"
@@ -59,23 +68,32 @@ TRAIN_PROGRESS_CELL = "C15"  # fraction done, 0..1 (formatted as a percentage)
 TRAIN_DEVICE_CELL = "C16"
 TRAIN_METRICS_HEADER_CELL = "A19"  # header row of the metrics table (METRIC_COLUMNS), rows below it
 TRAIN_METRICS_MAX_ROWS = 100  # rows reserved for the table (native charts are bound to this range)
-TRAIN_SUMMARY_HEADER_CELL = "E3"  # model summary: Layer | Output shape | Params, rows below it
-# matplotlib pictures written back by the Train macro: name -> top-left anchor cell
+# model summary: Layer | Output shape | Params, one row per layer (25 for both variants) and a Total row,
+# so I3:K30; it sits right of the status column (long status lines overflow into D:H) and above nothing.
+TRAIN_SUMMARY_HEADER_CELL = "I3"
+TRAIN_SUMMARY_MAX_ROWS = 40  # rows reserved below the header
+# matplotlib pictures written back by the Train macro: name -> top-left anchor cell (each ~6 columns wide)
 TRAIN_PICTURE_CELLS = {
-    "loss_curves": "J3",
-    "accuracy_curves": "J23",
-    "confusion_matrix": "R3",
-    "misclassified": "R23",
+    "loss_curves": "M3",
+    "accuracy_curves": "M23",
+    "confusion_matrix": "U3",
+    "misclassified": "U23",
 }
-TRAIN_BUTTON_CELLS = {"Train": "B1", "Stop": "C1"}
+# native line charts bound to the metrics table (empty until a run): name -> top-left anchor cell
+TRAIN_CHART_CELLS = {"loss": "J43", "accuracy": "R43"}
+TRAIN_BUTTON_CELLS = {"Train": "B1", "StopTraining": "C1"}  # macro name -> cell the button covers
 
 # ---- Classify sheet ---------------------------------------------------------------------------------
 CLASSIFY_SHEET = "Classify"
 CLASSIFY_FIRST_ROW = 5  # image paths in column A from this row; =CLASSIFY_IMAGE(A5) in B, probs in C:L
 
+# ---- xlwings settings sheet (key in column A from A1, value in column B) -------------------------------
+XLWINGS_CONF_SHEET = "xlwings.conf"
+
 # ---- Macros the buttons call (VBA Sub name -> Python function in excel_addin.macros) ------------------
+# ("Stop" is a VBA statement, so it cannot name a Sub: the Stop button calls StopTraining.)
 MACROS = {
     "Train": "train",
-    "Stop": "stop",
+    "StopTraining": "stop",
     "RefreshBackprop": "refresh_backprop",
 }

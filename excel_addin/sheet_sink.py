@@ -1,0 +1,272 @@
+"""The Train sheet as one more sink of training events: status, progress, metric rows, summary, charts.
+
+Excel refuses COM calls for a moment while a user edits a cell ("call was rejected by callee"), so every
+write here is *keyed and idempotent* (a cell address or a picture name, holding the latest value) and goes
+through a queue: a write that fails stays queued and is retried with back-off, and on the next event,
+until it succeeds. A metric row is therefore never lost, only delayed. When the workbook is gone for good
+(closed mid-run), the sink gives up quietly after a few failed flushes; training and its files go on.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from excel_addin import layout
+from ml.events import METRIC_COLUMNS, BatchEnd, EpochEnd, RunEnded, RunStarted, Sink
+
+# HRESULTs of a busy Excel: RPC_E_CALL_REJECTED, RPC_E_SERVERCALL_RETRYLATER, VBA_E_IGNORE (edit mode),
+# and Excel's own "application busy" code. AppleScript's equivalents on macOS: timeout and "busy".
+BUSY_CODES = frozenset({-2147418111, -2147417846, -2146777998, -2146827284, -1712, -1708})
+
+PICTURE_WIDTH = 380.0  # points; the charts sit side by side in a 2x2 grid at TRAIN_PICTURE_CELLS
+SUMMARY_HEADER = ("Layer", "Output shape", "Params")
+
+
+def is_busy(error: BaseException) -> bool:
+    """True for the errors of an Excel that is busy for a moment (retry), not of a workbook that is gone."""
+    codes = [getattr(error, "hresult", None), getattr(error, "errornumber", None)]
+    codes += [arg for arg in getattr(error, "args", ())[:1] if isinstance(arg, int)]
+    if any(code in BUSY_CODES for code in codes):
+        return True
+    return "call was rejected" in str(error).lower() or "busy" in str(error).lower()
+
+
+def cell_offset(address: str, rows: int = 0, columns: int = 0) -> str:
+    """The A1 address ``rows`` below and ``columns`` right of ``address`` (single cells only)."""
+    letters = address.rstrip("0123456789").upper()
+    row = int(address[len(letters) :])
+    column = 0
+    for char in letters:
+        column = column * 26 + ord(char) - 64
+    column += columns
+    name = ""
+    while column:
+        column, rest = divmod(column - 1, 26)
+        name = chr(65 + rest) + name
+    return f"{name}{row + rows}"
+
+
+def format_duration(seconds: float) -> str:
+    """A short ETA text: 0:42, 12:05, 1:02:05."""
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class RetryingWriter:
+    """A queue of keyed, idempotent writes to a workbook, retried until they succeed.
+
+    ``put(key, write)`` replaces any queued write with the same key (only the latest value of a cell
+    matters); ``flush(patience)`` runs the queue in order, retrying a busy Excel with back-off for up to
+    ``patience`` seconds, and leaves whatever still fails queued for the next flush.
+    """
+
+    def __init__(
+        self,
+        max_failed_flushes: int = 5,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        log: TextIO | None = None,
+    ):
+        self.pending: dict[str, Callable[[], Any]] = {}
+        self.max_failed_flushes = max_failed_flushes
+        self.failed_flushes = 0  # consecutive flushes that hit a non-busy error
+        self.retries = 0  # busy errors retried so far (for the log and the tests)
+        self.detached = False
+        self.sleep, self.clock = sleep, clock
+        self.log = log if log is not None else sys.stderr
+
+    def put(self, key: str, write: Callable[[], Any]) -> None:
+        self.pending.pop(key, None)
+        self.pending[key] = write
+
+    def flush(self, patience: float = 10.0) -> bool:
+        """Run the queued writes; True when none is left. Busy errors are retried for ``patience`` s."""
+        if self.detached:
+            return not self.pending
+        deadline = self.clock() + patience
+        delay = 0.05
+        while self.pending:
+            key, write = next(iter(self.pending.items()))
+            try:
+                write()
+            except Exception as error:  # noqa: BLE001 - COM/AppleScript errors have no common base class
+                if is_busy(error) and self.clock() < deadline:
+                    self.retries += 1
+                    self.sleep(min(delay, max(0.0, deadline - self.clock())))
+                    delay = min(delay * 2, 1.0)
+                    continue
+                if not is_busy(error):
+                    self.failed_flushes += 1
+                    if self.failed_flushes >= self.max_failed_flushes:
+                        self.detached = True
+                        print(
+                            f"gradsheet: the workbook no longer answers ({error!r}); training goes on, "
+                            "its files stay complete",
+                            file=self.log,
+                        )
+                return False
+            if self.pending.get(key) is write:  # a write may itself queue a newer value for its key
+                del self.pending[key]
+            self.failed_flushes = 0
+        return True
+
+
+class SheetSink(Sink):
+    """Writes a training run into the Train sheet of ``book`` (an xlwings Book, local or remote).
+
+    Status line and progress (throttled to one write per ``progress_every`` seconds), the model summary
+    at the start, one metric row per epoch under the header at TRAIN_METRICS_HEADER_CELL, the loss and
+    accuracy curves after each epoch and all four charts at the end, as pictures that replace their
+    previous version (same name, same anchor cell).
+    """
+
+    def __init__(
+        self,
+        book: Any,
+        progress_every: float = 1.0,
+        writer: RetryingWriter | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.book = book
+        self.progress_every = progress_every
+        self.writer = writer or RetryingWriter()
+        self.clock = clock
+        self._last_progress = -float("inf")
+        self._started: RunStarted | None = None
+        self._run_start = 0.0
+        self._epoch_seconds: list[float] = []
+        self._picture_mtimes: dict[str, float] = {}
+        self.rows_written: dict[int, list[float]] = {}  # epoch -> row, as queued (for reports and tests)
+
+    # ---- cell writes ------------------------------------------------------------------------------
+    def _sheet(self):
+        return self.book.sheets[layout.TRAIN_SHEET]
+
+    def _assign(self, address: str, value: Any) -> None:
+        self._sheet()[address].value = value
+
+    def _set(self, address: str, value: Any) -> None:
+        self.writer.put(f"cell:{address}", lambda: self._assign(address, value))
+
+    def _set_block(self, address: str, rows: list[list[Any]], key: str | None = None) -> None:
+        self.writer.put(key or f"block:{address}", lambda: self._assign(address, rows))
+
+    def _picture(self, name: str, path: str | os.PathLike) -> None:
+        anchor = layout.TRAIN_PICTURE_CELLS[name]
+        path = str(path)
+
+        def write():
+            sheet = self._sheet()
+            if name in sheet.pictures:
+                sheet.pictures[name].update(path)
+            else:
+                sheet.pictures.add(path, name=name, anchor=sheet[anchor], width=PICTURE_WIDTH)
+
+        self.writer.put(f"picture:{name}", write)
+
+    def _status(self, text: str, progress: float | None = None) -> None:
+        self._set(layout.TRAIN_STATUS_CELL, text)
+        if progress is not None:
+            self._set(layout.TRAIN_PROGRESS_CELL, round(min(max(progress, 0.0), 1.0), 4))
+
+    # ---- events -----------------------------------------------------------------------------------
+    def on_start(self, event: RunStarted) -> None:
+        self._started = event
+        self._run_start = self.clock()
+        done = (event.start_epoch - 1) / max(event.epochs, 1)
+        self._status(
+            f"Training on {event.device}: starting epoch {event.start_epoch} of {event.epochs}", done
+        )
+        self._set(layout.TRAIN_DEVICE_CELL, event.device)
+        header = layout.TRAIN_METRICS_HEADER_CELL
+        self._set_block(header, [list(METRIC_COLUMNS)], key="metrics-header")
+        # Clear the rows this run will (re)write; earlier epochs of a resumed run stay.
+        first = cell_offset(header, rows=event.start_epoch)
+        blank = [[None] * len(METRIC_COLUMNS)] * (layout.TRAIN_METRICS_MAX_ROWS - event.start_epoch + 1)
+        if blank:
+            self._set_block(first, blank, key="metrics-clear")
+        summary = [list(SUMMARY_HEADER)] + [[layer, shape, int(n)] for layer, shape, n in event.summary]
+        summary.append(["Total", "", int(event.n_params)])
+        summary += [[None, None, None]] * max(0, layout.TRAIN_SUMMARY_MAX_ROWS + 1 - len(summary))
+        self._set_block(layout.TRAIN_SUMMARY_HEADER_CELL, summary, key="summary")
+        self.writer.flush(patience=10.0)
+
+    def _eta(self, epoch: int, fraction_of_epoch: float, batch_elapsed: float | None) -> float | None:
+        started = self._started
+        remaining_epochs = started.epochs - epoch + 1 - fraction_of_epoch
+        if self._epoch_seconds:
+            return remaining_epochs * (sum(self._epoch_seconds) / len(self._epoch_seconds))
+        if batch_elapsed and fraction_of_epoch > 0:
+            return remaining_epochs * batch_elapsed / fraction_of_epoch
+        return None
+
+    def on_batch(self, event: BatchEnd) -> None:
+        if self._started is None or self.clock() - self._last_progress < self.progress_every:
+            return
+        self._last_progress = self.clock()
+        fraction = event.step / max(event.steps, 1)
+        eta = self._eta(event.epoch, fraction, event.elapsed)
+        text = (
+            f"Training on {self._started.device}: epoch {event.epoch} of {self._started.epochs}, "
+            f"step {event.step}/{event.steps}, loss {event.loss:.4f}, acc {event.acc:.2%}"
+        )
+        if eta is not None:
+            text += f", ETA {format_duration(eta)}"
+        self._status(text, (event.epoch - 1 + fraction) / max(self._started.epochs, 1))
+        # Training redraws the curves right after each EpochEnd: pick the new pictures up here.
+        for name in ("loss_curves", "accuracy_curves"):
+            self._refresh_picture(name, Path(self._started.out_dir) / f"{name}.png")
+        self.writer.flush(patience=2.0)  # progress can wait for the next batch; rows cannot
+
+    def on_epoch(self, event: EpochEnd) -> None:
+        self._epoch_seconds.append(event.seconds)
+        row = [int(event.epoch), *(float(v) for v in event.row()[1:])]
+        self.rows_written[event.epoch] = row
+        if event.epoch <= layout.TRAIN_METRICS_MAX_ROWS:
+            self._set_block(cell_offset(layout.TRAIN_METRICS_HEADER_CELL, rows=event.epoch), [row])
+        device = self._started.device if self._started else "?"
+        text = (
+            f"Training on {device}: epoch {event.epoch} of {event.epochs} done, "
+            f"test accuracy {event.test_acc:.2%}"
+        )
+        if event.epoch < event.epochs:
+            text += f", ETA {format_duration(self._eta(event.epoch + 1, 0.0, None) or 0)}"
+        self._status(text, event.epoch / max(event.epochs, 1))
+        out_dir = Path(event.checkpoint).parent
+        for name in ("loss_curves", "accuracy_curves"):
+            self._refresh_picture(name, out_dir / f"{name}.png")
+        # A row that cannot be written now stays queued: later events and the end retry it.
+        self.writer.flush(patience=5.0)
+
+    def _refresh_picture(self, name: str, path: Path) -> None:
+        """Queue a picture when its PNG exists and changed since it was last queued."""
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            return
+        if self._picture_mtimes.get(name) != mtime:
+            self._picture_mtimes[name] = mtime
+            self._picture(name, path)
+
+    def on_end(self, event: RunEnded) -> None:
+        best = f", best {event.best_test_acc:.2%}" if event.best_test_acc is not None else ""
+        final = f"test accuracy {event.final_test_acc:.2%}{best}" if event.final_test_acc is not None else ""
+        epochs = f"{event.epochs_done} epoch{'s' if event.epochs_done != 1 else ''}"
+        if event.status == "completed":
+            text, progress = f"Completed: {epochs}, {final}", 1.0
+        elif event.status == "stopped":
+            text, progress = f"Stopped after {epochs} (checkpoint kept){', ' + final if final else ''}", None
+        else:
+            text, progress = f"Failed after {epochs}: {event.error or 'unknown error'}", None
+        self._status(f"{text}. Files in {event.out_dir}", progress)
+        for name, path in event.artifacts.items():
+            if name in layout.TRAIN_PICTURE_CELLS:
+                self._refresh_picture(name, Path(path))
+        self.writer.flush(patience=120.0)

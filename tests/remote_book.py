@@ -1,0 +1,178 @@
+"""Real xlwings Books without Excel: the remote engine, fed the payload an xlwings client sends.
+
+``xw.Book(json=payload)`` is xlwings' own implementation of the Book/Sheet/Range/Picture API for its
+remote clients: reads come from the payload's cell values, and every write is applied to the payload and
+recorded as an action (``book.json()["actions"]``). The payload is built from the real workbook template
+when it exists (its cached cell values, read with openpyxl), else from ``excel_addin.layout``'s cells with
+the template's default settings.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import xlwings as xw
+from openpyxl.utils.cell import column_index_from_string, coordinate_from_string, get_column_letter
+
+from excel_addin import layout
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "workbook_template.xlsm"
+BOOK_NAME = "workbook_template.xlsm"
+
+DEFAULT_TRAIN_SETTINGS = {
+    "epochs": 1,
+    "batch_size": 128,
+    "lr": 0.01,
+    "model": "small",
+    "device": "cpu",
+    "seed": 1,
+    "subset": 2000,
+    "out_dir": "",
+    "model_path": "",
+}
+
+
+def _grid(cells: dict[str, Any]) -> list[list[Any]]:
+    """A rectangular values array from A1 covering every given cell (None elsewhere)."""
+    if not cells:
+        return [[]]
+    positions = {}
+    for address, value in cells.items():
+        letters, row = coordinate_from_string(address)
+        positions[(row - 1, column_index_from_string(letters) - 1)] = value
+    rows = max(r for r, _ in positions) + 1
+    columns = max(c for _, c in positions) + 1
+    grid = [[None] * columns for _ in range(rows)]
+    for (r, c), value in positions.items():
+        grid[r][c] = value
+    return grid
+
+
+def _sheet(name: str, cells: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "values": _grid(cells),
+        "pictures": [],
+        "tables": [],
+        "charts": [],
+        "shapes": [],
+        "notes": [],
+        "visibility": "Visible",
+        "print_area": None,
+    }
+
+
+def layout_sheets(train_settings: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """Sheet name -> {address: value}: the cells the macros read, as the template fills them."""
+    settings = {**DEFAULT_TRAIN_SETTINGS, **(train_settings or {})}
+    train = {layout.TRAIN_SETTING_CELLS[k]: v for k, v in settings.items()}
+    defaults = {
+        "i1": 0.05, "i2": 0.1, "t1": 0.5, "t2": 0.5,
+        "w1": 0.15, "w2": 0.2, "w3": 0.25, "w4": 0.3, "w5": 0.4, "w6": 0.45, "w7": 0.5, "w8": 0.55,
+        "b1": 0, "b2": 0, "output": "sigmoid",
+    }  # fmt: skip
+    backprop = {layout.BACKPROP_INPUT_CELLS[k]: v for k, v in defaults.items()}
+    backprop.update(dict(zip(layout.BACKPROP_RATE_CELLS, layout.DEFAULT_RATES, strict=True)))
+    backprop[layout.BACKPROP_EPOCHS_CELL] = layout.DEFAULT_EPOCHS
+    sheets = {layout.BACKPROP_SHEET: backprop}
+    sheets.update({layout.rate_sheet_name(lr): {"A1": "epoch"} for lr in layout.DEFAULT_RATES})
+    sheets[layout.GRAPHS_SHEET] = {"A1": "Graphs"}
+    sheets[layout.TRAIN_SHEET] = train
+    sheets[layout.CLASSIFY_SHEET] = {"A1": "Classify"}
+    return sheets
+
+
+def template_sheets(path: Path = TEMPLATE) -> dict[str, dict[str, Any]]:
+    """Sheet name -> {address: cached value} of every non-empty cell of the built template."""
+    from openpyxl import load_workbook
+
+    workbook = load_workbook(path, data_only=True)
+    return {
+        sheet.title: {
+            cell.coordinate: cell.value for row in sheet.iter_rows() for cell in row if cell.value is not None
+        }
+        for sheet in workbook.worksheets
+    }
+
+
+def make_book(
+    train_settings: dict[str, Any] | None = None,
+    cells: dict[str, dict[str, Any]] | None = None,
+    use_template: bool = True,
+) -> xw.Book:
+    """A remote-engine Book shaped like the workbook template, with the given Train settings and cells."""
+    if use_template and TEMPLATE.exists():
+        sheets = template_sheets()
+        for key, value in {**DEFAULT_TRAIN_SETTINGS, **(train_settings or {})}.items():
+            sheets[layout.TRAIN_SHEET][layout.TRAIN_SETTING_CELLS[key]] = value
+    else:
+        sheets = layout_sheets(train_settings)
+    for sheet, values in (cells or {}).items():
+        sheets[sheet].update(values)
+    payload = {
+        "client": "VBA",
+        "version": xw.__version__,
+        "book": {"name": BOOK_NAME, "active_sheet_index": 0, "selection": "A1"},
+        "names": [],
+        "sheets": [_sheet(name, cells) for name, cells in sheets.items()],
+    }
+    return xw.Book(json=payload)
+
+
+def actions(book: xw.Book, func: str | None = None, sheet: str | None = None) -> list[dict[str, Any]]:
+    """The recorded write actions, optionally only those of one kind and/or one sheet."""
+    names = [s.name for s in book.sheets]
+    found = []
+    for action in book.json()["actions"]:
+        if func is not None and action["func"] != func:
+            continue
+        if sheet is not None and names[action["sheet_position"]] != sheet:
+            continue
+        found.append(action)
+    return found
+
+
+def picture_png(action: dict[str, Any]) -> bytes:
+    """The PNG bytes an addPicture/updatePicture action carries."""
+    return base64.b64decode(action["args"][0])
+
+
+def sheet_state(book: xw.Book, sheet: str) -> dict[str, Any]:
+    """{address: value} of a sheet after its recorded writes, replayed in order as a client applies them.
+
+    The remote engine reads from the payload it was given and records writes as actions for the client
+    (Excel) to apply; this replays the value writes on top of the payload's cells.
+    """
+    index = [s.name for s in book.sheets].index(sheet)
+    cells: dict[str, Any] = {}
+    for r, row in enumerate(book.sheets[sheet].api["values"]):
+        for c, value in enumerate(row):
+            if value is not None:
+                cells[f"{get_column_letter(c + 1)}{r + 1}"] = value
+    for action in book.json()["actions"]:
+        if action["sheet_position"] != index or action["func"] != "setValues":
+            continue
+        for dr, row in enumerate(action["values"]):
+            for dc, value in enumerate(row):
+                address = (
+                    f"{get_column_letter(action['start_column'] + dc + 1)}{action['start_row'] + dr + 1}"
+                )
+                if value is None or value == "":
+                    cells.pop(address, None)
+                else:
+                    cells[address] = value
+    return cells
+
+
+def read(book: xw.Book, sheet: str, address: str, rows: int = 1, columns: int = 1) -> Any:
+    """A cell's value after the recorded writes, or a block's as a list of rows."""
+    state = sheet_state(book, sheet)
+    letters, row = coordinate_from_string(address)
+    first = column_index_from_string(letters)
+    block = [
+        [state.get(f"{get_column_letter(first + c)}{row + r}") for c in range(columns)] for r in range(rows)
+    ]
+    return block[0][0] if rows == columns == 1 else block

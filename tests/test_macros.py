@@ -1,0 +1,214 @@
+"""The buttons' macros end to end against real xlwings Books (the remote engine) and real training runs.
+
+The training worker's core runs in a thread against the in-process Book (a remote Book cannot be shared
+with another process); the process path (launch, lock with the worker's pid, stop file, clean exit) is
+tested with a real worker process, which finds no Excel here and trains writing its files only.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from remote_book import actions, make_book, read
+
+from excel_addin import layout, macros, run_lock
+from excel_addin.sheet_sink import cell_offset
+from excel_addin.train_worker import run_with_lock
+from ml.events import METRIC_COLUMNS
+
+# Tiny but real: 1,000 MNIST images, 10 steps of 100 per epoch, the small CNN on the CPU.
+QUICK = {"subset": 1000, "batch_size": 100, "model": "small", "device": "cpu", "lr": 0.05, "seed": 3}
+
+
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path, monkeypatch):
+    path = tmp_path / "state"
+    monkeypatch.setenv(run_lock.STATE_ENV, str(path))
+    return path
+
+
+class ThreadLauncher:
+    """Runs the worker's core (everything but process start-up) in a thread on the same Book."""
+
+    def __init__(self):
+        self.result = None
+        self.thread = None
+
+    def __call__(self, config, book, lock):
+        def work():
+            self.result = run_with_lock(config, lock, book, progress_every=0.0)
+
+        self.thread = threading.Thread(target=work, daemon=True)
+        self.thread.start()
+        return self.thread
+
+    def join(self, timeout=300):
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "training did not finish"
+        return self.result
+
+
+def status(book) -> str:
+    return read(book, layout.TRAIN_SHEET, layout.TRAIN_STATUS_CELL)
+
+
+def wait_for(condition, timeout=120.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def metrics_csv(out_dir: Path) -> list[list[float]]:
+    with open(out_dir / "metrics.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == list(METRIC_COLUMNS)
+    return [[float(v) for v in row] for row in rows[1:]]
+
+
+def test_train_writes_progress_metrics_and_pictures_then_releases_the_lock(tmp_path):
+    out = tmp_path / "run"
+    book = make_book({**QUICK, "epochs": 2, "out_dir": str(out)})
+    launcher = ThreadLauncher()
+    assert macros.train(book, launcher=launcher) is launcher.thread
+    ended = launcher.join()
+    assert ended.status == "completed" and ended.epochs_done == 2
+
+    # Status and progress as the run went: starting, per-step progress with an ETA, the end.
+    texts = [a["values"][0][0] for a in actions(book, "setValues", layout.TRAIN_SHEET)
+             if (a["start_row"], a["start_column"]) == (13, 2)]  # fmt: skip
+    assert texts[0].startswith("Starting: 2 epoch(s) of the small model on 1,000 images, device cpu")
+    assert any("epoch 1 of 2, step" in t and "ETA" in t for t in texts)
+    assert any("epoch 2 of 2, step" in t for t in texts)
+    assert status(book).startswith(f"Completed: 2 epochs, test accuracy {ended.final_test_acc:.2%}")
+    assert read(book, layout.TRAIN_SHEET, layout.TRAIN_PROGRESS_CELL) == 1.0
+    assert read(book, layout.TRAIN_SHEET, layout.TRAIN_DEVICE_CELL) == "cpu"
+
+    # One metric row per epoch, the same numbers as the run's metrics.csv.
+    header = layout.TRAIN_METRICS_HEADER_CELL
+    rows = read(book, layout.TRAIN_SHEET, cell_offset(header, rows=1), 3, len(METRIC_COLUMNS))
+    assert rows[2] == [None] * len(METRIC_COLUMNS)
+    assert sum(rows[:2], []) == pytest.approx(sum(metrics_csv(out), []))
+    assert 0.0 < rows[1][METRIC_COLUMNS.index("test_acc")] <= 1.0
+
+    # The model summary, and the four charts as pictures with their names.
+    summary_header = layout.TRAIN_SUMMARY_HEADER_CELL
+    assert read(book, layout.TRAIN_SHEET, summary_header, 1, 3) == [["Layer", "Output shape", "Params"]]
+    pictures = {p.name for p in book.sheets[layout.TRAIN_SHEET].pictures}
+    assert pictures == {"loss_curves", "accuracy_curves", "confusion_matrix", "misclassified"}
+    assert run_lock.read_lock() is None
+    assert (out / "model.pt").is_file()
+
+
+def test_stop_ends_the_run_after_the_current_batch_and_keeps_the_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    book = make_book({**QUICK, "epochs": 20, "out_dir": str(out)})
+    launcher = ThreadLauncher()
+    macros.train(book, launcher=launcher)
+    wait_for(lambda: (out / "model.pt").exists(), what="the first checkpoint")
+    lock = macros.stop(book)
+    assert lock is not None and Path(lock.stop_file).exists()
+    assert status(book).startswith("Stopping after the current batch") or status(book).startswith("Stopped")
+    ended = launcher.join()
+    assert ended.status == "stopped" and 1 <= ended.epochs_done < 20
+    assert status(book).startswith(f"Stopped after {ended.epochs_done} epoch")
+    assert len(metrics_csv(out)) == ended.epochs_done
+    import torch
+
+    checkpoint = torch.load(out / "model.pt", weights_only=True)
+    assert checkpoint["epoch"] == ended.epochs_done
+    assert run_lock.read_lock() is None and not Path(lock.stop_file).exists()
+    assert json.loads((out / "metrics.json").read_text())["run"]["status"] == "stopped"
+
+
+def test_second_train_is_refused_while_one_runs(tmp_path):
+    out = tmp_path / "run"
+    book = make_book({**QUICK, "epochs": 20, "out_dir": str(out)})
+    launcher = ThreadLauncher()
+    macros.train(book, launcher=launcher)
+    other = make_book({**QUICK, "epochs": 1, "out_dir": str(tmp_path / "other")})
+    second = ThreadLauncher()
+    assert macros.train(other, launcher=second) is None
+    assert second.thread is None
+    assert status(other).startswith("Not started: training started at")
+    assert "Press Stop first" in status(other) and str(out) in status(other)
+    macros.stop(book)
+    assert launcher.join().status in ("stopped", "completed")
+    assert not (tmp_path / "other").exists()
+
+
+def test_bad_settings_start_nothing(tmp_path):
+    book = make_book({**QUICK, "epochs": "three", "out_dir": str(tmp_path / "run")})
+    assert macros.train(book, launcher=ThreadLauncher()) is None
+    assert status(book) == "Not started: check the settings: epochs must be a whole number, got 'three'"
+    book = make_book({**QUICK, "epochs": 1, "model": "huge", "out_dir": str(tmp_path / "run")})
+    assert macros.train(book, launcher=ThreadLauncher()) is None
+    assert status(book).startswith("Not started: check the settings: unknown model variant 'huge'")
+    assert run_lock.read_lock() is None
+
+
+def test_settings_from_cells():
+    config = macros.config_from_settings(
+        {"epochs": 3.0, "batch_size": 256.0, "lr": 0.1, "model": " Small", "device": "CPU", "seed": 7.0,
+         "subset": 0.0, "out_dir": "results", "model_path": None},
+        Path("/books"),
+    )  # fmt: skip
+    settings = (config.epochs, config.batch_size, config.lr, config.model, config.device, config.seed)
+    assert settings == (3, 256, 0.1, "small", "cpu", 7)
+    assert config.subset is None and config.out_dir == str(Path("/books/results"))
+    defaults = macros.config_from_settings({}, Path("/books"))
+    assert defaults.epochs == 15 and defaults.out_dir == str(Path("/books/runs/mnist"))
+    with pytest.raises(ValueError, match="batch_size must be a whole number of at least 1, got 2.5"):
+        macros.config_from_settings({"batch_size": 2.5}, Path("/books"))
+
+
+def test_stop_without_a_run_says_so():
+    book = make_book()
+    assert macros.stop(book) is None
+    assert status(book) == "No training is running."
+
+
+def test_a_stale_lock_is_taken_over(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock = run_lock.acquire(str(tmp_path / "old"), pid=dead.pid)
+    assert run_lock.active_run() is None  # its process is gone
+    run_lock._write(lock, exclusive=False)  # put the stale lock back for the macro to find
+    book = make_book({**QUICK, "epochs": 1, "out_dir": str(tmp_path / "run")})
+    launcher = ThreadLauncher()
+    assert macros.train(book, launcher=launcher) is not None
+    assert launcher.join().status == "completed"
+
+
+def test_real_worker_process_trains_refuses_a_second_train_and_stops(tmp_path):
+    """The default launcher: a detached worker process; here it finds no Excel and writes files only."""
+    out = tmp_path / "run"
+    book = make_book({**QUICK, "epochs": 20, "out_dir": str(out)})
+    process = macros.train(book)
+    assert isinstance(process, subprocess.Popen)
+    try:
+        wait_for(lambda: (out / "metrics.json").exists(), what="the worker to start training")
+        lock = run_lock.active_run()
+        assert lock is not None and lock.pid == process.pid and lock.out_dir == str(out)
+        assert macros.train(book) is None
+        assert status(book).startswith("Not started: training started at")
+        assert f"process {process.pid}" in status(book)
+        assert macros.stop(book) is not None
+        assert process.wait(timeout=120) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    run = json.loads((out / "metrics.json").read_text())["run"]
+    assert run["status"] == "stopped"
+    assert run_lock.read_lock() is None
+    log = (out / "train_worker.log").read_text()
+    assert "training writes its files only" in log and "Run stopped" in log

@@ -34,6 +34,7 @@ DEFAULT_EPOCHS = 100
 BACKPROP_GRID_HEADER_CELL = "E4"
 BACKPROP_CHART_CELL = "M4"  # top-left of the loss-curves chart (bound to the grid)
 BACKPROP_BUTTON_CELLS = {"RefreshBackprop": "B2"}  # macro name -> cell the button covers
+BACKPROP_STATUS_CELL = "B3"  # one line written by the Refresh macro ("Refreshed 6 rates x 100 epochs ...")
 
 
 def rate_sheet_name(lr: float) -> str:
@@ -45,9 +46,13 @@ def rate_sheet_name(lr: float) -> str:
 # Per-rate sheets ("LR 2.0", ...): the rate (=Backprop!<rate cell>) and the formula table, one row per epoch
 LR_RATE_CELL = "C3"
 LR_TABLE_HEADER_CELL = "A6"
+# Values written by the Refresh macro (the Python engine's E_total, epochs 0..epochs), a clearly separate
+# column right of the formula table (A:AH) and its Python - formula check; header here, values below.
+LR_REFRESH_HEADER_CELL = "AJ6"
 
 GRAPHS_SHEET = "Graphs"
 GRAPHS_CHART_CELL = "B2"
+GRAPHS_PICTURE_CELL = "R2"  # the Refresh macro's matplotlib picture of all six curves (right of the charts)
 
 # ---- Train sheet: settings, buttons, status, metrics, summary, charts -------------------------------
 TRAIN_SHEET = "Train"

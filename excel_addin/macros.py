@@ -27,7 +27,6 @@ from excel_addin import layout, run_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT_DIR = Path("runs") / "mnist"
-ENGINE_HEADER = "E_total (Python)"  # header of the engine column written beside the formula table
 GRAPHS_PICTURE = "backprop_loss_curves"
 
 Launcher = Callable[[Any, Any, run_lock.RunLock], Any]
@@ -226,9 +225,13 @@ def rate_sheets(book: Any) -> list[Any]:
 
 
 def refresh_backprop(book: Any | None = None) -> dict[float, Any]:
-    """Refresh button: rewrite the per-rate sheets' engine column and the Graphs sheet's picture.
+    """Refresh button: the Python engine's E_total into each per-rate sheet, and a picture of all curves.
 
-    Returns rate -> E_total curve (epochs 0..epochs) as written.
+    The template's formulas stay untouched: the engine's values go into the column at
+    LR_REFRESH_HEADER_CELL of each per-rate sheet (rate k of the Backprop sheet -> k-th LR sheet) and the
+    Graphs sheet gets a matplotlib picture, replaced in place on every refresh. This is what shows the
+    engine's numbers where cell functions don't run (macOS) or before they recalculate.
+    Returns rate -> E_total curve (epochs 0..epochs) as written; a bad cell is named in the status cell.
     """
     from ml import backprop
 
@@ -241,27 +244,20 @@ def refresh_backprop(book: Any | None = None) -> dict[float, Any]:
         sheet[layout.BACKPROP_STATUS_CELL].value = f"Not refreshed: {error}"
         return {}
     curves = {}
-    header = layout.LR_TABLE_HEADER_CELL
-    engine_column = _offset(header, columns=len(backprop.COLUMNS) + 1)
+    rows = max(epochs, layout.DEFAULT_EPOCHS) + 1  # a shorter run blanks the old tail
     for target, lr in zip(targets, rates, strict=True):
         curve = backprop.loss_curve(lr, epochs, network)
         curves[lr] = curve
-        column = [[ENGINE_HEADER]] + [[float(v)] for v in curve]
-        blank = [[None]] * max(0, layout.DEFAULT_EPOCHS + 1 - len(curve))  # a shorter run leaves no old tail
-        target[engine_column].value = column + blank
+        values = [[float(v)] for v in curve] + [[None]] * (rows - len(curve))
+        target[layout.LR_REFRESH_HEADER_CELL].value = [[f"E_total (Python) at lr {lr:g}"]] + values
+    graphs = book.sheets[layout.GRAPHS_SHEET]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{GRAPHS_PICTURE}.png"
         backprop.plot_loss_curves(curves, str(path), network)
-        graphs = book.sheets[layout.GRAPHS_SHEET]
-        anchor = graphs[layout.GRAPHS_PICTURE_CELL]
-        graphs.pictures.add(str(path), name=GRAPHS_PICTURE, update=True, anchor=anchor)
+        graphs.pictures.add(
+            str(path), name=GRAPHS_PICTURE, update=True, anchor=graphs[layout.GRAPHS_PICTURE_CELL]
+        )
     sheet[
         layout.BACKPROP_STATUS_CELL
-    ].value = f"Refreshed {len(rates)} rates x {epochs} epochs ({network.output} output)"
+    ].value = f"Refreshed: {len(rates)} rates x {epochs} epochs, {network.output} output"
     return curves
-
-
-def _offset(address: str, rows: int = 0, columns: int = 0) -> str:
-    from excel_addin.sheet_sink import cell_offset
-
-    return cell_offset(address, rows, columns)

@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-from remote_book import actions, make_book, read
+from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
+from remote_book import actions, make_book, picture_png, read
 
 from excel_addin import layout, macros, run_lock
 from excel_addin.sheet_sink import cell_offset
@@ -212,3 +213,68 @@ def test_real_worker_process_trains_refuses_a_second_train_and_stops(tmp_path):
     assert run_lock.read_lock() is None
     log = (out / "train_worker.log").read_text()
     assert "training writes its files only" in log and "Run stopped" in log
+
+
+# ---- Refresh backprop -------------------------------------------------------------------------------
+
+
+def refreshed_column(book, lr_index: int, rows: int) -> list:
+    name = layout.rate_sheet_name(layout.DEFAULT_RATES[lr_index])
+    return [r[0] for r in read(book, name, layout.LR_REFRESH_HEADER_CELL, rows, 1)]
+
+
+def test_refresh_backprop_rewrites_rate_sheets_and_graphs_from_changed_cells():
+    from ml import backprop
+
+    cells = dict(layout.BACKPROP_INPUT_CELLS)
+    changed = {  # the published worked example (targets 0.01/0.99, biases 0.35/0.6), one rate changed
+        cells["t1"]: 0.01,
+        cells["t2"]: 0.99,
+        cells["b1"]: 0.35,
+        cells["b2"]: 0.6,
+        layout.BACKPROP_RATE_CELLS[2]: 0.3,
+        layout.BACKPROP_EPOCHS_CELL: 20,
+    }
+    book = make_book(cells={layout.BACKPROP_SHEET: changed})
+    curves = macros.refresh_backprop(book)
+
+    network = backprop.Network.worked_example()
+    rates = list(layout.DEFAULT_RATES)
+    rates[2] = 0.3
+    assert list(curves) == rates
+    for k, lr in enumerate(rates):
+        column = refreshed_column(book, k, 1 + layout.DEFAULT_EPOCHS + 1)
+        assert column[0] == f"E_total (Python) at lr {lr:g}"
+        assert column[1:22] == pytest.approx(list(backprop.loss_curve(lr, 20, network)), rel=1e-12)
+        assert column[22:] == [None] * (layout.DEFAULT_EPOCHS - 20)  # the old tail is blanked
+    # The worked example's published error before training (the default network gives 0.01418...),
+    # so the changed cells were read.
+    assert refreshed_column(book, 3, 2)[1] == pytest.approx(0.298371109, abs=1e-9)
+    assert read(book, layout.BACKPROP_SHEET, layout.BACKPROP_STATUS_CELL) == (
+        "Refreshed: 6 rates x 20 epochs, sigmoid output"
+    )
+
+    added = actions(book, "addPicture", layout.GRAPHS_SHEET)
+    assert len(added) == 1 and picture_png(added[0]).startswith(b"\x89PNG")
+    letters, row = coordinate_from_string(layout.GRAPHS_PICTURE_CELL)
+    assert (added[0]["args"][1], added[0]["args"][2]) == (column_index_from_string(letters) - 1, row - 1)
+    assert [p.name for p in book.sheets[layout.GRAPHS_SHEET].pictures] == [macros.GRAPHS_PICTURE]
+    # A second refresh replaces the picture in place instead of adding another one.
+    macros.refresh_backprop(book)
+    assert len(actions(book, "addPicture", layout.GRAPHS_SHEET)) == 1
+    updated = actions(book, "updatePicture", layout.GRAPHS_SHEET)
+    assert len(updated) == 1 and updated[0]["args"][2] == macros.GRAPHS_PICTURE
+
+
+def test_refresh_backprop_names_a_bad_cell():
+    book = make_book(cells={layout.BACKPROP_SHEET: {layout.BACKPROP_RATE_CELLS[0]: "fast"}})
+    assert macros.refresh_backprop(book) == {}
+    assert read(book, layout.BACKPROP_SHEET, layout.BACKPROP_STATUS_CELL) == (
+        "Not refreshed: learning rate must be a number, got 'fast'"
+    )
+    assert actions(book, "addPicture") == []
+    book = make_book(cells={layout.BACKPROP_SHEET: {layout.BACKPROP_INPUT_CELLS["output"]: "relu"}})
+    macros.refresh_backprop(book)
+    assert read(book, layout.BACKPROP_SHEET, layout.BACKPROP_STATUS_CELL) == (
+        "Not refreshed: output activation must be 'sigmoid' or 'softmax', got 'relu'"
+    )

@@ -61,7 +61,9 @@ def _build(name: str, node: Tree, kind: int) -> _Entry:
     for child_name, value in node.items():
         _check_name(child_name)
         if child_name.upper() in seen:
-            raise ValueError(f"duplicate compound-file entry name {child_name!r} (names are case-insensitive)")
+            raise ValueError(
+                f"duplicate compound-file entry name {child_name!r} (names are case-insensitive)"
+            )
         seen.add(child_name.upper())
         if isinstance(value, bytes | bytearray):
             entry.children.append(_Entry(child_name, _STREAM, bytes(value)))
@@ -120,7 +122,9 @@ def _dir_entry(entry: _Entry) -> bytes:
 
 
 def _unused_dir_entry() -> bytes:
-    return struct.pack("<64sHBBIII16sIQQIQ", b"", 0, 0, 0, NOSTREAM, NOSTREAM, NOSTREAM, b"\0" * 16, 0, 0, 0, 0, 0)
+    return struct.pack(
+        "<64sHBBIII16sIQQIQ", b"", 0, 0, 0, NOSTREAM, NOSTREAM, NOSTREAM, b"\0" * 16, 0, 0, 0, 0, 0
+    )
 
 
 def _sectors(nbytes: int, size: int) -> int:

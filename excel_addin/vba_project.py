@@ -175,7 +175,7 @@ class VbaProject:
         return [self._name(m) for m in self._modules]
 
     def module_type(self, name: str) -> str:
-        """"standard" for procedural modules, "other" for document and class modules."""
+        """ "standard" for procedural modules, "other" for document and class modules."""
         module = self._require(name)
         ids = {r for r, _ in module.records}
         return "standard" if _MODULETYPE_PROCEDURAL in ids else "other"
@@ -211,7 +211,9 @@ class VbaProject:
             ) from None
         existing = self._find(name)
         if existing is not None and self.module_type(name) != "standard":
-            raise ValueError(f"module {name!r} is a document or class module; only standard ones are replaced")
+            raise ValueError(
+                f"module {name!r} is a document or class module; only standard ones are replaced"
+            )
         mbcs = name.encode(self.codec)
         utf16 = name.encode("utf-16-le")
         module = _Module(

@@ -9,6 +9,7 @@ Public API:
     available() -> bool
     convert(path, fmt, out_dir, recalc=True) -> Path           # "xlsx", "pdf", "csv", ...
     recalculated_values(path) -> {sheet: 2D list}               # every sheet's values after recalculation
+    sheet_values(path, recalc) -> {sheet: 2D list}              # recalculated, or the file's cached values
     render_png(path, out_dir, recalc=False, dpi=60) -> [Path]   # one PNG per printed page
 """
 
@@ -91,10 +92,15 @@ def convert(path: str | Path, fmt: str, out_dir: str | Path, recalc: bool = True
 def recalculated_values(path: str | Path) -> dict[str, list[list]]:
     """Every sheet's cell values (rows of a rectangle from A1; empty cells are None) after LibreOffice
     loaded ``path``, recalculated all formulas, and saved the results as xlsx."""
+    return sheet_values(path, recalc=True)
+
+
+def sheet_values(path: str | Path, recalc: bool) -> dict[str, list[list]]:
+    """Every sheet's cell values as LibreOffice sees them, recalculated or as cached in the file."""
     with tempfile.TemporaryDirectory(prefix="lo-values-") as tmp:
         src = Path(tmp) / ("input" + Path(path).suffix)
         shutil.copyfile(path, src)
-        out = convert(src, "xlsx", Path(tmp) / "out", recalc=True)
+        out = convert(src, "xlsx", Path(tmp) / "out", recalc=recalc)
         book = openpyxl.load_workbook(out, data_only=True, read_only=True)
         try:
             return {ws.title: [list(row) for row in ws.iter_rows(values_only=True)] for ws in book.worksheets}
@@ -112,7 +118,10 @@ def render_png(path: str | Path, out_dir: str | Path, recalc: bool = False, dpi:
     pdf = convert(path, "pdf", out_dir, recalc=recalc)
     prefix = out_dir / Path(path).stem
     proc = subprocess.run(
-        [exe, "-png", "-r", str(dpi), str(pdf), str(prefix)], capture_output=True, text=True, timeout=TIMEOUT_S
+        [exe, "-png", "-r", str(dpi), str(pdf), str(prefix)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
     )
     if proc.returncode != 0:
         raise RuntimeError(f"pdftoppm failed: {proc.stderr}")

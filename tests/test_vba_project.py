@@ -8,12 +8,12 @@ import random
 import struct
 import zipfile
 
+import libreoffice
 import olefile
 import pytest
 import xlwings
 from oletools.olevba import VBA_Parser, decompress_stream
 
-import libreoffice
 from excel_addin.build_template import XLWINGS_STANDALONE
 from excel_addin.cfb_writer import write_compound_file
 from excel_addin.ovba_compression import compress, decompress
@@ -24,8 +24,7 @@ SPEC_PLAIN_1 = b"abcdefghijklmnopqrstuv."
 SPEC_PACKED_1 = bytes.fromhex("0119B000616263646566676800696A6B6C6D6E6F70007172737475762E")
 SPEC_PLAIN_3 = b"#aaabcdefaaaaghijaaaaaklaaamnopqaaaaaaaaaaaarstuvwxyzaaa"
 SPEC_PACKED_3 = bytes.fromhex(
-    "012FB000236161616263646582660070616768696A013808616B6C00306D6E6F70067102700410727374757610777879"
-    "7A003C"
+    "012FB000236161616263646582660070616768696A013808616B6C00306D6E6F700671027004107273747576107778797A003C"
 )
 
 
@@ -62,8 +61,10 @@ def test_spec_example_without_matches_compresses_to_the_spec_bytes():
         b"x" * 4097,
         b"ab" * 50_000,  # runs far longer than a copy token's maximum length
         pytest.param(_vba_text(6000, 1), id="long-module-many-chunks"),
-        pytest.param("Sub Grüße()\r\n  MsgBox \"Ça coûte 5 € – naïve\"\r\nEnd Sub\r\n".encode("cp1252") * 300,
-                     id="non-ascii"),
+        pytest.param(
+            'Sub Grüße()\r\n  MsgBox "Ça coûte 5 € – naïve"\r\nEnd Sub\r\n'.encode("cp1252") * 300,
+            id="non-ascii",
+        ),
         pytest.param(random.Random(7).randbytes(3 * 4096 + 100), id="incompressible-raw-chunks"),
     ],
 )
@@ -152,7 +153,9 @@ def test_directory_is_a_red_black_search_tree_per_storage():
         assert left == right, "unequal black heights"
         return left + (entry.color == 1)
 
-    storages = [e for e in entries if e is not None and e.entry_type in (olefile.STGTY_ROOT, olefile.STGTY_STORAGE)]
+    storages = [
+        e for e in entries if e is not None and e.entry_type in (olefile.STGTY_ROOT, olefile.STGTY_STORAGE)
+    ]
     assert len(storages) == 4  # root, VBA, Storage, Storage/Nested
     for storage in storages:
         if storage.sid_child != olefile.NOSTREAM:
@@ -215,7 +218,15 @@ def test_added_replaced_and_removed_modules_read_back_with_olevba(standalone):
     assert modules["xlwings"].replace("\r\n", "\n") in original.source("xlwings").replace("\r\n", "\n")
 
     reread = VbaProject(data)
-    assert reread.module_names == ["ThisWorkbook", "Sheet1", "Sheet2", "xlwings", "Dictionary", "LongOne", "Accents"]
+    assert reread.module_names == [
+        "ThisWorkbook",
+        "Sheet1",
+        "Sheet2",
+        "xlwings",
+        "Dictionary",
+        "LongOne",
+        "Accents",
+    ]
     assert reread.source("Accents") == 'Attribute VB_Name = "Accents"\r\n' + accented
     for name in ("ThisWorkbook", "Sheet1", "xlwings", "Dictionary"):
         assert reread.source(name) == original.source(name)
@@ -232,7 +243,10 @@ def test_written_project_follows_ms_ovba(standalone):
     vba_project = ole.openstream("VBA/_VBA_PROJECT").read()
     assert len(vba_project) == 7 and vba_project[:4] == b"\xcc\x61\xff\xff"
     # The new module's stream is its compressed source from offset 0.
-    assert decompress(ole.openstream("VBA/Added").read()) == b'Attribute VB_Name = "Added"\r\nSub A()\r\nEnd Sub\r\n'
+    assert (
+        decompress(ole.openstream("VBA/Added").read())
+        == b'Attribute VB_Name = "Added"\r\nSub A()\r\nEnd Sub\r\n'
+    )
     # 2.3.1: the PROJECT stream lists it; 2.3.3: PROJECTwm maps its name.
     project_text = ole.openstream("PROJECT").read().decode("cp1252")
     assert "\r\nModule=Added\r\n" in project_text and "\r\nAdded=0, 0, 0, 0, C" in project_text

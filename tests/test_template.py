@@ -1,0 +1,312 @@
+"""workbook_template.xlsm: built reproducibly, its VBA equal to the sources, and its sheets, formulas,
+cached values, buttons and charts where excel_addin.layout says (read back with openpyxl and oletools)."""
+
+from __future__ import annotations
+
+import re
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import openpyxl
+import pytest
+import xlwings
+from oletools.olevba import VBA_Parser
+from xlsxwriter.utility import xl_cell_to_rowcol, xl_col_to_name
+
+from excel_addin import build_template as bt
+from excel_addin import layout
+from ml import backprop
+from ml.events import METRIC_COLUMNS
+
+COMMITTED = bt.DEFAULT_OUT
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    return bt.build(tmp_path_factory.mktemp("template") / "workbook_template.xlsm")
+
+
+@pytest.fixture(scope="module")
+def formulas(built):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # openpyxl: "extension is not supported" for data bars
+        return openpyxl.load_workbook(built, keep_vba=True)
+
+
+@pytest.fixture(scope="module")
+def cached(built):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return openpyxl.load_workbook(built, data_only=True)
+
+
+@pytest.fixture(scope="module")
+def modules(built) -> dict[str, str]:
+    parser = VBA_Parser(str(built))
+    try:
+        return {stream.split("/")[-1]: code for _, stream, _, code in parser.extract_macros()}
+    finally:
+        parser.close()
+
+
+def _lines(text: str) -> list[str]:
+    """Source lines without VBA's Attribute lines, line ends normalised, trailing blank lines dropped."""
+    lines = [line for line in text.replace("\r\n", "\n").split("\n") if not line.startswith("Attribute VB_")]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return lines
+
+
+def _subs(source: str) -> dict[str, str]:
+    """Sub name -> body of every Sub in a VBA module."""
+    return {
+        m.group(1): m.group(2)
+        for m in re.finditer(r"^Sub (\w+)\(\)\n(.*?)^End Sub", source.replace("\r\n", "\n"), re.M | re.S)
+    }
+
+
+# ---- reproducibility --------------------------------------------------------------------------------
+
+
+def test_two_builds_are_byte_identical(built, tmp_path):
+    again = bt.build(tmp_path / "again.xlsm")
+    assert again.read_bytes() == built.read_bytes()
+
+
+def test_committed_template_equals_a_fresh_build(built):
+    assert COMMITTED.exists(), "workbook_template.xlsm is missing: run python -m excel_addin.build_template"
+    assert COMMITTED.read_bytes() == built.read_bytes(), (
+        "workbook_template.xlsm is stale: run python -m excel_addin.build_template and commit it"
+    )
+
+
+def test_is_a_macro_enabled_workbook(built):
+    with zipfile.ZipFile(built) as archive:
+        types = archive.read("[Content_Types].xml").decode()
+        assert "application/vnd.ms-excel.sheet.macroEnabled.main+xml" in types
+        assert "xl/vbaProject.bin" in archive.namelist()
+
+
+# ---- VBA ------------------------------------------------------------------------------------------
+
+
+def test_every_module_is_present(modules):
+    assert set(modules) == {
+        "ThisWorkbook",
+        "Sheet1",
+        "Sheet2",
+        "xlwings",
+        "Dictionary",
+        "gradsheet",
+        "xlwings_udfs",
+    }
+
+
+def test_macro_module_equals_its_bas_source(modules):
+    assert _lines(modules["gradsheet"]) == _lines(bt.MACRO_SOURCE.read_text(encoding="utf-8"))
+
+
+def test_udf_module_equals_xlwings_generated_wrappers(modules):
+    assert _lines(modules["xlwings_udfs"]) == _lines(bt.xlwings_udfs_source())
+
+
+def test_embedded_xlwings_module_is_the_installed_release(modules):
+    version = re.search(r'XLWINGS_VERSION As String = "([^"]+)"', modules["xlwings"]).group(1)
+    assert version == xlwings.__version__ == "0.37.8"  # pyproject pins xlwings==0.37.8
+    shipped = Path(xlwings.__file__).with_name("xlwings.bas").read_text(encoding="cp1252")
+    assert _lines(modules["xlwings"]) == _lines(shipped)
+    # On macOS the module runs the AppleScript of exactly this version, which the package ships.
+    assert Path(xlwings.__file__).with_name(f"xlwings-{version}.applescript").exists()
+
+
+def test_each_layout_macro_is_a_sub_that_runs_its_python_function(modules):
+    subs = _subs(modules["gradsheet"])
+    assert set(subs) == set(layout.MACROS)
+    for sub, function in layout.MACROS.items():
+        assert f'RunPython "import excel_addin.macros as m; m.{function}()"' in subs[sub]
+
+
+def test_every_cell_function_used_has_a_vba_wrapper(formulas, modules):
+    wrapped = set(re.findall(r"^Function (\w+)\(", modules["xlwings_udfs"].replace("\r\n", "\n"), re.M))
+    used: set[str] = set()
+    for ws in formulas.worksheets:
+        for row in ws.iter_rows():
+            for cell in row:
+                value = cell.value.text if hasattr(cell.value, "text") else cell.value
+                if isinstance(value, str) and value.startswith("="):
+                    used |= set(re.findall(r"\b((?:BACKPROP|CLASSIFY)_[A-Z]+)\(", value))
+    assert {"BACKPROP_LOSS", "CLASSIFY_IMAGE", "CLASSIFY_PROBS"} <= used
+    assert used <= wrapped, f"formulas call functions without a VBA wrapper: {sorted(used - wrapped)}"
+
+
+def _buttons(path: Path) -> dict[str, list[tuple[str, str]]]:
+    """Sheet name -> [(caption, macro)] of the form buttons, read from the sheets' VML drawings."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    with zipfile.ZipFile(path) as archive:
+        workbook = archive.read("xl/workbook.xml").decode()
+        rels = archive.read("xl/_rels/workbook.xml.rels").decode()
+        targets = dict(re.findall(r'Id="(rId\d+)"[^>]*Target="([^"]+)"', rels))
+        targets |= {k: v for v, k in re.findall(r'Target="([^"]+)"[^>]*Id="(rId\d+)"', rels)}
+        for name, rid in re.findall(r'<sheet name="([^"]+)" sheetId="\d+" r:id="(rId\d+)"', workbook):
+            sheet_path = "xl/" + targets[rid]
+            sheet_rels_path = sheet_path.replace("worksheets/", "worksheets/_rels/") + ".rels"
+            sheet = archive.read(sheet_path).decode()
+            match = re.search(r'<legacyDrawing r:id="(rId\d+)"', sheet)
+            if not match:
+                continue
+            sheet_rels = archive.read(sheet_rels_path).decode()
+            vml_target = re.search(rf'Id="{match.group(1)}"[^>]*Target="([^"]+)"', sheet_rels).group(1)
+            vml = archive.read("xl/" + vml_target.replace("../", "")).decode()
+            for shape in re.findall(r"<v:shape .*?</v:shape>", vml, re.S):
+                macro = re.search(r"<x:FmlaMacro>\[0\]!(\w+)</x:FmlaMacro>", shape)
+                if macro:
+                    caption = re.sub(
+                        r"<[^>]+>", "", re.search(r"<v:textbox.*?</v:textbox>", shape, re.S).group(0)
+                    )
+                    out.setdefault(name.replace("&amp;", "&"), []).append((caption.strip(), macro.group(1)))
+    return out
+
+
+def test_buttons_call_macros_that_exist(built, modules):
+    buttons = _buttons(built)
+    assert sorted(buttons[layout.TRAIN_SHEET]) == [("Stop", "StopTraining"), ("Train", "Train")]
+    assert buttons[layout.BACKPROP_SHEET] == [("Refresh (Python)", "RefreshBackprop")]
+    subs = _subs(modules["gradsheet"])
+    for sheet_buttons in buttons.values():
+        for _, macro in sheet_buttons:
+            assert macro in subs
+
+
+# ---- sheets, formulas and cached values ----------------------------------------------------------
+
+
+def test_sheets_in_order(formulas):
+    assert formulas.sheetnames == [
+        layout.BACKPROP_SHEET,
+        *(layout.rate_sheet_name(lr) for lr in layout.DEFAULT_RATES),
+        layout.GRAPHS_SHEET,
+        layout.TRAIN_SHEET,
+        layout.CLASSIFY_SHEET,
+        layout.XLWINGS_CONF_SHEET,
+    ]
+    assert [layout.rate_sheet_name(lr) for lr in layout.DEFAULT_RATES] == [
+        "LR 2.0",
+        "LR 1.0",
+        "LR 0.8",
+        "LR 0.5",
+        "LR 0.2",
+        "LR 0.1",
+    ]
+
+
+def test_backprop_inputs_hold_the_engine_defaults(formulas):
+    ws = formulas[layout.BACKPROP_SHEET]
+    net = backprop.Network()
+    c = layout.BACKPROP_INPUT_CELLS
+    assert [ws[c["i1"]].value, ws[c["i2"]].value] == list(net.inputs)
+    assert [ws[c["t1"]].value, ws[c["t2"]].value] == list(net.targets)
+    assert [ws[c[f"w{k}"]].value for k in range(1, 9)] == list(net.weights)
+    assert [ws[c["b1"]].value, ws[c["b2"]].value] == list(net.biases)
+    assert ws[c["output"]].value == net.output
+    assert [ws[cell].value for cell in layout.BACKPROP_RATE_CELLS] == list(layout.DEFAULT_RATES)
+    assert ws[layout.BACKPROP_EPOCHS_CELL].value == layout.DEFAULT_EPOCHS
+    names = {name: formulas.defined_names[name].attr_text for name in bt.INPUT_NAMES}
+    for name, key in bt.INPUT_NAMES.items():
+        assert names[name] == "Backprop!$" + re.sub(r"(\d+)", r"$\1", c[key])
+
+
+def test_loss_grid_calls_the_engine_with_cached_values(formulas, cached):
+    ws, values = formulas[layout.BACKPROP_SHEET], cached[layout.BACKPROP_SHEET]
+    row0, col0 = xl_cell_to_rowcol(layout.BACKPROP_GRID_HEADER_CELL)
+    for j, lr in enumerate(layout.DEFAULT_RATES):
+        curve = backprop.loss_curve(lr, layout.DEFAULT_EPOCHS)
+        column = [values.cell(row0 + 2 + e, col0 + 2 + j).value for e in range(layout.DEFAULT_EPOCHS + 1)]
+        assert column == list(curve)
+        formula = ws.cell(row0 + 2 + 7, col0 + 2 + j).value
+        assert f"BACKPROP_LOSS($C${22 + j},$E12," in formula and "Backprop!$C$9:$C$16" in formula
+        assert values.cell(row0 + 1, col0 + 2 + j).value == f"lr = {lr}"
+
+
+def test_rate_sheets_are_chain_rule_formulas_with_cached_engine_values(formulas, cached):
+    first = bt.lr_first_data_row() + 1  # 1-based row of epoch 0
+    col = {key: xl_col_to_name(bt.lr_col(key)) for key in bt.LR_KEYS}
+    for k, lr in enumerate(layout.DEFAULT_RATES):
+        name = layout.rate_sheet_name(lr)
+        ws, values = formulas[name], cached[name]
+        assert ws[layout.LR_RATE_CELL].value == f"=Backprop!$C${22 + k}"
+        # epoch 0 takes the Backprop sheet's weights; epoch 1 updates the row above
+        assert ws[f"{col['w1']}{first}"].value == "=Backprop!$C$9"
+        assert ws[f"{col['w1']}{first + 1}"].value == f"={col['w1']}{first}-$C$3*{col['dE_dw1']}{first}"
+        assert (
+            ws[f"{col['h1']}{first}"].value
+            == f"={col['w1']}{first}*input_1+{col['w2']}{first}*input_2+bias_1"
+        )
+        assert ws[f"{col['dE_dw5']}{first}"].value == f"={col['d_o1']}{first}*{col['a_h1']}{first}"
+        assert ws[f"{col['engine_E_total']}{first}"].value.startswith("=BACKPROP_LOSS($C$3,A7,")
+        table = backprop.trajectory(lr, layout.DEFAULT_EPOCHS)
+        for j, key in enumerate(backprop.COLUMNS):
+            column = [values[f"{col[key]}{first + e}"].value for e in range(layout.DEFAULT_EPOCHS + 1)]
+            assert np.array_equal(np.array(column, dtype=float), table[:, j]), (name, key)
+        engine = [
+            values[f"{col['engine_E_total']}{first + e}"].value for e in range(layout.DEFAULT_EPOCHS + 1)
+        ]
+        assert engine == list(table[:, backprop.COLUMNS.index("E_total")])
+        assert ws.max_row == first + layout.DEFAULT_EPOCHS
+
+
+def test_charts_are_bound_to_the_right_ranges(formulas):
+    def refs(chart):
+        return [(s.val or s.yVal).numRef.f for s in chart.series]
+
+    (loss_chart,) = formulas[layout.BACKPROP_SHEET]._charts
+    assert refs(loss_chart) == [f"Backprop!${c}$5:${c}$105" for c in "FGHIJK"]
+    graphs = formulas[layout.GRAPHS_SHEET]._charts
+    assert len(graphs) == 2
+    e_total = xl_col_to_name(bt.lr_col("E_total"))
+    for chart in graphs:
+        assert refs(chart) == [
+            f"'{layout.rate_sheet_name(lr)}'!${e_total}$7:${e_total}$107" for lr in layout.DEFAULT_RATES
+        ]
+    train = formulas[layout.TRAIN_SHEET]._charts
+    assert len(train) == len(layout.TRAIN_CHART_CELLS) == 2
+    header_row = xl_cell_to_rowcol(layout.TRAIN_METRICS_HEADER_CELL)[0] + 1
+    first, last = header_row + 1, header_row + layout.TRAIN_METRICS_MAX_ROWS
+    metric_col = {m: xl_col_to_name(j) for j, m in enumerate(METRIC_COLUMNS)}
+    expected = [("train_loss", "test_loss"), ("train_acc", "test_acc")]
+    for chart, metrics in zip(train, expected, strict=True):
+        assert refs(chart) == [f"Train!${metric_col[m]}${first}:${metric_col[m]}${last}" for m in metrics]
+
+
+def test_train_sheet_settings_default_to_the_training_config(formulas):
+    from ml.train import TrainConfig
+
+    ws = formulas[layout.TRAIN_SHEET]
+    config = TrainConfig()
+    cells = layout.TRAIN_SETTING_CELLS
+    for key in ("epochs", "batch_size", "lr", "model", "device", "seed"):
+        assert ws[cells[key]].value == getattr(config, key), key
+    assert ws[cells["subset"]].value == 0
+    row, col = xl_cell_to_rowcol(layout.TRAIN_METRICS_HEADER_CELL)
+    assert [ws.cell(row + 1, col + 1 + j).value for j in range(len(METRIC_COLUMNS))] == list(METRIC_COLUMNS)
+    assert ws[layout.TRAIN_PROGRESS_CELL].value == 0
+
+
+def test_classify_sheet_formulas(formulas):
+    ws = formulas[layout.CLASSIFY_SHEET]
+    row = layout.CLASSIFY_FIRST_ROW
+    assert ws[f"A{row}"].value == bt.CLASSIFY_EXAMPLES[0]
+    assert ws[f"B{row}"].value.startswith(f"=CLASSIFY_IMAGE(A{row},")
+    probs = ws[f"C{row}"].value
+    assert probs.ref == f"C{row}:L{row}" and probs.text.startswith(f"=CLASSIFY_PROBS(A{row},")
+
+
+def test_xlwings_conf_sheet(formulas):
+    ws = formulas[layout.XLWINGS_CONF_SHEET]
+    keys = {}
+    row = 1
+    while ws.cell(row, 1).value:  # xlwings reads from A1 down to the first empty cell
+        keys[ws.cell(row, 1).value] = ws.cell(row, 2).value
+        row += 1
+    assert keys == {"UDF Modules": "excel_addin.udfs", "Debug UDFs": False}

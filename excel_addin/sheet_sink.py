@@ -23,7 +23,8 @@ from ml.events import METRIC_COLUMNS, BatchEnd, EpochEnd, RunEnded, RunStarted, 
 # and Excel's own "application busy" code. AppleScript's equivalents on macOS: timeout and "busy".
 BUSY_CODES = frozenset({-2147418111, -2147417846, -2146777998, -2146827284, -1712, -1708})
 
-PICTURE_WIDTH = 380.0  # points; the charts sit side by side in a 2x2 grid at TRAIN_PICTURE_CELLS
+# Each chart fits a box of this size in points: a 2x2 grid at TRAIN_PICTURE_CELLS (20 rows of 15 pt apart).
+PICTURE_BOX = (380.0, 285.0)
 SUMMARY_HEADER = ("Layer", "Output shape", "Params")
 
 
@@ -49,6 +50,16 @@ def cell_offset(address: str, rows: int = 0, columns: int = 0) -> str:
         column, rest = divmod(column - 1, 26)
         name = chr(65 + rest) + name
     return f"{name}{row + rows}"
+
+
+def picture_size(path: str | os.PathLike) -> tuple[float, float]:
+    """Width and height in points that fit the PNG into PICTURE_BOX, keeping its aspect ratio."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        width, height = image.size
+    scale = min(PICTURE_BOX[0] / width, PICTURE_BOX[1] / height)
+    return round(width * scale, 1), round(height * scale, 1)
 
 
 def format_duration(seconds: float) -> str:
@@ -167,7 +178,8 @@ class SheetSink(Sink):
             if name in sheet.pictures:
                 sheet.pictures[name].update(path)
             else:
-                sheet.pictures.add(path, name=name, anchor=sheet[anchor], width=PICTURE_WIDTH)
+                width, height = picture_size(path)
+                sheet.pictures.add(path, name=name, anchor=sheet[anchor], width=width, height=height)
 
         self.writer.put(f"picture:{name}", write)
 
@@ -256,17 +268,22 @@ class SheetSink(Sink):
             self._picture(name, path)
 
     def on_end(self, event: RunEnded) -> None:
-        best = f", best {event.best_test_acc:.2%}" if event.best_test_acc is not None else ""
-        final = f"test accuracy {event.final_test_acc:.2%}{best}" if event.final_test_acc is not None else ""
-        epochs = f"{event.epochs_done} epoch{'s' if event.epochs_done != 1 else ''}"
-        if event.status == "completed":
-            text, progress = f"Completed: {epochs}, {final}", 1.0
-        elif event.status == "stopped":
-            text, progress = f"Stopped after {epochs} (checkpoint kept){', ' + final if final else ''}", None
-        else:
-            text, progress = f"Failed after {epochs}: {event.error or 'unknown error'}", None
-        self._status(f"{text}. Files in {event.out_dir}", progress)
+        self._status(*end_status(event))
         for name, path in event.artifacts.items():
             if name in layout.TRAIN_PICTURE_CELLS:
                 self._refresh_picture(name, Path(path))
         self.writer.flush(patience=120.0)
+
+
+def end_status(event: RunEnded) -> tuple[str, float | None]:
+    """The status line for a finished run, and the progress to show (None: leave it as it is)."""
+    best = f", best {event.best_test_acc:.2%}" if event.best_test_acc is not None else ""
+    final = f"test accuracy {event.final_test_acc:.2%}{best}" if event.final_test_acc is not None else ""
+    epochs = f"{event.epochs_done} epoch{'s' if event.epochs_done != 1 else ''}"
+    if event.status == "completed":
+        text, progress = f"Completed: {epochs}, {final}", 1.0
+    elif event.status == "stopped":
+        text, progress = f"Stopped after {epochs} (checkpoint kept){', ' + final if final else ''}", None
+    else:
+        text, progress = f"Failed after {epochs}: {event.error or 'unknown error'}", None
+    return f"{text}. Files in {event.out_dir}", progress

@@ -1,0 +1,100 @@
+"""The headless report: a real (tiny) training run's folder becomes a Train-sheet workbook that openpyxl and
+LibreOffice open, with the run's metrics, summary, native charts and the four chart pictures."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import libreoffice
+import openpyxl
+import pytest
+from PIL import Image
+
+from excel_addin import layout
+from excel_addin.report import ReportError, build_report, main
+from excel_addin.sheet_sink import cell_offset
+from ml.events import METRIC_COLUMNS
+from ml.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    config = TrainConfig(
+        epochs=2, batch_size=100, lr=0.05, model="small", device="cpu", subset=1000, seed=5, out_dir=str(out)
+    )
+    ended = train(config, sinks=[])
+    assert ended.status == "completed"
+    return out
+
+
+def test_report_holds_the_runs_metrics_summary_and_charts(run_dir, tmp_path):
+    out = build_report(run_dir, tmp_path / "report.xlsx")
+    book = openpyxl.load_workbook(out)
+    sheet = book[layout.TRAIN_SHEET]
+    with open(run_dir / "metrics.csv", newline="") as f:
+        expected = [[float(v) for v in row] for row in list(csv.reader(f))[1:]]
+    header = layout.TRAIN_METRICS_HEADER_CELL
+    assert [sheet[cell_offset(header, columns=j)].value for j in range(7)] == list(METRIC_COLUMNS)
+    for epoch, row in enumerate(expected, start=1):
+        cells = [sheet[cell_offset(header, rows=epoch, columns=j)].value for j in range(7)]
+        assert cells == pytest.approx(row)
+    assert sheet[cell_offset(header, rows=3)].value is None
+    assert sheet[layout.TRAIN_STATUS_CELL].value.startswith("Completed: 2 epochs, test accuracy")
+    assert sheet[layout.TRAIN_PROGRESS_CELL].value == 1.0
+    assert sheet[layout.TRAIN_SETTING_CELLS["model"]].value == "small"
+    assert sheet[layout.TRAIN_SUMMARY_HEADER_CELL].value == "Layer"
+    assert len(sheet._charts) == len(layout.TRAIN_CHART_CELLS)
+    # The four PNG charts, at their anchors
+    anchors = sorted(
+        f"{openpyxl.utils.get_column_letter(i.anchor._from.col + 1)}{i.anchor._from.row + 1}"
+        for i in sheet._images
+    )
+    assert anchors == sorted(layout.TRAIN_PICTURE_CELLS.values())
+
+
+def test_report_opens_in_libreoffice_and_shows_numbers_and_pictures(run_dir, tmp_path):
+    if not libreoffice.available() or shutil.which("pdftotext") is None:
+        pytest.skip("LibreOffice and poppler-utils are needed (CI installs them)")
+    out = build_report(run_dir, tmp_path / "report.xlsx")
+    pdf = libreoffice.convert(out, "pdf", tmp_path, recalc=False)
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True).stdout
+    assert "Completed: 2 epochs" in text and "train_loss" in text and "Conv2d-1" in text
+    with open(run_dir / "metrics.csv", newline="") as f:
+        last = list(csv.reader(f))[-1]
+    assert f"{float(last[1]):.4f}" in text  # the last epoch's train loss, as the sheet formats it
+    pages = libreoffice.render_png(out, tmp_path, dpi=50)
+    image = Image.open(pages[0]).convert("RGB")
+    # The pictures put colour on the page: the charts' lines and the confusion matrix's reds.
+    colours = image.getcolors(maxcolors=1_000_000)
+    coloured = sum(n for n, (r, g, b) in colours if max(r, g, b) - min(r, g, b) > 60)
+    assert coloured > 0.002 * image.width * image.height
+
+
+def test_bad_run_folder_is_named(tmp_path, capsys):
+    with pytest.raises(ReportError, match="metrics.json is missing"):
+        build_report(tmp_path)
+    (tmp_path / "metrics.json").write_text('{"epochs": [{"epoch": 1}]}')
+    with pytest.raises(ReportError, match="is not a metrics file of ml.train"):
+        build_report(tmp_path)
+    assert main([str(tmp_path / "nowhere")]) == 2
+    assert "no training run in" in capsys.readouterr().err
+
+
+def test_cli_writes_the_default_report(run_dir, tmp_path):
+    copy = tmp_path / "moved"
+    shutil.copytree(run_dir, copy)  # a moved run folder still finds its own pictures
+    proc = subprocess.run(
+        [sys.executable, "-m", "excel_addin.report", str(copy)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(copy / "report.xlsx")
+    assert len(openpyxl.load_workbook(copy / "report.xlsx")[layout.TRAIN_SHEET]._images) == 4

@@ -6,7 +6,9 @@ help of one argument. Bad input never shows a traceback: the cell reads "#VALUE!
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import xlwings as xw
@@ -113,3 +115,78 @@ def BACKPROP_TABLE(lr, epochs, inputs=None, targets=None, weights=None, biases=N
         return [list(backprop.COLUMNS)] + [[int(row[0]), *map(float, row[1:])] for row in table]
 
     return _in_cell(compute, spill=True)
+
+
+# ---- Classify: the trained CNN on image files ------------------------------------------------------
+
+MODEL_ENV = "GRADSHEET_MODEL"  # environment variable or xlwings.conf key naming the model file
+RUN_MODEL = ("runs", "mnist", "model.pt")  # where the Train button's run writes, beside the workbook
+
+_PATH_DOC = "Image file (PNG, JPG, ...) of one digit: a full path, or relative to this workbook's folder."
+_MODEL_DOC = (
+    "Optional. Trained model file (model.pt). Default: GRADSHEET_MODEL (environment or xlwings.conf), "
+    "else runs/mnist/model.pt beside the workbook, else the model shipped with gradsheet."
+)
+
+
+def _book_folder(caller: Any) -> Path | None:
+    """The calling workbook's folder (xlwings passes the calling cell as ``caller`` on Windows)."""
+    try:
+        fullname = Path(str(caller.sheet.book.fullname))
+    except Exception:  # noqa: BLE001 - no caller (tests, macOS) or an unsaved workbook
+        return None
+    return fullname.parent if fullname.is_absolute() else None
+
+
+def _resolve(path: Any, what: str, folder: Path | None) -> Path:
+    if path is None or str(path).strip() == "":
+        raise ValueError(f"{what} is empty: give the path of a file")
+    resolved = Path(str(path).strip().strip('"')).expanduser()
+    if not resolved.is_absolute() and folder is not None:
+        resolved = folder / resolved
+    return resolved
+
+
+def model_location(model_path: Any = None, folder: Path | None = None) -> Path:
+    """Which model a CLASSIFY_* cell uses: the argument, else GRADSHEET_MODEL from the environment or the
+    user's xlwings.conf, else the Train button's model beside the workbook, else ``ml.predict``'s default
+    (runs/mnist/model.pt in the current folder, or the model shipped with the package)."""
+    if model_path not in (None, ""):
+        return _resolve(model_path, "model_path", folder)
+    configured = os.environ.get(MODEL_ENV)
+    if not configured:
+        from xlwings.utils import read_user_config
+
+        configured = read_user_config().get(MODEL_ENV.lower())
+    if configured:
+        return _resolve(configured, MODEL_ENV, folder)
+    if folder is not None and folder.joinpath(*RUN_MODEL).is_file():
+        return folder.joinpath(*RUN_MODEL)
+    from ml.predict import default_model_path
+
+    return default_model_path()
+
+
+def classify(path: Any, model_path: Any = None, caller: Any = None):
+    """The ``ml.predict.Prediction`` for an image cell (model loaded once per file version, then reused)."""
+    from ml.predict import load_classifier
+
+    folder = _book_folder(caller)
+    image = _resolve(path, "image path", folder)
+    return load_classifier(model_location(model_path, folder)).predict(image)
+
+
+@xw.func
+@xw.arg("path", doc=_PATH_DOC)
+@xw.arg("model_path", doc=_MODEL_DOC)
+def CLASSIFY_IMAGE(path, model_path=None, caller=None):
+    """The digit (0-9) that the trained CNN sees in an image file."""
+    return _in_cell(lambda: classify(path, model_path, caller).digit)
+
+
+@xw.func
+@xw.arg("path", doc=_PATH_DOC)
+@xw.arg("model_path", doc=_MODEL_DOC)
+def CLASSIFY_PROBS(path, model_path=None, caller=None):
+    """The probabilities of the digits 0..9 for an image file, as a row of 10 cells (spills)."""
+    return _in_cell(lambda: [list(classify(path, model_path, caller).probs)], spill=True)

@@ -43,6 +43,7 @@ EPOCHS = layout.DEFAULT_EPOCHS  # rows of the per-rate formula tables and of the
 
 # The example images the Classify sheet points at (paths relative to the workbook's folder).
 CLASSIFY_EXAMPLES = tuple(f"examples/digits/{digit}.png" for digit in range(10))
+NO_MODEL_YET = "train first"
 
 # Workbook-level names for the network's fixed data, so the LR sheets' formulas read like the maths.
 INPUT_NAMES = {
@@ -348,7 +349,11 @@ def _write_backprop(wb, ws, fmt: _Formats, curves: dict[float, np.ndarray]) -> N
             "y_offset": 1,
         },
     )
-    ws.write("D2", "Yellow cells are inputs: edit them and every sheet recomputes.", fmt.subtitle)
+    ws.write(
+        layout.BACKPROP_STATUS_CELL,
+        "Yellow cells are inputs: edit them and every sheet recomputes.",
+        fmt.subtitle,
+    )
 
     c = layout.BACKPROP_INPUT_CELLS
     first_row = _cell(c["i1"])[0]
@@ -442,7 +447,7 @@ def _write_backprop(wb, ws, fmt: _Formats, curves: dict[float, np.ndarray]) -> N
 
     # The loss grid: E_total from the Python engine, one column per rate.
     head_row, head_col = _cell(layout.BACKPROP_GRID_HEADER_CELL)
-    ws.write(head_row - 1, head_col, "E_total by epoch (Python engine)", fmt.section)
+    ws.write(head_row - 2, head_col, "E_total by epoch from the Python engine (=BACKPROP_LOSS)", fmt.section)
     ws.write(head_row, head_col, "epoch", fmt.header)
     epochs_ref = _abs(layout.BACKPROP_SHEET, layout.BACKPROP_EPOCHS_CELL).split("!")[1]
     for j, (cell, lr) in enumerate(zip(layout.BACKPROP_RATE_CELLS, layout.DEFAULT_RATES, strict=True)):
@@ -515,7 +520,7 @@ def _write_rate_sheet(wb, ws, fmt: _Formats, k: int, lr: float, table: np.ndarra
     )
     row, col = _cell(layout.LR_RATE_CELL)
     ws.write(row, col - 2, "learning rate lr", fmt.label)
-    ws.write_formula(row, col, "=" + _abs(layout.BACKPROP_SHEET, rate_cell), fmt.value, lr)
+    ws.write_formula(row, col, "=" + _abs(layout.BACKPROP_SHEET, rate_cell), fmt.input, lr)
     ws.write(row, col + 1, f"(from {layout.BACKPROP_SHEET}!{rate_cell})", fmt.note)
 
     head_row, head_col = _cell(layout.LR_TABLE_HEADER_CELL)
@@ -563,6 +568,12 @@ def _write_rate_sheet(wb, ws, fmt: _Formats, k: int, lr: float, table: np.ndarra
             else:
                 value = 0.0
             ws.write_formula(row, j, formulas[key], col_fmt[group], value)
+    # The Refresh macro writes the engine's E_total under this header (see excel_addin.macros).
+    r_row, r_col = _cell(layout.LR_REFRESH_HEADER_CELL)
+    ws.write(r_row - 1, r_col, "Refresh button (Python)", fmt.group)
+    ws.write(r_row, r_col, "E_total (Python), filled by Refresh", fmt.header)
+    ws.set_column(r_col, r_col, 20, fmt.loss)
+    ws.set_column(r_col - 1, r_col - 1, 2)
     ws.freeze_panes(first, 1)
     ws.set_landscape()
     ws.fit_to_pages(1, 0)
@@ -597,11 +608,11 @@ def _write_graphs(wb, ws, fmt: _Formats) -> None:
 def _write_train(wb, ws, fmt: _Formats) -> None:
     ws.set_column("A:A", 9)
     ws.set_column("B:B", 16)
-    ws.set_column("C:C", 30)
-    ws.set_column("D:D", 2)
-    ws.set_column("E:E", 16)
-    ws.set_column("F:F", 18)
-    ws.set_column("G:G", 11)
+    ws.set_column("C:C", 24)
+    ws.set_column("D:G", 11)
+    summary_col = _cell(layout.TRAIN_SUMMARY_HEADER_CELL)[1]
+    for offset, width in enumerate((22, 16, 11)):  # Layer | Output shape | Params
+        ws.set_column(summary_col + offset, summary_col + offset, width)
     ws.set_row(0, 26)
     captions = {"Train": "Train", "StopTraining": "Stop"}
     for macro, cell in layout.TRAIN_BUTTON_CELLS.items():
@@ -695,11 +706,11 @@ def _write_train(wb, ws, fmt: _Formats) -> None:
     first, last = r + 1, r + layout.TRAIN_METRICS_MAX_ROWS
     col = {name: c + j for j, name in enumerate(METRIC_COLUMNS)}
     specs = {
-        "loss": ("Loss by epoch", "loss", ("train_loss", "test_loss"), "0.00"),
-        "accuracy": ("Accuracy by epoch", "accuracy", ("train_acc", "test_acc"), "0%"),
+        "loss": ("Loss by epoch", "loss", ("train_loss", "test_loss"), "0.00", {"min": 0}),
+        "accuracy": ("Accuracy by epoch", "accuracy", ("train_acc", "test_acc"), "0%", {"max": 1}),
     }
     for name, anchor in layout.TRAIN_CHART_CELLS.items():
-        title, axis, series, num_format = specs[name]
+        title, axis, series, num_format, bounds = specs[name]
         chart = wb.add_chart({"type": "line"})
         for metric in series:
             chart.add_series(
@@ -717,6 +728,7 @@ def _write_train(wb, ws, fmt: _Formats) -> None:
             {
                 "name": axis,
                 "num_format": num_format,
+                **bounds,
                 "major_gridlines": {"visible": True, "line": {"color": "#E0E0E0"}},
             }
         )
@@ -740,7 +752,8 @@ def _write_classify(wb, ws, fmt: _Formats) -> None:
     )
     ws.write(
         "A3",
-        "Needs a trained model: press Train on the Train sheet first (or set model_path there).",
+        "Model: model_path on the Train sheet if set, else the Train button's run (runs/mnist/model.pt), "
+        "else the model shipped with gradsheet.",
         fmt.note,
     )
     head = layout.CLASSIFY_FIRST_ROW - 2  # 0-based header row, just above the first path
@@ -754,9 +767,12 @@ def _write_classify(wb, ws, fmt: _Formats) -> None:
         row = layout.CLASSIFY_FIRST_ROW - 1 + k
         ref = xl_rowcol_to_cell(row, 0)
         ws.write_string(row, 0, path, fmt.input_text)
-        model_arg = f'IF({model}="","",{model})'
-        ws.write_formula(row, 1, f"=CLASSIFY_IMAGE({ref},{model_arg})", fmt.int, "")
-        ws.write_array_formula(row, 2, row, 11, f"{{=CLASSIFY_PROBS({ref},{model_arg})}}", probs, "")
+        model_arg = model  # an empty cell arrives as None: the function's default model
+        # Cached results for viewers: no model has been trained when the template is built.
+        ws.write_formula(row, 1, f"=CLASSIFY_IMAGE({ref},{model_arg})", fmt.int, NO_MODEL_YET)
+        ws.write_array_formula(row, 2, row, 11, f"{{=CLASSIFY_PROBS({ref},{model_arg})}}", probs, "-")
+        for col in range(3, 12):
+            ws.write_string(row, col, "-", probs)
     last = layout.CLASSIFY_FIRST_ROW - 1 + len(CLASSIFY_EXAMPLES) - 1
     ws.conditional_format(
         layout.CLASSIFY_FIRST_ROW - 1,

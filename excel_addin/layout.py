@@ -85,7 +85,7 @@ TRAIN_PICTURE_CELLS = {
     "misclassified": "U23",
 }
 # native line charts bound to the metrics table (empty until a run): name -> top-left anchor cell
-TRAIN_CHART_CELLS = {"loss": "J43", "accuracy": "R43"}
+TRAIN_CHART_CELLS = {"loss": "M44", "accuracy": "U44"}  # under the pictures, same columns
 TRAIN_BUTTON_CELLS = {"Train": "B1", "StopTraining": "C1"}  # macro name -> cell the button covers
 
 # ---- Classify sheet ---------------------------------------------------------------------------------

@@ -1,0 +1,178 @@
+"""Classify digit images with a trained CNN: ``python -m ml.predict PATH [PATH ...] [--model FILE]``.
+
+``load_classifier(path)`` loads a checkpoint once per (path, modification time) and reuses it, so a
+spreadsheet recalculating CLASSIFY_IMAGE over many cells pays the load once; ``Classifier.predict`` runs the
+MNIST-style preprocessing (``ml.preprocess``) and returns the digit and all 10 probabilities.
+
+Which model: an explicit path if given; otherwise the latest training run's ``runs/mnist/model.pt`` if it
+exists; otherwise the model shipped with the package (``ml/weights/mnist_cnn.pt``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
+from .errors import (
+    EmptyImageError,
+    ImageNotFoundError,
+    ModelNotFoundError,
+    PredictionError,
+    UnreadableImageError,
+)
+from .preprocess import mnistify, preprocess_file
+
+__all__ = [
+    "Classifier",
+    "EmptyImageError",
+    "ImageNotFoundError",
+    "ModelNotFoundError",
+    "Prediction",
+    "PredictionError",
+    "UnreadableImageError",
+    "default_model_path",
+    "load_classifier",
+    "shipped_model_path",
+]
+
+DEFAULT_RUN_DIR = "runs/mnist"
+TRAIN_HINT = "train one with `python -m ml.train` (writes runs/mnist/model.pt) or pass a model file"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The predicted digit and the probabilities of the 10 digits (summing to 1)."""
+
+    digit: int
+    probs: list[float]
+
+    @property
+    def confidence(self) -> float:
+        """Probability of the predicted digit."""
+        return self.probs[self.digit]
+
+
+def shipped_model_path() -> Path:
+    """The trained model that ships with the package."""
+    return Path(__file__).resolve().parent / "weights" / "mnist_cnn.pt"
+
+
+def default_model_path(run_dir: str | os.PathLike = DEFAULT_RUN_DIR) -> Path:
+    """The run's model (``run_dir/model.pt``) if one has been trained, else the shipped model."""
+    run_model = Path(run_dir) / "model.pt"
+    return run_model if run_model.is_file() else shipped_model_path()
+
+
+class Classifier:
+    """A loaded CNN with its normalisation; thread-safe for prediction."""
+
+    def __init__(self, model: torch.nn.Module, mean: float, std: float, path: str = ""):
+        self.model = model.eval()
+        self.mean, self.std = float(mean), float(std)
+        self.path = path
+        self._lock = threading.Lock()
+
+    def _forward(self, images28: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(images28, dtype=np.float32)).reshape(-1, 1, 28, 28)
+        x = (x - self.mean) / self.std
+        with self._lock, torch.inference_mode():
+            return self.model(x).float().softmax(1).numpy()
+
+    @staticmethod
+    def _prediction(p: np.ndarray) -> Prediction:
+        return Prediction(int(p.argmax()), [float(v) for v in p])
+
+    def predict_array(self, image: np.ndarray, source: str = "image") -> Prediction:
+        """Classify an in-memory grayscale picture (2-D, 0..1 or 0..255, any polarity and size)."""
+        gray = np.asarray(image, dtype=np.float32)
+        if gray.size and gray.max() > 1.0:
+            gray = gray / 255.0
+        return self._prediction(self._forward(mnistify(gray, source))[0])
+
+    def predict(self, image_path: str | os.PathLike) -> Prediction:
+        """Classify one image file; raises a PredictionError subclass naming the file when it can't."""
+        return self._prediction(self._forward(preprocess_file(image_path))[0])
+
+    def predict_many(self, paths: Iterable[str | os.PathLike]) -> list[Prediction]:
+        """Classify several files in one forward pass (raises on the first bad file)."""
+        images = [preprocess_file(p) for p in paths]
+        if not images:
+            return []
+        return [self._prediction(p) for p in self._forward(np.stack(images))]
+
+
+_cache: dict[tuple[str, int, int], Classifier] = {}
+_cache_lock = threading.Lock()
+
+
+def load_classifier(model_path: str | os.PathLike | None = None) -> Classifier:
+    """The classifier of a model file (default: ``default_model_path()``), loaded once and reused.
+
+    The cache key includes the file's modification time and size, so retraining (which rewrites the file)
+    is picked up by the next call.
+    """
+    path = Path(model_path) if model_path is not None else default_model_path()
+    try:
+        stat = path.stat()
+    except OSError:
+        raise ModelNotFoundError(f"no trained model at {path}: {TRAIN_HINT}") from None
+    if not path.is_file():
+        raise ModelNotFoundError(f"{path} is a folder, not a model file: {TRAIN_HINT}")
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    with _cache_lock:
+        clf = _cache.get(key)
+        if clf is None:
+            try:
+                ckpt = load_checkpoint(path)
+                model = model_from_checkpoint(ckpt)
+            except (CheckpointError, KeyError, RuntimeError) as exc:
+                raise ModelNotFoundError(
+                    f"{path} is not a usable trained model ({exc}); {TRAIN_HINT}"
+                ) from exc
+            norm = ckpt.get("normalisation", {})
+            clf = Classifier(model, norm.get("mean", 0.1307), norm.get("std", 0.3081), str(path))
+            for stale in [k for k in _cache if k[0] == key[0]]:
+                del _cache[stale]
+            _cache[key] = clf
+    return clf
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ml.predict", description="Classify images of digits.")
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="image files (PNG, JPEG, ...)")
+    parser.add_argument(
+        "--model", help="model file (default: runs/mnist/model.pt if present, else the shipped one)"
+    )
+    parser.add_argument("--probs", action="store_true", help="also print all 10 probabilities")
+    args = parser.parse_args(argv)
+    try:
+        clf = load_classifier(args.model)
+    except PredictionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    status = 0
+    for path in args.paths:
+        try:
+            pred = clf.predict(path)
+        except PredictionError as exc:
+            print(f"{path}: error: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        line = f"{path}: {pred.digit} (p={pred.confidence:.4f})"
+        if args.probs:
+            line += "  [" + " ".join(f"{p:.3f}" for p in pred.probs) + "]"
+        print(line)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,6 +10,9 @@ the template's default settings.
 from __future__ import annotations
 
 import base64
+import copy
+import functools
+import io
 from pathlib import Path
 from typing import Any
 
@@ -86,10 +89,15 @@ def layout_sheets(train_settings: dict[str, Any] | None = None) -> dict[str, dic
 
 
 def template_sheets(path: Path = TEMPLATE) -> dict[str, dict[str, Any]]:
-    """Sheet name -> {address: cached value} of every non-empty cell of the built template."""
+    """Sheet name -> {address: cached value} of every non-empty cell of the built template (a fresh copy)."""
+    return copy.deepcopy(_template_sheets(str(path), path.stat().st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=2)
+def _template_sheets(path: str, mtime_ns: int) -> dict[str, dict[str, Any]]:
     from openpyxl import load_workbook
 
-    workbook = load_workbook(path, data_only=True)
+    workbook = load_workbook(io.BytesIO(Path(path).read_bytes()), data_only=True)
     return {
         sheet.title: {
             cell.coordinate: cell.value for row in sheet.iter_rows() for cell in row if cell.value is not None

@@ -256,24 +256,10 @@ def udf_network_args() -> str:
 
 
 def _deltas(table: np.ndarray, network: backprop.Network) -> np.ndarray:
-    """δo1, δo2, δh1, δh2 per row of a trajectory (the sheet's backward-pass columns), as ml.backprop
-    computes them."""
+    """δo1, δo2, δh1, δh2 per row of a trajectory (the sheet's backward-pass columns), from ml.backprop."""
     col = backprop.COLUMNS.index
-    out = np.empty((len(table), 4))
-    for k, row in enumerate(table):
-        w = tuple(row[col(name)] for name in backprop.WEIGHT_NAMES)
-        f = backprop.forward(network, w)
-        (t1, t2) = network.targets
-        if network.output == "sigmoid":
-            d_o1 = (f.a_o1 - t1) * f.a_o1 * (1.0 - f.a_o1)
-            d_o2 = (f.a_o2 - t2) * f.a_o2 * (1.0 - f.a_o2)
-        else:
-            d_o1 = f.a_o1 * (t1 + t2) - t1
-            d_o2 = f.a_o2 * (t1 + t2) - t2
-        d_h1 = (d_o1 * w[4] + d_o2 * w[6]) * f.a_h1 * (1.0 - f.a_h1)
-        d_h2 = (d_o1 * w[5] + d_o2 * w[7]) * f.a_h2 * (1.0 - f.a_h2)
-        out[k] = (d_o1, d_o2, d_h1, d_h2)
-    return out
+    weights = [tuple(row[col(name)] for name in backprop.WEIGHT_NAMES) for row in table]
+    return np.array([backprop.deltas(network, w, backprop.forward(network, w)) for w in weights])
 
 
 def lr_row_formulas(row: int, epoch: int) -> dict[str, str]:

@@ -115,10 +115,9 @@ def forward(network: Network, w: tuple[float, ...]) -> Forward:
     return Forward(h1, h2, a_h1, a_h2, o1, o2, a_o1, a_o2, E1, E2, E1 + E2)
 
 
-def backward(network: Network, w: tuple[float, ...], f: Forward) -> tuple[float, ...]:
-    """dE_total/dw1..dw8 by the chain rule, from the forward pass ``f`` with weights ``w``."""
-    (i1, i2), (t1, t2) = network.inputs, network.targets
-    # dE/do: the error signal at each output's pre-activation.
+def deltas(network: Network, w: tuple[float, ...], f: Forward) -> tuple[float, float, float, float]:
+    """The error signals dE/do1, dE/do2, dE/dh1, dE/dh2 at each unit's pre-activation (δo1, δo2, δh1, δh2)."""
+    t1, t2 = network.targets
     if network.output == "sigmoid":
         # dE_k/da_ok = -(t_k - a_ok);  da_ok/do_k = a_ok (1 - a_ok)
         d_o1 = (f.a_o1 - t1) * f.a_o1 * (1.0 - f.a_o1)
@@ -127,12 +126,20 @@ def backward(network: Network, w: tuple[float, ...], f: Forward) -> tuple[float,
         # cross-entropy through softmax: dE/do_k = a_ok * (t1 + t2) - t_k
         d_o1 = f.a_o1 * (t1 + t2) - t1
         d_o2 = f.a_o2 * (t1 + t2) - t2
+    # Hidden units: each feeds both outputs (through w5..w8), then its sigmoid.
+    d_h1 = (d_o1 * w[4] + d_o2 * w[6]) * f.a_h1 * (1.0 - f.a_h1)
+    d_h2 = (d_o1 * w[5] + d_o2 * w[7]) * f.a_h2 * (1.0 - f.a_h2)
+    return d_o1, d_o2, d_h1, d_h2
+
+
+def backward(network: Network, w: tuple[float, ...], f: Forward) -> tuple[float, ...]:
+    """dE_total/dw1..dw8 by the chain rule, from the forward pass ``f`` with weights ``w``."""
+    i1, i2 = network.inputs
+    d_o1, d_o2, d_h1, d_h2 = deltas(network, w, f)
     # Output weights: o1 = w5 a_h1 + w6 a_h2, o2 = w7 a_h1 + w8 a_h2.
     g5, g6 = d_o1 * f.a_h1, d_o1 * f.a_h2
     g7, g8 = d_o2 * f.a_h1, d_o2 * f.a_h2
-    # Hidden units: each feeds both outputs, then its sigmoid.
-    d_h1 = (d_o1 * w[4] + d_o2 * w[6]) * f.a_h1 * (1.0 - f.a_h1)
-    d_h2 = (d_o1 * w[5] + d_o2 * w[7]) * f.a_h2 * (1.0 - f.a_h2)
+    # Hidden weights: h1 = w1 i1 + w2 i2, h2 = w3 i1 + w4 i2.
     g1, g2 = d_h1 * i1, d_h1 * i2
     g3, g4 = d_h2 * i1, d_h2 * i2
     return (g1, g2, g3, g4, g5, g6, g7, g8)

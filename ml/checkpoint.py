@@ -3,7 +3,8 @@
 A checkpoint is a plain dict of tensors, numbers, strings and lists (never pickled objects), so loading one
 with ``torch.load(weights_only=True)`` cannot run code from the file:
 
-``format``, ``model`` (variant, stage channels, dropout: enough to rebuild the network), ``state_dict``,
+``format``, ``model`` (variant, stage channels, dropout, pool order: enough to rebuild the network),
+``state_dict``,
 ``normalisation`` (mean, std used in training), ``epoch`` (epochs done), ``epochs`` (the run's total),
 ``config`` (the TrainConfig), ``history`` (per-epoch metric dicts), and for ``--resume`` ``optimizer`` and
 ``scheduler`` state. ``export_weights`` drops the resume state for a small file to ship.
@@ -33,6 +34,7 @@ def model_config(variant: str) -> dict[str, Any]:
         "variant": variant,
         "stages": [list(s) for s in spec["stages"]],
         "dropout": float(spec["dropout"]),
+        "pool_first": bool(spec.get("pool_first", False)),
     }
 
 
@@ -65,7 +67,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 def model_from_checkpoint(ckpt: dict[str, Any]) -> MnistCNN:
     """Rebuild the network a checkpoint describes and load its weights (in eval mode, on the CPU)."""
     cfg = ckpt["model"]
-    model = MnistCNN([tuple(s) for s in cfg["stages"]], float(cfg["dropout"]))
+    model = MnistCNN(
+        [tuple(s) for s in cfg["stages"]],
+        float(cfg["dropout"]),
+        pool_first=bool(cfg.get("pool_first", False)),
+    )
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()
 

@@ -28,28 +28,41 @@ from torch import nn
 
 VARIANTS: dict[str, dict[str, Sequence[int] | float]] = {
     # channels of the convolutions of each stage (28x28, 14x14, 7x7)
-    "default": {"stages": ((8, 16), (16, 24), (24, 32)), "dropout": 0.05},
-    "small": {"stages": ((8, 12), (12, 12), (16, 16)), "dropout": 0.05},
+    "default": {"stages": ((8, 16), (16, 24), (24, 32)), "dropout": 0.05, "pool_first": True},
+    "small": {"stages": ((8, 12), (12, 12), (16, 16)), "dropout": 0.05, "pool_first": True},
 }
 
 
-def _conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
-    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
-
-
 class MnistCNN(nn.Module):
-    """Three 3x3-conv stages with BN/ReLU, 2x2 max-pooling and dropout between them, 1x1 conv to 10, GAP."""
+    """Three 3x3-conv stages with BN/ReLU, 2x2 max-pooling and dropout between them, 1x1 conv to 10, GAP.
 
-    def __init__(self, stages: Sequence[Sequence[int]], dropout: float = 0.05, n_classes: int = 10):
+    With ``pool_first`` the last convolution of a stage is max-pooled *before* its BatchNorm and ReLU
+    (conv -> pool -> BN -> ReLU): the same parameters, but BN and ReLU run on a 4x smaller tensor.
+    """
+
+    def __init__(
+        self,
+        stages: Sequence[Sequence[int]],
+        dropout: float = 0.05,
+        n_classes: int = 10,
+        pool_first: bool = False,
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         c_in = 1
         for i, stage in enumerate(stages):
-            if i > 0:
-                layers += [nn.MaxPool2d(2), nn.Dropout2d(dropout)]
-            for c_out in stage:
-                layers += _conv_bn_relu(c_in, c_out)
+            last_stage = i == len(stages) - 1
+            for j, c_out in enumerate(stage):
+                conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+                if pool_first and j == len(stage) - 1 and not last_stage:
+                    layers += [conv, nn.MaxPool2d(2), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+                else:
+                    layers += [conv, nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
                 c_in = c_out
+            if not last_stage:
+                if not pool_first:
+                    layers.append(nn.MaxPool2d(2))
+                layers.append(nn.Dropout2d(dropout))
         layers += [nn.Conv2d(c_in, n_classes, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         self.net = nn.Sequential(*layers)
 
@@ -63,7 +76,7 @@ def build_model(variant: str = "default") -> MnistCNN:
     if variant not in VARIANTS:
         raise ValueError(f"unknown model variant {variant!r}; choose one of {sorted(VARIANTS)}")
     spec = VARIANTS[variant]
-    return MnistCNN(spec["stages"], float(spec["dropout"]))
+    return MnistCNN(spec["stages"], float(spec["dropout"]), pool_first=bool(spec.get("pool_first", False)))
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -284,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         "--speed-steps", type=int, default=0, help="time only N steps per pipeline (0: full epoch)"
     )
     p.add_argument("--compile", action="store_true", help="also time the pipeline with torch.compile")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads for the accuracy runs (0: default)")
+    p.add_argument("--speed-threads", type=int, nargs="+", default=[2, 1], help="thread counts to time")
     p.add_argument("--predict-images", type=int, default=400)
     p.add_argument("--skip-accuracy", action="store_true")
     p.add_argument("--skip-speed", action="store_true")
@@ -313,27 +314,35 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_speed:
         print("speed: textbook pipeline vs project pipeline (training-only time of one epoch)", flush=True)
         steps = args.speed_steps or None
-        speed = {"textbook": textbook_epoch_seconds(steps * 4 if steps else None)}
-        print(f"  textbook: {speed['textbook']['epoch_s']:.1f} s/epoch", flush=True)
-        variants = {"project": {}, "project_fp32": {"amp": "off"}}
-        if args.compile:
-            variants["project_compile"] = {"compile": True}
-        for name, overrides in variants.items():
-            speed[name] = project_epoch_seconds(steps, work, args.threads, **overrides)
-            print(f"  {name}: {speed[name]['epoch_s']:.1f} s/epoch", flush=True)
         flops = training_flops_per_image()
-        peak, how = cpu_peak_fp32_gflops(threads)
-        for entry in speed.values():
-            entry["images_per_s"] = 60000 / entry["epoch_s"]
-            entry["gflops"] = entry["images_per_s"] * flops / 1e9
-            entry["fraction_of_peak_fp32"] = entry["gflops"] / peak
-            entry["speedup_vs_textbook"] = speed["textbook"]["epoch_s"] / entry["epoch_s"]
-        result["speed"] = {
-            "pipelines": speed,
-            "train_gflop_per_image": flops / 1e9,
-            "peak_fp32_gflops": peak,
-            "peak_formula": how,
-        }
+        result["speed"] = {"train_gflop_per_image": flops / 1e9, "by_threads": {}}
+        for n_threads in args.speed_threads:
+            torch.set_num_threads(n_threads)
+            # the textbook batch is 4x smaller: time the same number of images
+            speed = {"textbook": textbook_epoch_seconds(steps * 4 if steps else None)}
+            print(f"  {n_threads} thread(s) textbook: {speed['textbook']['epoch_s']:.1f} s/epoch", flush=True)
+            variants = {
+                "project": {},
+                "project_fp32": {"amp": "off"},
+                "project_strided_model": {"model": "strided"},
+            }
+            if args.compile:
+                variants["project_compile"] = {"compile": True}
+            for name, overrides in variants.items():
+                speed[name] = project_epoch_seconds(steps, work, n_threads, **overrides)
+                print(f"  {n_threads} thread(s) {name}: {speed[name]['epoch_s']:.1f} s/epoch", flush=True)
+            peak, how = cpu_peak_fp32_gflops(n_threads)
+            for entry in speed.values():
+                entry["images_per_s"] = 60000 / entry["epoch_s"]
+                entry["gflops"] = entry["images_per_s"] * flops / 1e9
+                entry["fraction_of_peak_fp32"] = entry["gflops"] / peak
+                entry["speedup_vs_textbook"] = speed["textbook"]["epoch_s"] / entry["epoch_s"]
+            result["speed"]["by_threads"][str(n_threads)] = {
+                "pipelines": speed,
+                "peak_fp32_gflops": peak,
+                "peak_formula": how,
+            }
+        torch.set_num_threads(threads)
 
     if not args.skip_accuracy:
         print(f"accuracy: default model, seeds {args.seeds}, {args.epochs} epochs", flush=True)
@@ -379,18 +388,25 @@ def format_table(result: dict) -> str:
         lines.append("")
     if "speed" in result:
         lines += [
-            "| pipeline | s/epoch (training) | images/s | GFLOP/s | of peak FP32 | speed-up |",
-            "|---|---|---|---|---|---|",
+            "| threads | pipeline | s/epoch (training) | images/s | GFLOP/s | of peak FP32 | speed-up |",
+            "|---|---|---|---|---|---|---|",
         ]
-        for name, s in result["speed"]["pipelines"].items():
-            partial = "" if s["full_epoch"] else f" (from {s['steps']} steps)"
+        for n, block in result["speed"]["by_threads"].items():
+            for name, s in block["pipelines"].items():
+                partial = "" if s["full_epoch"] else f" (from {s['steps']} steps)"
+                lines.append(
+                    f"| {n} | {name} | {s['epoch_s']:.1f}{partial} | {s['images_per_s']:,.0f} | "
+                    f"{s['gflops']:.1f} | {s['fraction_of_peak_fp32']:.1%} | "
+                    f"{s['speedup_vs_textbook']:.2f}x |"
+                )
+        lines.append("")
+        for n, block in result["speed"]["by_threads"].items():
             lines.append(
-                f"| {name} | {s['epoch_s']:.1f}{partial} | {s['images_per_s']:,.0f} | {s['gflops']:.1f} | "
-                f"{s['fraction_of_peak_fp32']:.1%} | {s['speedup_vs_textbook']:.2f}x |"
+                f"peak FP32 ({n} thread(s)) = {block['peak_formula']} = "
+                f"{block['peak_fp32_gflops']:.0f} GFLOP/s"
             )
         lines.append(
-            f"\npeak FP32 = {result['speed']['peak_formula']} = {result['speed']['peak_fp32_gflops']:.0f} "
-            f"GFLOP/s; training = {result['speed']['train_gflop_per_image'] * 1000:.1f} MFLOP per image"
+            f"training = {result['speed']['train_gflop_per_image'] * 1000:.1f} MFLOP per image (conv layers)"
         )
         lines.append("")
     if "predict" in result:

@@ -35,6 +35,7 @@ def model_config(variant: str) -> dict[str, Any]:
         "stages": [list(s) for s in spec["stages"]],
         "dropout": float(spec["dropout"]),
         "pool_first": bool(spec.get("pool_first", False)),
+        "strided_stem": bool(spec.get("strided_stem", False)),
     }
 
 
@@ -71,6 +72,7 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> MnistCNN:
         [tuple(s) for s in cfg["stages"]],
         float(cfg["dropout"]),
         pool_first=bool(cfg.get("pool_first", False)),
+        strided_stem=bool(cfg.get("strided_stem", False)),
     )
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()

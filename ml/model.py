@@ -17,6 +17,14 @@ Design, one sentence per choice:
 * **A 1x1 convolution to 10 channels then global average pooling, no fully connected head**: a dense
   layer over 7x7x32 features would alone cost ~15k parameters; GAP has none, and makes each class map a
   spatial "evidence" map that is averaged, which generalises well to shifted digits.
+* **Max-pooling before the BN and ReLU of a stage's last convolution** (conv -> pool -> BN -> ReLU): the
+  same parameters and nearly the same function (pooling commutes with ReLU), but normalisation and
+  activation run on a 4x smaller tensor; on a CPU these memory-bound passes over the 16x28x28 activations
+  cost more than the convolutions, so an epoch is ~30% faster.
+
+Variants: "default" (19,650 parameters), "small" (7,882) and "strided" (the default's layers with a
+stride-2 second convolution instead of the first pooling: ~20% faster again, ~0.04 points less accurate
+in our runs).
 """
 
 from __future__ import annotations
@@ -30,6 +38,12 @@ VARIANTS: dict[str, dict[str, Sequence[int] | float]] = {
     # channels of the convolutions of each stage (28x28, 14x14, 7x7)
     "default": {"stages": ((8, 16), (16, 24), (24, 32)), "dropout": 0.05, "pool_first": True},
     "small": {"stages": ((8, 12), (12, 12), (16, 16)), "dropout": 0.05, "pool_first": True},
+    "strided": {
+        "stages": ((8, 16), (16, 24), (24, 32)),
+        "dropout": 0.05,
+        "pool_first": True,
+        "strided_stem": True,
+    },
 }
 
 
@@ -46,6 +60,7 @@ class MnistCNN(nn.Module):
         dropout: float = 0.05,
         n_classes: int = 10,
         pool_first: bool = False,
+        strided_stem: bool = False,
     ):
         super().__init__()
         layers: list[nn.Module] = []
@@ -53,14 +68,16 @@ class MnistCNN(nn.Module):
         for i, stage in enumerate(stages):
             last_stage = i == len(stages) - 1
             for j, c_out in enumerate(stage):
-                conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
-                if pool_first and j == len(stage) - 1 and not last_stage:
+                last_conv = j == len(stage) - 1
+                stride = 2 if strided_stem and i == 0 and last_conv else 1
+                conv = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+                if pool_first and last_conv and not last_stage and stride == 1:
                     layers += [conv, nn.MaxPool2d(2), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
                 else:
                     layers += [conv, nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
                 c_in = c_out
             if not last_stage:
-                if not pool_first:
+                if not pool_first and not (strided_stem and i == 0):
                     layers.append(nn.MaxPool2d(2))
                 layers.append(nn.Dropout2d(dropout))
         layers += [nn.Conv2d(c_in, n_classes, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
@@ -76,7 +93,12 @@ def build_model(variant: str = "default") -> MnistCNN:
     if variant not in VARIANTS:
         raise ValueError(f"unknown model variant {variant!r}; choose one of {sorted(VARIANTS)}")
     spec = VARIANTS[variant]
-    return MnistCNN(spec["stages"], float(spec["dropout"]), pool_first=bool(spec.get("pool_first", False)))
+    return MnistCNN(
+        spec["stages"],
+        float(spec["dropout"]),
+        pool_first=bool(spec.get("pool_first", False)),
+        strided_stem=bool(spec.get("strided_stem", False)),
+    )
 
 
 def count_parameters(model: nn.Module) -> int:

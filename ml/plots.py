@@ -33,7 +33,9 @@ def plot_loss_curves(history: Sequence[dict], path: str | os.PathLike) -> str:
     """Train and test loss per epoch."""
     fig = Figure(figsize=(6, 4))
     ax = fig.add_subplot()
-    ax.plot(_epochs(history), [r["train_loss"] for r in history], "o-", label="train")
+    ax.plot(
+        _epochs(history), [r["train_loss"] for r in history], "o-", label="train (augmented, label-smoothed)"
+    )
     ax.plot(_epochs(history), [r["test_loss"] for r in history], "s-", label="test")
     ax.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
     ax.set_yscale("log")

@@ -36,7 +36,7 @@ from .augment import AffineAugment
 from .checkpoint import load_checkpoint, model_config, save_checkpoint
 from .data import MNIST_MEAN, MNIST_STD, Mnist, batches, load_mnist, normalise, steps_per_epoch, to_float
 from .events import BatchEnd, EpochEnd, RunEnded, RunStarted, Sink
-from .model import MnistCNN, build_model, count_parameters, summary_rows
+from .model import VARIANTS, MnistCNN, build_model, count_parameters, summary_rows
 from .sinks import ConsoleSink, MetricsFileSink, dispatch
 
 SCHEDULES = ("onecycle", "cosine", "constant")
@@ -457,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=d.lr, help="peak (one-cycle) or initial learning rate")
     p.add_argument("--schedule", choices=SCHEDULES, default=d.schedule)
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--model", choices=("default", "small"), default=d.model)
+    p.add_argument("--model", choices=sorted(VARIANTS), default=d.model)
     p.add_argument("--device", default=d.device, help="auto | cpu | cuda | cuda:N | mps")
     p.add_argument("--subset", type=int, default=0, help="train on the first N images (0: all)")
     p.add_argument("--out", default=d.out_dir, help="output directory (checkpoint, metrics, charts)")

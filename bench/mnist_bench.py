@@ -277,7 +277,7 @@ def prediction_checks(model_path: Path, n_images: int, work: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3], help="seeds for the default model")
     p.add_argument("--epochs", type=int, default=TrainConfig().epochs)
     p.add_argument("--small-seeds", type=int, nargs="*", default=[1], help="seeds for the small variant")
     p.add_argument(
@@ -345,15 +345,20 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(threads)
 
     if not args.skip_accuracy:
-        print(f"accuracy: default model, seeds {args.seeds}, {args.epochs} epochs", flush=True)
-        result["accuracy"] = {"default": run_accuracy("default", args.seeds, args.epochs, work, args.threads)}
+        result["accuracy"] = {}
+        if args.seeds:
+            print(f"accuracy: default model, seeds {args.seeds}, {args.epochs} epochs", flush=True)
+            result["accuracy"]["default"] = run_accuracy(
+                "default", args.seeds, args.epochs, work, args.threads
+            )
         if args.small_seeds:
+            print(f"accuracy: small model, seeds {args.small_seeds}, {args.epochs} epochs", flush=True)
             result["accuracy"]["small"] = run_accuracy(
                 "small", args.small_seeds, args.epochs, work, args.threads
             )
 
     if not args.skip_predict:
-        trained = work / f"default-seed{args.seeds[0]}" / "model.pt"
+        trained = work / f"default-seed{args.seeds[0] if args.seeds else 1}" / "model.pt"
         from ml.predict import default_model_path
 
         model_path = trained if trained.is_file() else default_model_path()

@@ -43,6 +43,7 @@ SCHEDULES = ("onecycle", "cosine", "constant")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 DRY_RUN_STEPS = 2
+DRY_RUN_DIR = "runs/dry-run"
 
 
 @dataclass
@@ -267,9 +268,8 @@ def train(
         nesterov=config.momentum > 0,
     )
     n_train = len(data.train_x)
-    drop_last = (
-        n_train >= 4 * config.batch_size
-    )  # no tiny last batch for BatchNorm, keep every image of tiny sets
+    # no tiny last batch (bad BatchNorm statistics), but keep every image of tiny training sets
+    drop_last = n_train >= 4 * config.batch_size
     steps = steps_per_epoch(n_train, config.batch_size, drop_last)
     if config.dry_run:
         steps = min(steps, DRY_RUN_STEPS)
@@ -464,7 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from OUT/model.pt")
     p.add_argument("--stop-file", help="stop cleanly after the current batch once this file exists")
     p.add_argument(
-        "--dry-run", action="store_true", help="one epoch of a couple of batches, to check the setup"
+        "--dry-run",
+        action="store_true",
+        help=f"one epoch of a couple of batches, to check the setup (default --out {DRY_RUN_DIR})",
     )
     p.add_argument("--no-augment", dest="augment", action="store_false", help="train without augmentation")
     p.add_argument("--amp", choices=AMP_MODES, default=d.amp, help="autocast precision")
@@ -480,7 +482,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     names = {f.name for f in fields(TrainConfig)}
     values = {k: v for k, v in vars(args).items() if k in names}
-    config = TrainConfig(**values, out_dir=args.out)
+    out = args.out
+    if args.dry_run and out == TrainConfig().out_dir:
+        out = DRY_RUN_DIR  # a dry run must not replace the real run's model (prediction's default)
+    config = TrainConfig(**values, out_dir=out)
     should_stop = None
     if args.stop_file:
         stop = Path(args.stop_file)

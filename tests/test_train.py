@@ -183,3 +183,10 @@ def test_run_ended_is_complete_even_when_stopped_before_any_epoch(tmp_path):
     ended = train(quick(tmp_path), [], should_stop=lambda: True)
     assert isinstance(ended, RunEnded) and ended.status == "stopped" and ended.epochs_done == 0
     assert ended.final_test_acc is None and (tmp_path / "metrics.csv").exists()
+
+
+def test_dry_run_leaves_the_real_run_alone(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["--dry-run", "--threads", "1"]) == 0
+    assert (tmp_path / "runs" / "dry-run" / "model.pt").is_file()
+    assert not (tmp_path / "runs" / "mnist").exists()

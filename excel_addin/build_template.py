@@ -45,6 +45,30 @@ EPOCHS = layout.DEFAULT_EPOCHS  # rows of the per-rate formula tables and of the
 CLASSIFY_EXAMPLES = tuple(f"examples/digits/{digit}.png" for digit in range(10))
 NO_MODEL_YET = "train first"
 
+
+def _example_predictions() -> list[tuple[int, list[float]] | None]:
+    """What the shipped model says of each Classify example, for the cells' cached values.
+
+    Probabilities are rounded to 3 decimals (what the cells show), so the build stays byte-identical on
+    CPUs whose last float bits differ. An example or model that is missing caches "train first".
+    """
+    from ml.predict import PredictionError, load_classifier, shipped_model_path
+
+    try:
+        classifier = load_classifier(shipped_model_path())
+    except PredictionError:
+        return [None] * len(CLASSIFY_EXAMPLES)
+    results: list[tuple[int, list[float]] | None] = []
+    for path in CLASSIFY_EXAMPLES:
+        try:
+            prediction = classifier.predict(ROOT / path)
+        except PredictionError:
+            results.append(None)
+            continue
+        results.append((prediction.digit, [round(float(p), 3) for p in prediction.probs]))
+    return results
+
+
 # Workbook-level names for the network's fixed data, so the LR sheets' formulas read like the maths.
 INPUT_NAMES = {
     "input_1": "i1",
@@ -727,7 +751,7 @@ def _write_train(wb, ws, fmt: _Formats) -> None:
 
 def _write_classify(wb, ws, fmt: _Formats) -> None:
     ws.set_column("A:A", 32)
-    ws.set_column("B:B", 12)
+    ws.set_column("B:B", 16)
     ws.set_column("C:L", 8)
     ws.write("A1", "Classify handwritten digits with the trained CNN", fmt.title)
     ws.write(
@@ -749,16 +773,19 @@ def _write_classify(wb, ws, fmt: _Formats) -> None:
         ws.write(head, 2 + digit, f"p({digit})", fmt.header)
     model = _abs(layout.TRAIN_SHEET, layout.TRAIN_SETTING_CELLS["model_path"])
     probs = wb.add_format({"num_format": "0.000"})
-    for k, path in enumerate(CLASSIFY_EXAMPLES):
+    predictions = _example_predictions()
+    for k, (path, cached) in enumerate(zip(CLASSIFY_EXAMPLES, predictions, strict=True)):
         row = layout.CLASSIFY_FIRST_ROW - 1 + k
         ref = xl_rowcol_to_cell(row, 0)
         ws.write_string(row, 0, path, fmt.input_text)
         model_arg = model  # an empty cell arrives as None: the function's default model
-        # Cached results for viewers: no model has been trained when the template is built.
-        ws.write_formula(row, 1, f"=CLASSIFY_IMAGE({ref},{model_arg})", fmt.int, NO_MODEL_YET)
-        ws.write_array_formula(row, 2, row, 11, f"{{=CLASSIFY_PROBS({ref},{model_arg})}}", probs, "-")
+        # Cached results for viewers: the shipped model's answers (the cells' default model).
+        digit, probabilities = cached if cached else (NO_MODEL_YET, ["-"] * 10)
+        ws.write_formula(row, 1, f"=CLASSIFY_IMAGE({ref},{model_arg})", fmt.int, digit)
+        formula = f"{{=CLASSIFY_PROBS({ref},{model_arg})}}"
+        ws.write_array_formula(row, 2, row, 11, formula, probs, probabilities[0])
         for col in range(3, 12):
-            ws.write_string(row, col, "-", probs)
+            ws.write(row, col, probabilities[col - 2], probs)
     last = layout.CLASSIFY_FIRST_ROW - 1 + len(CLASSIFY_EXAMPLES) - 1
     ws.conditional_format(
         layout.CLASSIFY_FIRST_ROW - 1,

@@ -21,6 +21,9 @@ Design, one sentence per choice:
   same parameters and nearly the same function (pooling commutes with ReLU), but normalisation and
   activation run on a 4x smaller tensor; on a CPU these memory-bound passes over the 16x28x28 activations
   cost more than the convolutions, so an epoch is ~30% faster.
+* **``ml.batchnorm.BatchNorm2d``** is ``nn.BatchNorm2d`` (same parameters and state dict) with a faster CPU
+  backward for channels_last tensors of 8 or 24 channels, where PyTorch's kernel is ~8x slower than it
+  should be; an epoch on this CPU is ~25% faster with it.
 
 Variants: "default" (19,650 parameters), "small" (7,882) and "strided" (the default's layers with a
 stride-2 second convolution instead of the first pooling: ~20% faster again, ~0.04 points less accurate
@@ -35,6 +38,8 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from .batchnorm import BatchNorm2d
 
 VARIANTS: dict[str, dict[str, Sequence[int] | float]] = {
     # channels of the convolutions of each stage (28x28, 14x14, 7x7)
@@ -74,9 +79,9 @@ class MnistCNN(nn.Module):
                 stride = 2 if strided_stem and i == 0 and last_conv else 1
                 conv = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
                 if pool_first and last_conv and not last_stage and stride == 1:
-                    layers += [conv, nn.MaxPool2d(2), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+                    layers += [conv, nn.MaxPool2d(2), BatchNorm2d(c_out), nn.ReLU(inplace=True)]
                 else:
-                    layers += [conv, nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+                    layers += [conv, BatchNorm2d(c_out), nn.ReLU(inplace=True)]
                 c_in = c_out
             if not last_stage:
                 if not pool_first and not (strided_stem and i == 0):

@@ -22,8 +22,8 @@ Design, one sentence per choice:
   activation run on a 4x smaller tensor; on a CPU these memory-bound passes over the 16x28x28 activations
   cost more than the convolutions, so an epoch is ~30% faster.
 * **``ml.batchnorm.BatchNorm2d``** is ``nn.BatchNorm2d`` (same parameters and state dict) with a faster CPU
-  backward for channels_last tensors of 8 or 24 channels, where PyTorch's kernel is ~8x slower than it
-  should be; an epoch on this CPU is ~25% faster with it.
+  backward for channels_last tensors of 8 or 24 channels, where PyTorch's multi-threaded kernel is ~3x
+  slower than its single-threaded one; an epoch on this 2-core CPU is ~25% faster with it.
 
 Variants: "default" (19,650 parameters), "small" (7,882) and "strided" (the default's layers with a
 stride-2 second convolution instead of the first pooling: ~20% faster again, ~0.04 points less accurate

@@ -10,6 +10,7 @@ vectorised passes over it:
     xhat = (x - mean) * invstd
     dbias = sum(g),  dweight = sum(g * xhat)                        (column sums, folded over the r groups)
     dx = (g - (dbias + xhat * dweight) / M) * weight * invstd       (M = N*H*W)
+       = a * g + b * (x - mean) + d                                  (a, b, d per channel)
 
 the same formula the native kernel evaluates, in fp32 (bf16 inputs are converted explicitly: mixed-dtype
 elementwise ops are ~10x slower on this CPU). The forward is the native one. Everything else (evaluation,
@@ -48,12 +49,16 @@ class _BatchNormNhwc(torch.autograd.Function):
         grad = grad.contiguous(memory_format=torch.channels_last)
         x2 = x.permute(0, 2, 3, 1).reshape(m // r, r * c)  # views: NHWC memory is already this matrix
         g2 = grad.permute(0, 2, 3, 1).reshape(m // r, r * c)
-        xhat = x2.to(torch.float32, copy=True).sub_(mean.repeat(r)).mul_(invstd.repeat(r))
+        xc = x2.to(torch.float32, copy=True).sub_(mean.repeat(r))  # x - mean
         gf = g2.to(torch.float32)
         dbias = gf.sum(0).view(r, c).sum(0)
-        dweight = (gf * xhat).sum(0).view(r, c).sum(0)
-        dx = xhat.mul_((dweight / m).repeat(r)).add_((dbias / m).repeat(r)).neg_().add_(gf)
-        dx = dx.mul_((weight * invstd).repeat(r)).to(x.dtype).view(n, h, w, c).permute(0, 3, 1, 2)
+        dweight = (gf * xc).sum(0).view(r, c).sum(0).mul_(invstd)
+        # dx = a * g + b * (x - mean) + d, per channel: two fused passes
+        a = weight * invstd
+        b = -a * invstd * dweight / m
+        d = -a * dbias / m
+        dx = torch.addcmul(d.repeat(r), gf, a.repeat(r)).addcmul_(xc, b.repeat(r))
+        dx = dx.to(x.dtype).view(n, h, w, c).permute(0, 3, 1, 2)
         return dx, dweight.to(weight.dtype), dbias.to(weight.dtype), None, None, None, None
 
 

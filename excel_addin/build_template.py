@@ -27,6 +27,7 @@ import xlwings
 from xlsxwriter.utility import xl_cell_to_rowcol, xl_rowcol_to_cell
 
 from excel_addin import layout
+from excel_addin.metric_charts import insert_metric_charts
 from excel_addin.vba_project import VbaProject
 from ml import backprop
 from ml.events import METRIC_COLUMNS
@@ -713,38 +714,7 @@ def _write_train(wb, ws, fmt: _Formats) -> None:
         for row in range(r + 1, r + 1 + layout.TRAIN_METRICS_MAX_ROWS):
             ws.write_blank(row, c + j, None, metric_formats.get(name, fmt.value))
 
-    first, last = r + 1, r + layout.TRAIN_METRICS_MAX_ROWS
-    col = {name: c + j for j, name in enumerate(METRIC_COLUMNS)}
-    specs = {
-        "loss": ("Loss by epoch", "loss", ("train_loss", "test_loss"), "0.00", {"min": 0}),
-        "accuracy": ("Accuracy by epoch", "accuracy", ("train_acc", "test_acc"), "0%", {"max": 1}),
-    }
-    for name, anchor in layout.TRAIN_CHART_CELLS.items():
-        title, axis, series, num_format, bounds = specs[name]
-        chart = wb.add_chart({"type": "line"})
-        for metric in series:
-            chart.add_series(
-                {
-                    "name": [layout.TRAIN_SHEET, r, col[metric]],
-                    "categories": [layout.TRAIN_SHEET, first, col["epoch"], last, col["epoch"]],
-                    "values": [layout.TRAIN_SHEET, first, col[metric], last, col[metric]],
-                    "marker": {"type": "circle", "size": 4},
-                    "line": {"width": 2},
-                }
-            )
-        chart.set_title({"name": title, "name_font": {"size": 12, "bold": True}})
-        chart.set_x_axis({"name": "epoch"})
-        chart.set_y_axis(
-            {
-                "name": axis,
-                "num_format": num_format,
-                **bounds,
-                "major_gridlines": {"visible": True, "line": {"color": "#E0E0E0"}},
-            }
-        )
-        chart.set_legend({"position": "bottom"})
-        chart.show_blanks_as("gap")
-        ws.insert_chart(anchor, chart, {"x_scale": 1.05, "y_scale": 1.2})
+    insert_metric_charts(wb, ws, last_row=r + layout.TRAIN_METRICS_MAX_ROWS)
     ws.set_landscape()
     ws.fit_to_pages(1, 0)
 

@@ -20,6 +20,7 @@ from PIL import Image
 from xlsxwriter.utility import xl_cell_to_rowcol
 
 from excel_addin import layout
+from excel_addin.metric_charts import insert_metric_charts
 from excel_addin.sheet_sink import SUMMARY_HEADER, end_status, picture_size
 from ml.events import CHART_NAMES, METRIC_COLUMNS, RunEnded
 
@@ -159,29 +160,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     for k, row in enumerate(rows[: layout.TRAIN_METRICS_MAX_ROWS], start=1):
         for j, name in enumerate(METRIC_COLUMNS):
             ws.write_number(r + k, c + j, float(row[name]), formats.get(name, number))
-    last = r + max(len(rows), 1)
-    columns = {name: c + j for j, name in enumerate(METRIC_COLUMNS)}
-    specs = {
-        "loss": ("Loss by epoch", "loss", ("train_loss", "test_loss"), "0.00"),
-        "accuracy": ("Accuracy by epoch", "accuracy", ("train_acc", "test_acc"), "0%"),
-    }
-    for name, anchor in layout.TRAIN_CHART_CELLS.items():
-        chart_title, axis, series, num_format = specs[name]
-        chart = wb.add_chart({"type": "line"})
-        for metric in series:
-            chart.add_series(
-                {
-                    "name": [layout.TRAIN_SHEET, r, columns[metric]],
-                    "categories": [layout.TRAIN_SHEET, r + 1, columns["epoch"], last, columns["epoch"]],
-                    "values": [layout.TRAIN_SHEET, r + 1, columns[metric], last, columns[metric]],
-                    "marker": {"type": "circle", "size": 4},
-                }
-            )
-        chart.set_title({"name": chart_title, "name_font": {"size": 12, "bold": True}})
-        chart.set_x_axis({"name": "epoch"})
-        chart.set_y_axis({"name": axis, "num_format": num_format, "major_gridlines": {"visible": True}})
-        chart.set_legend({"position": "bottom"})
-        ws.insert_chart(anchor, chart, {"x_scale": 1.05, "y_scale": 1.2})
+    insert_metric_charts(wb, ws, last_row=r + max(len(rows), 1))
 
     # The run's matplotlib charts as pictures, where the Train button puts them
     artifacts = (run.get("end") or {}).get("artifacts") or {}

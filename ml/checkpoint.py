@@ -36,6 +36,7 @@ def model_config(variant: str) -> dict[str, Any]:
         "dropout": float(spec["dropout"]),
         "pool_first": bool(spec.get("pool_first", False)),
         "strided_stem": bool(spec.get("strided_stem", False)),
+        "separable_from": spec.get("separable_from"),
     }
 
 
@@ -73,6 +74,7 @@ def model_from_checkpoint(ckpt: dict[str, Any]) -> MnistCNN:
         float(cfg["dropout"]),
         pool_first=bool(cfg.get("pool_first", False)),
         strided_stem=bool(cfg.get("strided_stem", False)),
+        separable_from=cfg.get("separable_from"),
     )
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from ml.batchnorm import BatchNorm2d as FastBatchNorm2d
-from ml.model import build_model, count_parameters, format_summary, summary_rows
+from ml.model import MnistCNN, build_model, count_parameters, format_summary, summary_rows
 
 
 @pytest.mark.parametrize(("variant", "limit"), [("default", 20000), ("small", 8000)])
@@ -44,6 +44,25 @@ def test_summary_rows_match_the_model():
     assert model.training  # summary leaves the mode as it was
     text = format_summary(model)
     assert f"Total params: {count_parameters(model):,}" in text and "MaxPool2d-1" in text
+
+
+def test_separable_convolutions_have_the_documented_shape_and_budget():
+    """separable_from=k: 3x3 depthwise then 1x1 for the k-th convolution on; full 3x3 convolutions before."""
+    model = MnistCNN(((4, 6), (8, 16)), 0.0, pool_first=True, separable_from=2)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size[0], c.groups) for c in convs] == [
+        (1, 4, 3, 1),
+        (4, 6, 3, 1),
+        (6, 6, 3, 6),  # depthwise
+        (6, 8, 1, 1),  # pointwise
+        (8, 8, 3, 8),
+        (8, 16, 1, 1),
+        (16, 10, 1, 1),  # the 1x1 classifier before GAP
+    ]
+    assert sum(c.weight.numel() for c in convs[2:4]) == 9 * 6 + 6 * 8
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    small = [m for m in build_model("small").modules() if isinstance(m, nn.Conv2d)]
+    assert sum(c.groups > 1 for c in small) == 2  # the small variant's 7x7 stage
 
 
 def test_unknown_variant_is_a_clear_error():

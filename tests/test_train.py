@@ -7,9 +7,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from ml.checkpoint import export_weights, load_checkpoint, model_from_checkpoint
+from ml.checkpoint import (
+    export_weights,
+    load_checkpoint,
+    model_config,
+    model_from_checkpoint,
+    save_checkpoint,
+)
 from ml.data import load_mnist, normalise, to_float
 from ml.events import CHART_NAMES, METRIC_COLUMNS, BatchEnd, EpochEnd, RunEnded, RunStarted, Sink
+from ml.model import MnistCNN, build_model
 from ml.train import TrainConfig, main, stop_file_checker, train
 
 
@@ -93,6 +100,23 @@ def test_checkpoint_loads_safely_and_exports_small(short_run, tmp_path):
     a, b = model_from_checkpoint(raw), model_from_checkpoint(load_checkpoint(slim))
     x = torch.randn(4, 1, 28, 28)
     assert torch.equal(a(x), b(x))
+
+
+def test_small_variant_checkpoint_round_trips_and_older_checkpoints_still_load(tmp_path):
+    """The separable small model rebuilds from its checkpoint; one saved before separable layers did too."""
+    small = build_model("small").eval()
+    save_checkpoint(tmp_path / "small.pt", {"model": model_config("small"), "state_dict": small.state_dict()})
+    x = torch.randn(3, 1, 28, 28)
+    assert torch.equal(model_from_checkpoint(load_checkpoint(tmp_path / "small.pt"))(x), small(x))
+    old_layout = MnistCNN(((8, 12), (12, 12), (16, 16)), 0.0, pool_first=True).eval()
+    old_config = {
+        "variant": "small",
+        "stages": [[8, 12], [12, 12], [16, 16]],
+        "dropout": 0.0,
+        "pool_first": True,
+    }
+    save_checkpoint(tmp_path / "old.pt", {"model": old_config, "state_dict": old_layout.state_dict()})
+    assert torch.equal(model_from_checkpoint(load_checkpoint(tmp_path / "old.pt"))(x), old_layout(x))
 
 
 def test_resume_continues_where_it_stopped(tmp_path):

@@ -6,6 +6,7 @@ help of one argument. Bad input never shows a traceback: the cell reads "#VALUE!
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -147,17 +148,34 @@ def _resolve(path: Any, what: str, folder: Path | None) -> Path:
     return resolved
 
 
+def _user_config_model() -> str | None:
+    """GRADSHEET_MODEL from the user's xlwings.conf, read again only when the file changes.
+
+    Every CLASSIFY_* cell asks, so a sheet of them would otherwise re-read the file once per cell.
+    """
+    conf = Path(xw.USER_CONFIG_FILE)
+    try:
+        stat = conf.stat()
+    except OSError:
+        return None
+    return _read_config_model(str(conf), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_config_model(_path: str, _mtime_ns: int, _size: int) -> str | None:
+    """The file's GRADSHEET_MODEL (the arguments are the cache key: the file and its version)."""
+    from xlwings.utils import read_user_config
+
+    return read_user_config().get(MODEL_ENV.lower())
+
+
 def model_location(model_path: Any = None, folder: Path | None = None) -> Path:
     """Which model a CLASSIFY_* cell uses: the argument, else GRADSHEET_MODEL from the environment or the
     user's xlwings.conf, else the Train button's model beside the workbook, else ``ml.predict``'s default
     (runs/mnist/model.pt in the current folder, or the model shipped with the package)."""
     if model_path not in (None, ""):
         return _resolve(model_path, "model_path", folder)
-    configured = os.environ.get(MODEL_ENV)
-    if not configured:
-        from xlwings.utils import read_user_config
-
-        configured = read_user_config().get(MODEL_ENV.lower())
+    configured = os.environ.get(MODEL_ENV) or _user_config_model()
     if configured:
         return _resolve(configured, MODEL_ENV, folder)
     if folder is not None and folder.joinpath(*RUN_MODEL).is_file():

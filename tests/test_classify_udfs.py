@@ -91,6 +91,19 @@ def test_model_location_order(monkeypatch, tmp_path):
     conf.parent.mkdir()
     conf.write_text('"GRADSHEET_MODEL","/models/from_conf.pt"\n')
     assert model_location(None, book_dir) == Path("/models/from_conf.pt")
+    conf.write_text('"GRADSHEET_MODEL","/models/edited_conf.pt"\n')  # an edit is seen (the read is cached)
+    assert model_location(None, book_dir) == Path("/models/edited_conf.pt")
+    import xlwings.utils
+
+    reads = []
+    real_read = xlwings.utils.read_user_config
+    monkeypatch.setattr(xlwings.utils, "read_user_config", lambda: reads.append(1) or real_read())
+    for _ in range(50):  # a sheet of CLASSIFY_* cells: the unchanged file is not read again
+        assert model_location(None, book_dir) == Path("/models/edited_conf.pt")
+    assert len(reads) == 0
+    conf.unlink()
+    assert model_location(None, book_dir) == book_dir / "runs" / "mnist" / "model.pt"
+    conf.write_text('"GRADSHEET_MODEL","/models/from_conf.pt"\n')
     monkeypatch.setenv(udfs.MODEL_ENV, "/models/from_env.pt")
     assert model_location(None, book_dir) == Path("/models/from_env.pt")
     assert model_location("/models/given.pt", book_dir) == Path("/models/given.pt")

@@ -8,7 +8,9 @@ from ml.batchnorm import BatchNorm2d as FastBatchNorm2d
 from ml.model import MnistCNN, build_model, count_parameters, format_summary, summary_rows
 
 
-@pytest.mark.parametrize(("variant", "limit"), [("default", 20000), ("small", 8000)])
+@pytest.mark.parametrize(
+    ("variant", "limit"), [("default", 20000), ("small", 8000), ("wide", 20000), ("strided", 20000)]
+)
 def test_parameter_budget_and_output_shape(variant, limit):
     model = build_model(variant).eval()
     n = count_parameters(model)

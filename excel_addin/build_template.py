@@ -31,6 +31,7 @@ from excel_addin.metric_charts import insert_metric_charts
 from excel_addin.vba_project import VbaProject
 from ml import backprop
 from ml.events import METRIC_COLUMNS
+from ml.model import VARIANTS
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "workbook_template.xlsm"
@@ -643,7 +644,10 @@ def _write_train(wb, ws, fmt: _Formats) -> None:
         "epochs": (15, "passes over the training set"),
         "batch_size": (512, "images per step"),
         "lr": (0.4, "peak learning rate (one-cycle)"),
-        "model": ("default", '"default" or "small"'),
+        "model": (
+            "default",
+            '"default" (<20k params), "small" (<8k), "wide" (<20k, slower), "strided" (faster)',
+        ),
         "device": ("auto", '"auto", "cpu", "cuda" or "mps"'),
         "seed": (1, "random seed"),
         "subset": (0, "0 = all 60,000 training images"),
@@ -665,7 +669,7 @@ def _write_train(wb, ws, fmt: _Formats) -> None:
             ws.write_number(row, col, value, fmt.input_int)
         ws.write_comment(row, col, note)
     r, c = _cell(layout.TRAIN_SETTING_CELLS["model"])
-    ws.data_validation(r, c, r, c, {"validate": "list", "source": ["default", "small"]})
+    ws.data_validation(r, c, r, c, {"validate": "list", "source": list(VARIANTS)})
     r, c = _cell(layout.TRAIN_SETTING_CELLS["device"])
     ws.data_validation(r, c, r, c, {"validate": "list", "source": ["auto", "cpu", "cuda", "mps"]})
 

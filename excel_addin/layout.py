@@ -61,7 +61,7 @@ TRAIN_SETTING_CELLS = {
     "epochs": "C4",
     "batch_size": "C5",
     "lr": "C6",
-    "model": "C7",  # "default" or "small"
+    "model": "C7",  # a model variant: "default", "small", "wide" or "strided"
     "device": "C8",  # "auto", "cpu", "cuda", "mps"
     "seed": "C9",
     "subset": "C10",  # 0 or empty = full 60,000 training images

@@ -293,6 +293,15 @@ def test_train_sheet_settings_default_to_the_training_config(formulas):
     assert ws[layout.TRAIN_PROGRESS_CELL].value == 0
 
 
+def test_train_sheet_offers_every_model_variant_and_device(formulas):
+    from ml.model import VARIANTS
+
+    validations = formulas[layout.TRAIN_SHEET].data_validations.dataValidation
+    lists = {str(dv.sqref): dv.formula1 for dv in validations}
+    assert lists[layout.TRAIN_SETTING_CELLS["model"]] == '"' + ",".join(VARIANTS) + '"'
+    assert lists[layout.TRAIN_SETTING_CELLS["device"]] == '"auto,cpu,cuda,mps"'
+
+
 def test_classify_sheet_formulas(formulas):
     ws = formulas[layout.CLASSIFY_SHEET]
     row = layout.CLASSIFY_FIRST_ROW

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from excel_addin import layout, run_lock
+from ml.backprop import as_number
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT_DIR = Path("runs") / "mnist"
@@ -52,12 +53,7 @@ def _status(book: Any, text: str, progress: float | None = None) -> None:
 
 def _whole(value: Any, name: str, minimum: int) -> int:
     """A whole number from a cell (Excel gives floats: 3.0 -> 3)."""
-    if isinstance(value, bool) or value is None or value == "":
-        raise ValueError(f"{name} must be a whole number, got {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a whole number, got {value!r}") from None
+    number = as_number(value, f"{name} must be a whole number")  # also refuses None and ""
     if not math.isfinite(number) or number != int(number) or number < minimum:
         raise ValueError(f"{name} must be a whole number of at least {minimum}, got {value!r}")
     return int(number)

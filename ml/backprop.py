@@ -150,14 +150,22 @@ def step(w: tuple[float, ...], grads: tuple[float, ...], lr: float) -> tuple[flo
     return tuple(wk - lr * gk for wk, gk in zip(w, grads, strict=True))
 
 
+def as_number(value, must_be: str) -> float:
+    """A cell's value as a float; a bool, text or empty cell raises ValueError("<must_be>, got <value>").
+
+    Excel hands numbers over as floats and TRUE/FALSE as bools, which float() would quietly take as 1 and 0.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{must_be}, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{must_be}, got {value!r}") from None
+
+
 def validate_rate(lr) -> float:
     """A learning rate: a positive finite number."""
-    if isinstance(lr, bool):
-        raise ValueError(f"learning rate must be a number, got {lr!r}")
-    try:
-        value = float(lr)
-    except (TypeError, ValueError):
-        raise ValueError(f"learning rate must be a number, got {lr!r}") from None
+    value = as_number(lr, "learning rate must be a number")
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"learning rate must be a positive finite number, got {lr!r}")
     return value
@@ -165,12 +173,7 @@ def validate_rate(lr) -> float:
 
 def validate_epochs(epochs, name: str = "epochs") -> int:
     """A whole number of epochs between 0 and MAX_EPOCHS."""
-    if isinstance(epochs, bool):
-        raise ValueError(f"{name} must be a whole number, got {epochs!r}")
-    try:
-        value = float(epochs)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a whole number, got {epochs!r}") from None
+    value = as_number(epochs, f"{name} must be a whole number")
     if not math.isfinite(value) or value != int(value):
         raise ValueError(f"{name} must be a whole number, got {epochs!r}")
     if value < 0:

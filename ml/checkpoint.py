@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .model import VARIANTS, MnistCNN
+from .model import VARIANTS, MnistCNN, model_from_spec
 
 FORMAT = "gradsheet-mnist-cnn/1"
 
@@ -68,14 +68,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 def model_from_checkpoint(ckpt: dict[str, Any]) -> MnistCNN:
     """Rebuild the network a checkpoint describes and load its weights (in eval mode, on the CPU)."""
-    cfg = ckpt["model"]
-    model = MnistCNN(
-        [tuple(s) for s in cfg["stages"]],
-        float(cfg["dropout"]),
-        pool_first=bool(cfg.get("pool_first", False)),
-        strided_stem=bool(cfg.get("strided_stem", False)),
-        separable_from=cfg.get("separable_from"),
-    )
+    model = model_from_spec(ckpt["model"])
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()
 

@@ -41,7 +41,8 @@ accuracy (99.42% against 99.52%, measured with an earlier all-full-convolution l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -137,9 +138,14 @@ def build_model(variant: str = "default") -> MnistCNN:
     """The CNN of the named variant ("default": <20k parameters, "small": <8k)."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown model variant {variant!r}; choose one of {sorted(VARIANTS)}")
-    spec = VARIANTS[variant]
+    return model_from_spec(VARIANTS[variant])
+
+
+def model_from_spec(spec: Mapping[str, Any]) -> MnistCNN:
+    """The CNN a variant's spec describes (a ``VARIANTS`` entry, or the copy a checkpoint stores);
+    keys missing from older checkpoints take the defaults."""
     return MnistCNN(
-        spec["stages"],
+        [tuple(stage) for stage in spec["stages"]],
         float(spec["dropout"]),
         pool_first=bool(spec.get("pool_first", False)),
         strided_stem=bool(spec.get("strided_stem", False)),

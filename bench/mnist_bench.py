@@ -263,10 +263,10 @@ def prediction_checks(model_path: Path, n_images: int, work: Path) -> dict:
         paths.append(user_style_png(data.test_x[i].numpy(), folder / f"d{i}.png", style=i))
         labels.append(int(data.test_y[i]))
     preds = [clf.predict(p).digit for p in paths]
-    naive = clf._forward(np.stack([as_is_28(p) for p in paths])).argmax(1)
+    naive = clf.probabilities(np.stack([as_is_28(p) for p in paths])).argmax(1)
     # MNIST's own test digits, same count, straight through the network
     x = data.test_x[:n_images].numpy().astype(np.float32) / 255
-    own = clf._forward(x).argmax(1)
+    own = clf.probabilities(x).argmax(1)
     # warm latency of one file
     for _ in range(10):
         clf.predict(paths[0])

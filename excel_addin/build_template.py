@@ -29,9 +29,8 @@ from xlsxwriter.utility import xl_cell_to_rowcol, xl_rowcol_to_cell
 from excel_addin import layout
 from excel_addin.metric_charts import insert_metric_charts
 from excel_addin.vba_project import VbaProject
-from ml import backprop
+from ml import backprop, config
 from ml.events import METRIC_COLUMNS
-from ml.model import VARIANTS
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "workbook_template.xlsm"
@@ -640,27 +639,16 @@ def _write_train(wb, ws, fmt: _Formats) -> None:
             },
         )
     ws.write("E1", "Train a CNN on MNIST (60,000 handwritten digits) from this sheet", fmt.title)
-    settings = {
-        "epochs": (15, "passes over the training set"),
-        "batch_size": (512, "images per step"),
-        "lr": (0.4, "peak learning rate (one-cycle)"),
-        "model": (
-            "default",
-            '"default" (<20k params), "small" (<8k), "wide" (<20k, slower), "strided" (faster)',
-        ),
-        "device": ("auto", '"auto", "cpu", "cuda" or "mps"'),
-        "seed": (1, "random seed"),
-        "subset": (0, "0 = all 60,000 training images"),
-        "out_dir": ("", "empty = runs/mnist next to the workbook"),
-        "model_path": ("", "model for CLASSIFY_IMAGE; empty = <out_dir>/model.pt"),
-    }
-    first_row = _cell(layout.TRAIN_SETTING_CELLS["epochs"])[0]
+    first_row = min(_cell(cell)[0] for cell in layout.TRAIN_SETTING_CELLS.values())
     ws.write(first_row - 1, 1, "Settings", fmt.section)
     ws.write(first_row - 1, 2, "value", fmt.section)
     for key, cell in layout.TRAIN_SETTING_CELLS.items():
         row, col = _cell(cell)
-        value, note = settings[key]
-        ws.write(row, col - 1, key, fmt.label)
+        if key in config.FIELDS:
+            label, value, note = config.label_of(key), config.default_of(key), config.spec_of(key).help
+        else:
+            (label, note), value = layout.TRAIN_EXTRA_SETTINGS[key], ""
+        ws.write(row, col - 1, label, fmt.label)
         if isinstance(value, str):
             ws.write_string(row, col, value, fmt.input_text)
         elif isinstance(value, float):
@@ -668,10 +656,9 @@ def _write_train(wb, ws, fmt: _Formats) -> None:
         else:
             ws.write_number(row, col, value, fmt.input_int)
         ws.write_comment(row, col, note)
-    r, c = _cell(layout.TRAIN_SETTING_CELLS["model"])
-    ws.data_validation(r, c, r, c, {"validate": "list", "source": list(VARIANTS)})
-    r, c = _cell(layout.TRAIN_SETTING_CELLS["device"])
-    ws.data_validation(r, c, r, c, {"validate": "list", "source": ["auto", "cpu", "cuda", "mps"]})
+        choices = config.choices_of(key) if key in config.FIELDS else None
+        if choices:
+            ws.data_validation(row, col, row, col, {"validate": "list", "source": list(choices)})
 
     r, c = _cell(layout.TRAIN_STATUS_CELL)
     ws.write(r - 1, 1, "Run", fmt.section)
@@ -736,7 +723,7 @@ def _write_classify(wb, ws, fmt: _Formats) -> None:
     )
     ws.write(
         "A3",
-        "Model: model_path on the Train sheet if set, else the Train button's run (runs/mnist/model.pt), "
+        "Model: the Train sheet's model file if set, else model.pt in its output folder (once trained), "
         "else the model shipped with gradsheet.",
         fmt.note,
     )
@@ -746,13 +733,14 @@ def _write_classify(wb, ws, fmt: _Formats) -> None:
     for digit in range(10):
         ws.write(head, 2 + digit, f"p({digit})", fmt.header)
     model = _abs(layout.TRAIN_SHEET, layout.TRAIN_SETTING_CELLS["model_path"])
+    run_folder = _abs(layout.TRAIN_SHEET, layout.TRAIN_SETTING_CELLS["out_dir"])
     probs = wb.add_format({"num_format": "0.000"})
     predictions = _example_predictions()
     for k, (path, cached) in enumerate(zip(CLASSIFY_EXAMPLES, predictions, strict=True)):
         row = layout.CLASSIFY_FIRST_ROW - 1 + k
         ref = xl_rowcol_to_cell(row, 0)
         ws.write_string(row, 0, path, fmt.input_text)
-        model_arg = model  # an empty cell arrives as None: the function's default model
+        model_arg = f"{model},{run_folder}"  # empty cells arrive as None: the function's defaults
         # Cached results for viewers: the shipped model's answers (the cells' default model).
         digit, probabilities = cached if cached else (NO_MODEL_YET, ["-"] * 10)
         ws.write_formula(row, 1, f"=CLASSIFY_IMAGE({ref},{model_arg})", fmt.int, digit)

@@ -6,6 +6,8 @@ layout change happens here and nowhere else.
 
 from __future__ import annotations
 
+from ml.config import sheet_settings
+
 # ---- Backprop sheet: the editable network and the six learning rates -------------------------------
 BACKPROP_SHEET = "Backprop"
 # parameter -> cell holding its value (column C; labels sit in column B)
@@ -56,36 +58,37 @@ GRAPHS_PICTURE_CELL = "R2"  # the Refresh macro's matplotlib picture of all six 
 
 # ---- Train sheet: settings, buttons, status, metrics, summary, charts -------------------------------
 TRAIN_SHEET = "Train"
-# setting -> cell holding its value (column C; labels in column B)
-TRAIN_SETTING_CELLS = {
-    "epochs": "C4",
-    "batch_size": "C5",
-    "lr": "C6",
-    "model": "C7",  # a model variant: "default", "small", "wide" or "strided"
-    "device": "C8",  # "auto", "cpu", "cuda", "mps"
-    "seed": "C9",
-    "subset": "C10",  # 0 or empty = full 60,000 training images
-    "out_dir": "C11",  # where metrics.csv, model.pt and charts go; empty = default
-    "model_path": "C12",  # model used by CLASSIFY_IMAGE; empty = <out_dir>/model.pt
+# Settings: the training settings of ml.config (in its order, labels and choices from there), then the
+# sheet's own: setting -> (label, note). Values in column C from row 4, labels in column B.
+TRAIN_EXTRA_SETTINGS = {
+    "model_path": ("model file", "the model the Classify sheet uses; empty = <output folder>/model.pt"),
 }
-TRAIN_STATUS_CELL = "C14"  # one line: "Training on cpu: epoch 3 of 15, ETA 1:20" / "Completed" / ...
-TRAIN_PROGRESS_CELL = "C15"  # fraction done, 0..1 (formatted as a percentage)
-TRAIN_DEVICE_CELL = "C16"
-TRAIN_METRICS_HEADER_CELL = "A19"  # header row of the metrics table (METRIC_COLUMNS), rows below it
+TRAIN_FIRST_SETTING_ROW = 4
+TRAIN_SETTING_CELLS = {
+    name: f"C{TRAIN_FIRST_SETTING_ROW + k}"
+    for k, name in enumerate((*sheet_settings(), *TRAIN_EXTRA_SETTINGS))
+}
+_AFTER_SETTINGS = TRAIN_FIRST_SETTING_ROW + len(TRAIN_SETTING_CELLS) + 1  # one blank row, then the run
+TRAIN_STATUS_CELL = f"C{_AFTER_SETTINGS + 1}"  # "Training on cpu: epoch 3 of 15, ETA 1:20" / "Completed"
+TRAIN_PROGRESS_CELL = f"C{_AFTER_SETTINGS + 2}"  # fraction done, 0..1 (formatted as a percentage)
+TRAIN_DEVICE_CELL = f"C{_AFTER_SETTINGS + 3}"
+TRAIN_METRICS_HEADER_CELL = (
+    f"A{_AFTER_SETTINGS + 6}"  # header row of the metrics table (METRIC_COLUMNS), rows below it
+)
 TRAIN_METRICS_MAX_ROWS = 100  # rows reserved for the table (native charts are bound to this range)
-# model summary: Layer | Output shape | Params, one row per layer (25 for both variants) and a Total row,
-# so I3:K30; it sits right of the status column (long status lines overflow into D:H) and above nothing.
+# model summary: Layer | Output shape | Params | Jump | RF, one row per layer (up to 36) and a Total row,
+# from I3 on; it sits right of the status column (long status lines overflow into D:H) and above nothing.
 TRAIN_SUMMARY_HEADER_CELL = "I3"
 TRAIN_SUMMARY_MAX_ROWS = 40  # rows reserved below the header
 # matplotlib pictures written back by the Train macro: name -> top-left anchor cell (each ~6 columns wide)
 TRAIN_PICTURE_CELLS = {
-    "loss_curves": "M3",
-    "accuracy_curves": "M23",
-    "confusion_matrix": "U3",
-    "misclassified": "U23",
+    "loss_curves": "O3",
+    "accuracy_curves": "O23",
+    "confusion_matrix": "W3",
+    "misclassified": "W23",
 }
 # native line charts bound to the metrics table (empty until a run): name -> top-left anchor cell
-TRAIN_CHART_CELLS = {"loss": "M44", "accuracy": "U44"}  # under the pictures, same columns
+TRAIN_CHART_CELLS = {"loss": "O44", "accuracy": "W44"}  # under the pictures, same columns
 TRAIN_BUTTON_CELLS = {"Train": "B1", "StopTraining": "C1"}  # macro name -> cell the button covers
 
 # ---- Classify sheet ---------------------------------------------------------------------------------

@@ -14,20 +14,21 @@ Problems never raise into Excel's VBA error box: they are written, readably, int
 
 from __future__ import annotations
 
-import math
 import os
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from excel_addin import layout, run_lock
-from ml.backprop import as_number
+from excel_addin import layout
+from ml import config, run_lock
+from ml.config import TrainConfig
+from ml.run_dir import DEFAULT_RUN_DIR, RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUT_DIR = Path("runs") / "mnist"
 GRAPHS_PICTURE = "backprop_loss_curves"
 
 Launcher = Callable[[Any, Any, run_lock.RunLock], Any]
@@ -51,14 +52,6 @@ def _status(book: Any, text: str, progress: float | None = None) -> None:
 # ---- Train ------------------------------------------------------------------------------------------
 
 
-def _whole(value: Any, name: str, minimum: int) -> int:
-    """A whole number from a cell (Excel gives floats: 3.0 -> 3)."""
-    number = as_number(value, f"{name} must be a whole number")  # also refuses None and ""
-    if not math.isfinite(number) or number != int(number) or number < minimum:
-        raise ValueError(f"{name} must be a whole number of at least {minimum}, got {value!r}")
-    return int(number)
-
-
 def book_folder(book: Any) -> Path:
     """The folder of the workbook's file (the current folder for a book that was never saved)."""
     fullname = Path(str(book.fullname))
@@ -71,44 +64,30 @@ def read_settings(book: Any) -> dict[str, Any]:
     return {name: sheet[address].value for name, address in layout.TRAIN_SETTING_CELLS.items()}
 
 
-def config_from_settings(settings: dict[str, Any], folder: Path):
-    """A validated TrainConfig from the Train sheet's cells (empty cells keep TrainConfig's defaults).
+def out_dir_from_settings(settings: dict[str, Any], folder: Path) -> Path:
+    """The run folder the settings name (default when empty); a relative one is beside the workbook."""
+    raw = settings.get("out_dir")
+    text = DEFAULT_RUN_DIR if config.is_empty(raw) else config.parse_setting("out_dir", raw)
+    out_dir = Path(text).expanduser()
+    return out_dir if out_dir.is_absolute() else folder / out_dir
+
+
+def config_from_settings(settings: dict[str, Any], folder: Path) -> TrainConfig:
+    """A validated TrainConfig from the Train sheet's cells (empty cells take the preset or default).
 
     A relative output folder is relative to the workbook's folder, so results sit beside the workbook
     whatever Excel's current folder is.
     """
-    from ml.train import TrainConfig
-
-    given = {k: v for k, v in settings.items() if v not in (None, "")}
-    values: dict[str, Any] = {}
-    for name, minimum in (("epochs", 1), ("batch_size", 1), ("seed", 0), ("subset", 0)):
-        if name in given:
-            values[name] = _whole(given[name], name, minimum)
-    if values.get("subset") == 0:
-        values["subset"] = None
-    if "lr" in given:
-        try:
-            values["lr"] = float(given["lr"])
-        except (TypeError, ValueError):
-            raise ValueError(f"lr must be a positive number, got {given['lr']!r}") from None
-    for name in ("model", "device"):
-        if name in given:
-            values[name] = str(given[name]).strip().lower()
-    out_dir = Path(str(given.get("out_dir", DEFAULT_OUT_DIR))).expanduser()
-    values["out_dir"] = str(out_dir if out_dir.is_absolute() else folder / out_dir)
-    config = TrainConfig(**values)
-    config.validate()
-    return config
+    training = {name: value for name, value in settings.items() if name in config.FIELDS}
+    parsed = config.config_from_values(training)
+    return replace(parsed, out_dir=str(out_dir_from_settings(settings, folder)))
 
 
-def launch_worker(config: Any, book: Any, lock: run_lock.RunLock) -> subprocess.Popen:
+def launch_worker(train_config: TrainConfig, book: Any, lock: run_lock.RunLock) -> subprocess.Popen:
     """Start ``python -m excel_addin.train_worker`` detached from Excel; its output goes to a log file."""
-    from excel_addin.train_worker import LOG_NAME, config_to_json
-
-    out_dir = Path(config.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = RunDir(train_config.out_dir)
     config_file = run_lock.state_dir() / f"config-{lock.token}.json"
-    config_file.write_text(config_to_json(config), encoding="utf-8")
+    config_file.write_text(train_config.to_json(), encoding="utf-8")
     command = [
         worker_python(),
         "-m",
@@ -128,11 +107,11 @@ def launch_worker(config: Any, book: Any, lock: run_lock.RunLock) -> subprocess.
         options["creationflags"] = 0x00000008 | 0x00000200 | 0x08000000
     else:
         options["start_new_session"] = True
-    with open(out_dir / LOG_NAME, "ab") as log:
+    with open(run_dir.worker_log, "ab") as log:
         process = subprocess.Popen(
             command, cwd=str(ROOT), env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, **options
         )
-    run_lock.set_pid(lock, process.pid)
+    run_lock.hand_over(lock, process.pid)
     return process
 
 
@@ -144,6 +123,15 @@ def worker_python() -> str:
     return str(exe)
 
 
+def describe_run(train_config: TrainConfig) -> str:
+    """What a run will do, in one line: 2 epoch(s) of the small model on 1,000 images, device cpu."""
+    subset = f"{train_config.subset:,} images" if train_config.subset else "all 60,000 images"
+    return (
+        f"{train_config.epochs} epoch(s) of the {train_config.model} model on {subset}, "
+        f"device {train_config.device}"
+    )
+
+
 def train(book: Any | None = None, launcher: Launcher | None = None) -> Any:
     """Train button: start a training run in its own process and return at once.
 
@@ -152,20 +140,19 @@ def train(book: Any | None = None, launcher: Launcher | None = None) -> Any:
     """
     book = _book(book)
     try:
-        config = config_from_settings(read_settings(book), book_folder(book))
+        train_config = config_from_settings(read_settings(book), book_folder(book))
+        RunDir(train_config.out_dir).prepare()
     except (ValueError, TypeError) as error:
         _status(book, f"Not started: check the settings: {error}")
         return None
     try:
-        lock = run_lock.acquire(config.out_dir, str(book.fullname))
-    except run_lock.AlreadyRunningError as error:
+        lock = run_lock.acquire(train_config.out_dir, str(book.fullname))
+    except run_lock.RunLockError as error:
         _status(book, str(error))
         return None
-    subset = f"{config.subset:,} images" if config.subset else "all 60,000 images"
-    what = f"{config.epochs} epoch(s) of the {config.model} model on {subset}, device {config.device}"
-    _status(book, f"Starting: {what}...", 0.0)
+    _status(book, f"Starting: {describe_run(train_config)}...", 0.0)
     try:
-        return (launcher or launch_worker)(config, book, lock)
+        return (launcher or launch_worker)(train_config, book, lock)
     except Exception as error:
         run_lock.release(lock)
         _status(book, f"Not started: the training process could not start: {error}")
@@ -176,11 +163,16 @@ def train(book: Any | None = None, launcher: Launcher | None = None) -> Any:
 
 
 def stop(book: Any | None = None) -> run_lock.RunLock | None:
-    """Stop button: ask the running training to stop after the current batch."""
+    """Stop button: ask the run writing into the Train sheet's output folder to stop after its batch."""
     book = _book(book)
-    lock = run_lock.request_stop()
+    try:
+        out_dir = out_dir_from_settings(read_settings(book), book_folder(book))
+        lock = run_lock.request_stop(out_dir)
+    except (ValueError, run_lock.RunLockError) as error:
+        _status(book, f"Not stopped: {error}")
+        return None
     if lock is None:
-        _status(book, "No training is running.")
+        _status(book, f"No training is running for {out_dir}.")
     else:
         _status(book, "Stopping after the current batch (the last checkpoint and metrics stay)...")
     return lock

@@ -10,6 +10,7 @@ in any spreadsheet program.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -21,20 +22,16 @@ from xlsxwriter.utility import xl_cell_to_rowcol
 
 from excel_addin import layout
 from excel_addin.metric_charts import insert_metric_charts
-from excel_addin.sheet_sink import SUMMARY_HEADER, end_status, picture_size
-from ml.events import CHART_NAMES, METRIC_COLUMNS, RunEnded
+from excel_addin.sheet_sink import SUMMARY_HEADER, end_status, picture_size, summary_cells
+from ml.config import label_of
+from ml.events import METRIC_COLUMNS, RunEnded
+from ml.run_dir import RunDir
 
-SETTING_LABELS = {
-    "epochs": "epochs",
-    "batch_size": "batch size",
-    "lr": "learning rate (peak)",
-    "model": "model variant",
-    "device": "device",
-    "seed": "seed",
-    "subset": "training images",
-    "out_dir": "output folder",
-    "model_path": "model file",
-}
+
+def setting_label(name: str) -> str:
+    """A Train-sheet setting's label: the training spec's, or the sheet's own for its extra settings."""
+    extra = layout.TRAIN_EXTRA_SETTINGS.get(name)
+    return extra[0] if extra else label_of(name)
 
 
 class ReportError(ValueError):
@@ -60,18 +57,25 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
     return data
 
 
-def summary_rows(model: str) -> list[tuple[str, str, int]]:
-    """The model summary of the run's variant (rebuilt from ml.model; the same rows the sheet shows)."""
-    from ml.model import build_model, summary_rows
+def summary_rows(run_dir: Path, model: str | None) -> list[list]:
+    """The model summary (sheet cells) of the run's model: the spec its checkpoint stores, else the
+    variant it names; [] when neither is usable."""
+    from ml.checkpoint import CheckpointError, load_checkpoint, spec_of
+    from ml.model import VARIANTS, layer_table
 
-    return summary_rows(build_model(model))
+    try:
+        spec = spec_of(load_checkpoint(RunDir(run_dir).checkpoint))
+    except (OSError, CheckpointError):
+        spec = VARIANTS.get(model) if isinstance(model, str) else None
+    return [summary_cells(row) for row in layer_table(spec)] if spec else []
 
 
 def _status(run: dict[str, Any], epochs_done: int) -> tuple[str, float]:
     end = run.get("end")
     total = max(int(run.get("epochs") or 1), 1)
     if end:
-        fields = {k: v for k, v in end.items() if k != "type"}
+        known = {f.name for f in dataclasses.fields(RunEnded)}
+        fields = {k: v for k, v in end.items() if k in known}
         text, progress = end_status(RunEnded(**fields))
         return text, progress if progress is not None else epochs_done / total
     return f"Running (or interrupted) after {epochs_done} epoch(s)", epochs_done / total
@@ -126,12 +130,12 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     # Settings, status
     first = xl_cell_to_rowcol(layout.TRAIN_SETTING_CELLS["epochs"])[0]
     ws.write(first - 1, 1, "Settings", section)
-    settings = {**config, "model_path": str(Path(config.get("out_dir", run_dir)) / "model.pt")}
+    settings = {**config, "model_path": str(RunDir(run_dir).checkpoint)}
     settings["subset"] = config.get("subset") or "all 60,000"
     settings["device"] = f"{config.get('device', '?')} (ran on {run.get('device', '?')})"
     for key, cell in layout.TRAIN_SETTING_CELLS.items():
         r, c = xl_cell_to_rowcol(cell)
-        ws.write(r, c - 1, SETTING_LABELS[key], label)
+        ws.write(r, c - 1, setting_label(key), label)
         ws.write(r, c, settings.get(key, ""), value)
     text, progress = _status(run, len(rows))
     for name, cell, content, fmt in (
@@ -147,9 +151,9 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     r, c = xl_cell_to_rowcol(layout.TRAIN_SUMMARY_HEADER_CELL)
     ws.write(r - 1, c, "Model summary", section)
     ws.write_row(r, c, SUMMARY_HEADER, header)
-    summary = summary_rows(config["model"]) if config.get("model") else []
-    for k, (layer, shape, params) in enumerate(summary, start=1):
-        ws.write_row(r + k, c, (layer, shape, params))
+    summary = summary_rows(run_dir, config.get("model"))
+    for k, cells in enumerate(summary, start=1):
+        ws.write_row(r + k, c, cells)
     if summary:
         ws.write_row(r + len(summary) + 1, c, ("Total", "", int(run.get("n_params", 0))), section)
 
@@ -163,18 +167,13 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     insert_metric_charts(wb, ws, last_row=r + max(len(rows), 1))
 
     # The run's matplotlib charts as pictures, where the Train button puts them
-    artifacts = (run.get("end") or {}).get("artifacts") or {}
-    for name in CHART_NAMES:
-        path = Path(artifacts.get(name) or run_dir / f"{name}.png")
-        if not path.is_file():
-            path = run_dir / f"{name}.png"  # the run folder was moved: its own copy
-        if path.is_file():
-            scale = _picture_scale(path)
-            ws.insert_image(
-                layout.TRAIN_PICTURE_CELLS[name],
-                str(path),
-                {"x_scale": scale, "y_scale": scale, "object_position": 1, "description": name},
-            )
+    for name, path in RunDir(run_dir).charts().items():
+        scale = _picture_scale(path)
+        ws.insert_image(
+            layout.TRAIN_PICTURE_CELLS[name],
+            str(path),
+            {"x_scale": scale, "y_scale": scale, "object_position": 1, "description": name},
+        )
     ws.set_landscape()
     ws.fit_to_pages(1, 0)
     ws.activate()

@@ -18,6 +18,8 @@ from typing import Any, TextIO
 
 from excel_addin import layout
 from ml.events import METRIC_COLUMNS, BatchEnd, EpochEnd, RunEnded, RunStarted, Sink
+from ml.model import LayerRow
+from ml.run_dir import CURVE_CHARTS, RunDir
 
 # HRESULTs of a busy Excel: RPC_E_CALL_REJECTED, RPC_E_SERVERCALL_RETRYLATER, VBA_E_IGNORE (edit mode),
 # and Excel's own "application busy" code. AppleScript's equivalents on macOS: timeout and "busy".
@@ -25,7 +27,7 @@ BUSY_CODES = frozenset({-2147418111, -2147417846, -2146777998, -2146827284, -171
 
 # Each chart fits a box of this size in points: a 2x2 grid at TRAIN_PICTURE_CELLS (20 rows of 15 pt apart).
 PICTURE_BOX = (380.0, 285.0)
-SUMMARY_HEADER = ("Layer", "Output shape", "Params")
+SUMMARY_HEADER = ("Layer", "Output shape", "Params", "Jump", "RF")
 
 
 def is_busy(error: BaseException) -> bool:
@@ -204,9 +206,10 @@ class SheetSink(Sink):
         blank = [[None] * len(METRIC_COLUMNS)] * (layout.TRAIN_METRICS_MAX_ROWS - event.start_epoch + 1)
         if blank:
             self._set_block(first, blank, key="metrics-clear")
-        summary = [list(SUMMARY_HEADER)] + [[layer, shape, int(n)] for layer, shape, n in event.summary]
-        summary.append(["Total", "", int(event.n_params)])
-        summary += [[None, None, None]] * max(0, layout.TRAIN_SUMMARY_MAX_ROWS + 1 - len(summary))
+        summary = [list(SUMMARY_HEADER)] + [summary_cells(row) for row in event.summary]
+        summary.append(["Total", "", int(event.n_params), None, None])
+        blank = [None] * len(SUMMARY_HEADER)
+        summary += [blank] * max(0, layout.TRAIN_SUMMARY_MAX_ROWS + 1 - len(summary))
         self._set_block(layout.TRAIN_SUMMARY_HEADER_CELL, summary, key="summary")
         self.writer.flush(patience=10.0)
 
@@ -233,8 +236,8 @@ class SheetSink(Sink):
             text += f", ETA {format_duration(eta)}"
         self._status(text, (event.epoch - 1 + fraction) / max(self._started.epochs, 1))
         # Training redraws the curves right after each EpochEnd: pick the new pictures up here.
-        for name in ("loss_curves", "accuracy_curves"):
-            self._refresh_picture(name, Path(self._started.out_dir) / f"{name}.png")
+        for name in CURVE_CHARTS:
+            self._refresh_picture(name, self._run_dir().chart(name))
         self.writer.flush(patience=2.0)  # progress can wait for the next batch; rows cannot
 
     def on_epoch(self, event: EpochEnd) -> None:
@@ -251,11 +254,13 @@ class SheetSink(Sink):
         if event.epoch < event.epochs:
             text += f", ETA {format_duration(self._eta(event.epoch + 1, 0.0, None) or 0)}"
         self._status(text, event.epoch / max(event.epochs, 1))
-        out_dir = Path(event.checkpoint).parent
-        for name in ("loss_curves", "accuracy_curves"):
-            self._refresh_picture(name, out_dir / f"{name}.png")
+        for name in CURVE_CHARTS:
+            self._refresh_picture(name, self._run_dir().chart(name))
         # A row that cannot be written now stays queued: later events and the end retry it.
         self.writer.flush(patience=5.0)
+
+    def _run_dir(self) -> RunDir:
+        return RunDir(self._started.out_dir if self._started else ".")
 
     def _refresh_picture(self, name: str, path: Path) -> None:
         """Queue a picture when its PNG exists and changed since it was last queued."""
@@ -269,10 +274,15 @@ class SheetSink(Sink):
 
     def on_end(self, event: RunEnded) -> None:
         self._status(*end_status(event))
-        for name, path in event.artifacts.items():
-            if name in layout.TRAIN_PICTURE_CELLS:
-                self._refresh_picture(name, Path(path))
+        for name, path in RunDir(event.out_dir).charts().items():
+            self._refresh_picture(name, path)
         self.writer.flush(patience=120.0)
+
+
+def summary_cells(row) -> list:
+    """A model-summary row (ml.model.LayerRow) as the sheet's cells: layer, shape, params, jump, RF."""
+    layer = LayerRow(*row)
+    return [layer.layer, layer.shape, int(layer.params), int(layer.jump), int(layer.rf)]
 
 
 def end_status(event: RunEnded) -> tuple[str, float | None]:

@@ -4,8 +4,9 @@ Excel must not wait for a training run, so the Train macro only validates the se
 and starts this process. It finds the open workbook again by its full name, then runs ``ml.train.train``
 with the Train-sheet sink (``excel_addin.sheet_sink``) besides the metrics files and checkpoint that
 training always writes. If the workbook is closed mid-run, the sheet sink goes quiet and training goes on:
-the files in the output folder are complete either way. The Stop button's stop file ends it after the
-current batch; the lock is released however the run ends.
+the files in the output folder are complete either way. The Stop button's stop request ends it after the
+current batch; the run lock the Train macro took is handed to this process and released however the run
+ends.
 
 ``run_with_lock`` is the whole worker minus process start-up, so tests run it in a thread against an
 in-process Book; ``main`` is the process entry point.
@@ -14,35 +15,19 @@ in-process Book; ``main`` is the process entry point.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import traceback
-from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from excel_addin import layout, run_lock
+from excel_addin import layout
 from excel_addin.sheet_sink import SheetSink
+from ml import run_lock
+from ml.config import TrainConfig
 from ml.events import RunEnded
 from ml.sinks import ConsoleSink
-from ml.train import TrainConfig, train
-
-LOG_NAME = "train_worker.log"
-
-
-def config_to_json(config: TrainConfig) -> str:
-    return json.dumps(asdict(config), indent=1)
-
-
-def config_from_json(text: str) -> TrainConfig:
-    """A TrainConfig from its JSON (unknown keys are an error, not silently dropped)."""
-    data = json.loads(text)
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"unknown training settings: {', '.join(unknown)}")
-    return TrainConfig(**data)
+from ml.train import train
 
 
 def attach_book(fullname: str, log=sys.stderr) -> Any | None:
@@ -62,13 +47,17 @@ def attach_book(fullname: str, log=sys.stderr) -> Any | None:
 
 
 def run(
-    config: TrainConfig, book: Any | None = None, should_stop=None, progress_every: float = 1.0, log=None
+    config: TrainConfig,
+    book: Any | None = None,
+    lock: run_lock.RunLock | None = None,
+    progress_every: float = 1.0,
+    log=None,
 ) -> RunEnded:
     """Train with the sheet sink (when there is a workbook) and a console log; files are always written."""
     sinks = [ConsoleSink(stream=log or sys.stderr, every=25)]
     if book is not None:
         sinks.append(SheetSink(book, progress_every=progress_every))
-    return train(config, sinks, should_stop)
+    return train(config, sinks, lock=lock)
 
 
 def _report_failure(book: Any | None, message: str) -> None:
@@ -88,11 +77,9 @@ def run_with_lock(
     progress_every: float = 1.0,
     log=None,
 ) -> RunEnded | None:
-    """The worker's job: train until done or asked to stop (lock's stop file), then release the lock."""
-    stop_file = Path(lock.stop_file)
+    """The worker's job: train until done or asked to stop, then release the lock."""
     try:
-        stop_file.unlink(missing_ok=True)  # a request left from an earlier run must not stop this one
-        return run(config, book, should_stop=stop_file.exists, progress_every=progress_every, log=log)
+        return run(config, book, lock, progress_every=progress_every, log=log)
     except Exception as error:  # noqa: BLE001 - bad settings or data: say so where the user looks
         _report_failure(book, f"{type(error).__name__}: {error}")
         print(traceback.format_exc(), file=log or sys.stderr)
@@ -117,24 +104,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    config_file = Path(args.config)
     try:
-        config = config_from_json(Path(args.config).read_text(encoding="utf-8"))
-        config.validate()
+        config = TrainConfig.from_json(config_file.read_text(encoding="utf-8"))
     except (OSError, ValueError, TypeError) as error:
-        print(f"error: bad --config {args.config}: {error}", file=sys.stderr)
+        print(f"error: bad --config {config_file}: {error}", file=sys.stderr)
         return 2
-    if args.token:
-        lock = run_lock.owned(args.token)
-        if lock is None:
-            print("error: the run lock is gone (the run was cancelled); nothing to do", file=sys.stderr)
-            return 2
-        lock = run_lock.set_pid(lock, os.getpid())
-    else:
-        try:
+    if args.token and config_file == run_lock.state_dir() / f"config-{args.token}.json":
+        config_file.unlink(missing_ok=True)  # the hand-off file the Train macro wrote for this run
+    try:
+        if args.token:
+            lock = run_lock.owned(args.token, config.out_dir)
+            if lock is None:
+                print("error: the run lock is gone (the run was cancelled); nothing to do", file=sys.stderr)
+                return 2
+            lock = run_lock.hand_over(lock, os.getpid())
+        else:
             lock = run_lock.acquire(config.out_dir, args.book)
-        except run_lock.AlreadyRunningError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 3
+    except run_lock.RunLockError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3
     book = attach_book(args.book) if args.book else None
     ended = run_with_lock(config, lock, book, progress_every=args.progress_every)
     if ended is None or ended.status == "failed":

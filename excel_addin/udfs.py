@@ -15,6 +15,7 @@ from typing import Any
 import xlwings as xw
 
 from ml import backprop
+from ml.run_dir import DEFAULT_RUN_DIR, RunDir
 
 ERROR_PREFIX = "#VALUE! "
 
@@ -121,12 +122,15 @@ def BACKPROP_TABLE(lr, epochs, inputs=None, targets=None, weights=None, biases=N
 # ---- Classify: the trained CNN on image files ------------------------------------------------------
 
 MODEL_ENV = "GRADSHEET_MODEL"  # environment variable or xlwings.conf key naming the model file
-RUN_MODEL = ("runs", "mnist", "model.pt")  # where the Train button's run writes, beside the workbook
 
 _PATH_DOC = "Image file (PNG, JPG, ...) of one digit: a full path, or relative to this workbook's folder."
 _MODEL_DOC = (
     "Optional. Trained model file (model.pt). Default: GRADSHEET_MODEL (environment or xlwings.conf), "
-    "else runs/mnist/model.pt beside the workbook, else the model shipped with gradsheet."
+    "else the run folder's model.pt, else the model shipped with gradsheet."
+)
+_OUT_DIR_DOC = (
+    f"Optional. The Train sheet's output folder, whose model.pt is used when model_path is empty "
+    f"(default {DEFAULT_RUN_DIR}, relative to this workbook's folder)."
 )
 
 
@@ -169,42 +173,46 @@ def _read_config_model(_path: str, _mtime_ns: int, _size: int) -> str | None:
     return read_user_config().get(MODEL_ENV.lower())
 
 
-def model_location(model_path: Any = None, folder: Path | None = None) -> Path:
+def model_location(model_path: Any = None, folder: Path | None = None, out_dir: Any = None) -> Path:
     """Which model a CLASSIFY_* cell uses: the argument, else GRADSHEET_MODEL from the environment or the
-    user's xlwings.conf, else the Train button's model beside the workbook, else ``ml.predict``'s default
-    (runs/mnist/model.pt in the current folder, or the model shipped with the package)."""
+    user's xlwings.conf, else the model of the run folder ``out_dir`` (the Train sheet's output folder,
+    relative to the workbook), else the model shipped with the package."""
     if model_path not in (None, ""):
         return _resolve(model_path, "model_path", folder)
     configured = os.environ.get(MODEL_ENV) or _user_config_model()
     if configured:
         return _resolve(configured, MODEL_ENV, folder)
-    if folder is not None and folder.joinpath(*RUN_MODEL).is_file():
-        return folder.joinpath(*RUN_MODEL)
-    from ml.predict import default_model_path
+    run_dir = _resolve(DEFAULT_RUN_DIR if out_dir in (None, "") else out_dir, "out_dir", folder)
+    checkpoint = RunDir(run_dir).checkpoint
+    if checkpoint.is_file():
+        return checkpoint
+    from ml.predict import shipped_model_path
 
-    return default_model_path()
+    return shipped_model_path()
 
 
-def classify(path: Any, model_path: Any = None, caller: Any = None):
+def classify(path: Any, model_path: Any = None, out_dir: Any = None, caller: Any = None):
     """The ``ml.predict.Prediction`` for an image cell (model loaded once per file version, then reused)."""
     from ml.predict import load_classifier
 
     folder = _book_folder(caller)
     image = _resolve(path, "image path", folder)
-    return load_classifier(model_location(model_path, folder)).predict(image)
+    return load_classifier(model_location(model_path, folder, out_dir)).predict(image)
 
 
 @xw.func
 @xw.arg("path", doc=_PATH_DOC)
 @xw.arg("model_path", doc=_MODEL_DOC)
-def CLASSIFY_IMAGE(path, model_path=None, caller=None):
+@xw.arg("out_dir", doc=_OUT_DIR_DOC)
+def CLASSIFY_IMAGE(path, model_path=None, out_dir=None, caller=None):
     """The digit (0-9) that the trained CNN sees in an image file."""
-    return _in_cell(lambda: classify(path, model_path, caller).digit)
+    return _in_cell(lambda: classify(path, model_path, out_dir, caller).digit)
 
 
 @xw.func
 @xw.arg("path", doc=_PATH_DOC)
 @xw.arg("model_path", doc=_MODEL_DOC)
-def CLASSIFY_PROBS(path, model_path=None, caller=None):
+@xw.arg("out_dir", doc=_OUT_DIR_DOC)
+def CLASSIFY_PROBS(path, model_path=None, out_dir=None, caller=None):
     """The probabilities of the digits 0..9 for an image file, as a row of 10 cells (spills)."""
-    return _in_cell(lambda: [list(classify(path, model_path, caller).probs)], spill=True)
+    return _in_cell(lambda: [list(classify(path, model_path, out_dir, caller).probs)], spill=True)

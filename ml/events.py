@@ -10,8 +10,20 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# The per-epoch metric columns, in the order written to metrics.csv and to the Train sheet.
-METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds")
+import numpy as np
+
+from .run_dir import CHART_NAMES, METRIC_COLUMNS
+
+__all__ = [
+    "CHART_NAMES",
+    "METRIC_COLUMNS",
+    "BatchEnd",
+    "EpochEnd",
+    "Evaluated",
+    "RunEnded",
+    "RunStarted",
+    "Sink",
+]
 
 
 @dataclass(frozen=True)
@@ -21,11 +33,12 @@ class RunStarted:
     config: dict[str, Any]  # the TrainConfig as a plain dict (JSON-safe)
     device: str  # e.g. "cpu", "cuda", "cuda:0", "mps"
     n_params: int
-    summary: list[tuple[str, str, int]]  # model summary rows: (layer, output shape, params)
+    summary: list[tuple]  # ml.model.LayerRow: layer, output shape, params, size, jump, receptive field
     epochs: int  # total epochs of this run (including any already done when resuming)
     start_epoch: int  # first epoch this run trains (1-based; > 1 when resuming)
     steps_per_epoch: int
     out_dir: str
+    history: list[dict[str, float]] = field(default_factory=list)  # rows of the epochs already done
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,16 @@ class EpochEnd:
         return [getattr(self, name) for name in METRIC_COLUMNS]
 
 
+@dataclass(frozen=True, eq=False)
+class Evaluated:
+    """The final evaluation's per-image results on the test set (for charts; not written to JSON)."""
+
+    labels: np.ndarray  # true digit per test image
+    predictions: np.ndarray  # predicted digit
+    confidence: np.ndarray  # probability of the predicted digit
+    images: np.ndarray  # the test images, uint8 (N, 28, 28)
+
+
 @dataclass(frozen=True)
 class RunEnded:
     """Training ended: completed, stopped on request, or failed; files are complete either way."""
@@ -69,14 +92,10 @@ class RunEnded:
     best_test_acc: float | None
     final_test_acc: float | None
     out_dir: str
-    artifacts: dict[str, str] = field(default_factory=dict)  # chart name -> PNG path (see CHART_NAMES)
     error: str | None = None  # the message when status == "failed"
 
 
-# Names of the PNG charts written at the end of a run (and after each epoch for the curves).
-CHART_NAMES = ("loss_curves", "accuracy_curves", "confusion_matrix", "misclassified")
-
-Event = RunStarted | BatchEnd | EpochEnd | RunEnded
+Event = RunStarted | BatchEnd | EpochEnd | Evaluated | RunEnded
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
@@ -96,6 +115,9 @@ class Sink:
     def on_epoch(self, event: EpochEnd) -> None:
         pass
 
+    def on_evaluated(self, event: Evaluated) -> None:
+        pass
+
     def on_end(self, event: RunEnded) -> None:
         pass
 
@@ -107,5 +129,7 @@ class Sink:
             self.on_batch(event)
         elif isinstance(event, EpochEnd):
             self.on_epoch(event)
+        elif isinstance(event, Evaluated):
+            self.on_evaluated(event)
         elif isinstance(event, RunEnded):
             self.on_end(event)

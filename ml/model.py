@@ -1,4 +1,12 @@
-"""The MNIST CNN: under 20,000 parameters (a "small" variant under 8,000), BatchNorm, Dropout, GAP.
+"""The MNIST CNNs: a model is a ``ModelSpec``, a plain list of layers, built into one ``nn.Sequential``.
+
+A spec is plain values (tuples of strings, numbers and booleans), so a checkpoint stores it as it is and
+rebuilds the network from it, and a student's design typed into cells is a spec like any other. A spec is
+checked before anything is allocated: channel counts that do not chain, maps that shrink to nothing, or
+more than ``MAX_PARAMS`` parameters are refused with a message. gradsheet's own variants are *staged*
+specs (``staged``); ``s6`` is the course assignment's network, layer for layer.
+
+gradsheet's default: under 20,000 parameters (a "small" variant under 8,000), BatchNorm, Dropout, GAP.
 
 Design, one sentence per choice:
 
@@ -42,115 +50,330 @@ accuracy (99.42% against 99.52%, measured with an earlier all-full-convolution l
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
 from .batchnorm import BatchNorm2d
 
-VARIANTS: dict[str, dict[str, Sequence[int] | float | int | bool]] = {
-    # channels of the convolutions of each stage (28x28, 14x14, 7x7)
-    "default": {"stages": ((8, 16), (16, 24), (24, 32)), "dropout": 0.05, "pool_first": True},
-    # separable_from: convolutions from this index on (counting from 0) are depthwise-separable
-    "small": {
-        "stages": ((8, 12), (16, 16), (32, 40)),
-        "dropout": 0.0,
-        "pool_first": True,
-        "separable_from": 4,
-    },
-    "wide": {
-        "stages": ((8, 16), (24, 32), (64, 64)),
-        "dropout": 0.05,
-        "pool_first": True,
-        "separable_from": 4,
-    },
-    "strided": {
-        "stages": ((8, 16), (16, 24), (24, 32)),
-        "dropout": 0.05,
-        "pool_first": True,
-        "strided_stem": True,
-    },
+INPUT_SIZE = (1, 28, 28)
+N_CLASSES = 10
+MAX_PARAMS = 1_000_000  # a bigger spec is surely a slip (and would not train in a lesson)
+MAX_LAYERS = 200
+MAX_CHANNELS = 2048
+
+# Layer kinds and their arguments, in order. A layer is a tuple: ("conv", 1, 8, 3, 1, 1, 1, False).
+LAYER_ARGS: dict[str, tuple[str, ...]] = {
+    "conv": ("c_in", "c_out", "kernel", "stride", "padding", "groups", "bias"),
+    "bn": ("channels",),
+    "relu": (),
+    "maxpool": ("kernel",),
+    "avgpool": ("kernel",),
+    "gap": (),
+    "dropout": ("p",),
+    "dropout2d": ("p",),
+    "linear": ("in_features", "out_features", "bias"),
 }
 
 
-def _conv3x3(c_in: int, c_out: int, stride: int, separable: bool) -> list[nn.Module]:
+class ModelSpecError(ValueError):
+    """A model spec that cannot be built (names the layer and what is wrong)."""
+
+
+def _int(value: Any, what: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ModelSpecError(f"{what} must be a whole number from {low} to {high:,}, got {value!r}")
+    return value
+
+
+def _layer(raw: Any, index: int) -> tuple:
+    """One layer checked for kind, argument count and argument types."""
+    where = f"layer {index + 1}"
+    if not isinstance(raw, list | tuple) or not raw or not isinstance(raw[0], str):
+        raise ModelSpecError(f"{where} must be a list starting with its kind, got {raw!r}")
+    kind, args = raw[0], list(raw[1:])
+    if kind not in LAYER_ARGS:
+        raise ModelSpecError(f"{where}: unknown kind {kind!r}; kinds: {', '.join(LAYER_ARGS)}")
+    names = LAYER_ARGS[kind]
+    if len(args) != len(names):
+        raise ModelSpecError(
+            f"{where} ({kind}) takes {len(names)} values ({', '.join(names)}), got {len(args)}"
+        )
+    for k, (name, value) in enumerate(zip(names, args, strict=True)):
+        what = f"{where} ({kind}) {name}"
+        if name == "bias":
+            if not isinstance(value, bool):
+                raise ModelSpecError(f"{what} must be true or false, got {value!r}")
+        elif name == "p":
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+                raise ModelSpecError(f"{what} must be a probability from 0 to below 1, got {value!r}")
+            args[k] = float(value)
+        elif name in ("kernel", "stride"):
+            _int(value, what, 1, INPUT_SIZE[-1])
+        elif name == "padding":
+            _int(value, what, 0, INPUT_SIZE[-1])
+        else:
+            _int(value, what, 1, MAX_CHANNELS * INPUT_SIZE[-1] ** 2 if "features" in name else MAX_CHANNELS)
+    return (kind, *args)
+
+
+class Shape(NamedTuple):
+    """What flows between layers: channels (or features) and the side of the square map (0: flat)."""
+
+    channels: int
+    size: int
+
+
+def _after(layer: tuple, shape: Shape, where: str) -> tuple[Shape, int]:
+    """The shape after ``layer`` and the layer's parameter count; ModelSpecError when it does not fit."""
+    kind, args = layer[0], layer[1:]
+    c, n = shape
+    if kind == "linear":
+        features = c * max(n, 1) ** 2
+        if args[0] != features:
+            raise ModelSpecError(f"{where} (linear) expects {args[0]} inputs but receives {features}")
+        return Shape(args[1], 0), args[0] * args[1] + (args[1] if args[2] else 0)
+    if n == 0:
+        raise ModelSpecError(f"{where} ({kind}) comes after a linear layer, where there is no image left")
+    if kind == "conv":
+        c_in, c_out, k, s, p, g, bias = args
+        if c_in != c:
+            raise ModelSpecError(f"{where} (conv) expects {c_in} input channels but receives {c}")
+        if c_in % g or c_out % g:
+            raise ModelSpecError(f"{where} (conv): groups {g} must divide {c_in} and {c_out} channels")
+        if p > k // 2:
+            raise ModelSpecError(f"{where} (conv): padding {p} is more than half the kernel {k}")
+        n_out = (n + 2 * p - k) // s + 1
+        if n_out < 1:
+            raise ModelSpecError(f"{where} (conv): a {k}x{k} kernel does not fit the {n}x{n} map")
+        return Shape(c_out, n_out), c_out * (c_in // g) * k * k + (c_out if bias else 0)
+    if kind in ("maxpool", "avgpool"):
+        if args[0] > n:
+            raise ModelSpecError(
+                f"{where} ({kind}): a {args[0]}x{args[0]} window does not fit the {n}x{n} map"
+            )
+        return Shape(c, n // args[0]), 0
+    if kind == "gap":
+        return Shape(c, 1), 0
+    if kind == "bn":
+        if args[0] != c:
+            raise ModelSpecError(f"{where} (bn) is for {args[0]} channels but receives {c}")
+        return shape, 2 * c
+    return shape, 0  # relu, dropout: shape and parameters unchanged
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A network as a list of layers (see LAYER_ARGS), checked on creation; ``name`` labels it."""
+
+    layers: tuple[tuple, ...]
+    name: str = "custom"
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or len(self.name) > 100:
+            raise ModelSpecError(f"a model name must be a short text, got {self.name!r}")
+        if not isinstance(self.layers, list | tuple) or not 1 <= len(self.layers) <= MAX_LAYERS:
+            raise ModelSpecError(f"a model has 1 to {MAX_LAYERS} layers, got {_count(self.layers)}")
+        layers = tuple(_layer(raw, k) for k, raw in enumerate(self.layers))
+        object.__setattr__(self, "layers", layers)
+        shape, total = Shape(INPUT_SIZE[0], INPUT_SIZE[1]), 0
+        for k, layer in enumerate(layers):
+            shape, params = _after(layer, shape, f"layer {k + 1}")
+            total += params
+            if total > MAX_PARAMS:
+                raise ModelSpecError(f"the model has more than {MAX_PARAMS:,} parameters (at layer {k + 1})")
+        if shape.channels != N_CLASSES or shape.size > 1:
+            raise ModelSpecError(
+                f"the model must end in {N_CLASSES} values (one per digit), it ends in "
+                f"{shape.channels} channel(s) of {max(shape.size, 1)}x{max(shape.size, 1)}"
+            )
+        object.__setattr__(self, "n_params", total)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (what a checkpoint stores); ``ModelSpec(**d)`` rebuilds the spec."""
+        return asdict(self)
+
+    def build(self) -> MnistCNN:
+        return MnistCNN(self)
+
+
+def _count(layers: Any) -> str:
+    try:
+        return str(len(layers))
+    except TypeError:
+        return repr(layers)
+
+
+def _module(layer: tuple) -> nn.Module:
+    kind, args = layer[0], layer[1:]
+    if kind == "conv":
+        c_in, c_out, k, s, p, g, bias = args
+        return nn.Conv2d(c_in, c_out, k, stride=s, padding=p, groups=g, bias=bias)
+    if kind == "linear":
+        return nn.Linear(args[0], args[1], bias=args[2])
+    simple = {
+        "bn": lambda: BatchNorm2d(args[0]),
+        "relu": lambda: nn.ReLU(inplace=True),
+        "maxpool": lambda: nn.MaxPool2d(args[0]),
+        "avgpool": lambda: nn.AvgPool2d(args[0]),
+        "gap": lambda: nn.AdaptiveAvgPool2d(1),
+        "dropout": lambda: nn.Dropout(args[0]),
+        "dropout2d": lambda: nn.Dropout2d(args[0]),
+    }
+    return simple[kind]()
+
+
+class MnistCNN(nn.Module):
+    """The network of a ModelSpec: its layers in one ``nn.Sequential``, flattened where a linear layer
+    (or the end) needs flat features, so the flattening appears in no layer table."""
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__()
+        self.spec = spec
+        self.net = nn.Sequential(*(_module(layer) for layer in spec.layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, 28, 28) normalised images -> (N, 10) logits."""
+        for layer in self.net:
+            if isinstance(layer, nn.Linear) and x.dim() > 2:
+                x = x.flatten(1)
+            x = layer(x)
+        return x.flatten(1)
+
+
+# ---- gradsheet's staged design ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Convolutions at one resolution: their output channels, whether they are depthwise-separable, and
+    the dropout after the stage's pooling (unused for the last stage)."""
+
+    channels: tuple[int, ...]
+    separable: bool = False
+    dropout: float = 0.0
+
+
+def _conv3x3(c_in: int, c_out: int, stride: int, separable: bool) -> list[tuple]:
     """A bias-free 3x3 convolution, or its depthwise-separable form (3x3 per channel, then 1x1 across).
 
     The separable form has no BN/ReLU between its two halves (as in Xception): 9*c_in + c_in*c_out
     parameters instead of 9*c_in*c_out, about 8x fewer for the wide late layers.
     """
     if not separable:
-        return [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)]
-    return [
-        nn.Conv2d(c_in, c_in, 3, stride=stride, padding=1, groups=c_in, bias=False),
-        nn.Conv2d(c_in, c_out, 1, bias=False),
-    ]
+        return [("conv", c_in, c_out, 3, stride, 1, 1, False)]
+    return [("conv", c_in, c_in, 3, stride, 1, c_in, False), ("conv", c_in, c_out, 1, 1, 0, 1, False)]
 
 
-class MnistCNN(nn.Module):
-    """Three 3x3-conv stages with BN/ReLU, 2x2 max-pooling and dropout between them, 1x1 conv to 10, GAP.
+def staged(
+    stages: Sequence[Stage], *, pool_first: bool = True, strided_stem: bool = False, name: str = "custom"
+) -> ModelSpec:
+    """Stages of 3x3 convolutions with BN/ReLU, 2x2 max-pooling and Dropout2d between them, then a 1x1
+    convolution to 10 channels and global average pooling.
 
     With ``pool_first`` the last convolution of a stage is max-pooled *before* its BatchNorm and ReLU
-    (conv -> pool -> BN -> ReLU): the same parameters, but BN and ReLU run on a 4x smaller tensor.
-    With ``separable_from=k`` the convolutions from the k-th on (0-based, counted over all stages) are
-    depthwise-separable.
+    (conv -> pool -> BN -> ReLU): the same parameters, but BN and ReLU run on a 4x smaller tensor. With
+    ``strided_stem`` the first stage's last convolution has stride 2 instead of a pooling after it.
+    """
+    layers: list[tuple] = []
+    c_in = INPUT_SIZE[0]
+    for i, stage in enumerate(stages):
+        last_stage = i == len(stages) - 1
+        for j, c_out in enumerate(stage.channels):
+            last_conv = j == len(stage.channels) - 1
+            stride = 2 if strided_stem and i == 0 and last_conv else 1
+            conv = _conv3x3(c_in, c_out, stride, stage.separable)
+            if pool_first and last_conv and not last_stage and stride == 1:
+                layers += [*conv, ("maxpool", 2), ("bn", c_out), ("relu",)]
+            else:
+                layers += [*conv, ("bn", c_out), ("relu",)]
+            c_in = c_out
+        if not last_stage:
+            if not pool_first and not (strided_stem and i == 0):
+                layers.append(("maxpool", 2))
+            layers.append(("dropout2d", stage.dropout))  # kept at p=0 too: layer indices stay put
+    layers += [("conv", c_in, N_CLASSES, 1, 1, 0, 1, True), ("gap",)]
+    return ModelSpec(tuple(layers), name)
+
+
+def _s6() -> ModelSpec:
+    """The course assignment's network (ERA S6), layer for layer: 16,976 parameters.
+
+    Three unpadded 3x3 convolutions and a max-pool, a 1x1 convolution, four more 3x3 convolutions (the last
+    two padded), each with BN, ReLU and 5% (element) dropout after the pooling, then a 5x5 average pool
+    and a bias-free linear layer to the 10 digits (the original ends with log_softmax, which the loss
+    applies here).
     """
 
-    def __init__(
-        self,
-        stages: Sequence[Sequence[int]],
-        dropout: float = 0.05,
-        n_classes: int = 10,
-        pool_first: bool = False,
-        strided_stem: bool = False,
-        separable_from: int | None = None,
-    ):
-        super().__init__()
-        layers: list[nn.Module] = []
-        c_in, n_convs = 1, 0
-        for i, stage in enumerate(stages):
-            last_stage = i == len(stages) - 1
-            for j, c_out in enumerate(stage):
-                last_conv = j == len(stage) - 1
-                stride = 2 if strided_stem and i == 0 and last_conv else 1
-                separable = separable_from is not None and n_convs >= separable_from
-                conv = _conv3x3(c_in, c_out, stride, separable)
-                n_convs += 1
-                if pool_first and last_conv and not last_stage and stride == 1:
-                    layers += [*conv, nn.MaxPool2d(2), BatchNorm2d(c_out), nn.ReLU(inplace=True)]
-                else:
-                    layers += [*conv, BatchNorm2d(c_out), nn.ReLU(inplace=True)]
-                c_in = c_out
-            if not last_stage:
-                if not pool_first and not (strided_stem and i == 0):
-                    layers.append(nn.MaxPool2d(2))
-                layers.append(nn.Dropout2d(dropout))
-        layers += [nn.Conv2d(c_in, n_classes, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-        self.net = nn.Sequential(*layers)
+    def block(c_in: int, k: int, padding: int, dropout: bool) -> list[tuple]:
+        layers = [("conv", c_in, 16, k, 1, padding, 1, False), ("bn", 16), ("relu",)]
+        return layers + ([("dropout", 0.05)] if dropout else [])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 1, 28, 28) normalised images -> (N, 10) logits."""
-        return self.net(x)
+    layers = [*block(1, 3, 0, False), *block(16, 3, 0, False), *block(16, 3, 0, False), ("maxpool", 2)]
+    layers += block(16, 1, 0, True) + block(16, 3, 0, True)
+    layers += block(16, 3, 0, True) + block(16, 3, 0, True)
+    layers += block(16, 3, 1, True) + block(16, 3, 1, True)
+    layers += [("avgpool", 5), ("linear", 16, N_CLASSES, False)]
+    return ModelSpec(tuple(layers), "s6")
+
+
+_DEFAULT_STAGES = (Stage((8, 16), dropout=0.05), Stage((16, 24), dropout=0.05), Stage((24, 32)))
+VARIANTS: dict[str, ModelSpec] = {
+    "default": staged(_DEFAULT_STAGES, name="default"),
+    "small": staged((Stage((8, 12)), Stage((16, 16)), Stage((32, 40), separable=True)), name="small"),
+    "wide": staged(
+        (Stage((8, 16), dropout=0.05), Stage((24, 32), dropout=0.05), Stage((64, 64), separable=True)),
+        name="wide",
+    ),
+    "strided": staged(_DEFAULT_STAGES, strided_stem=True, name="strided"),
+    "s6": _s6(),
+}
 
 
 def build_model(variant: str = "default") -> MnistCNN:
-    """The CNN of the named variant ("default": <20k parameters, "small": <8k)."""
+    """The CNN of a named variant (see VARIANTS)."""
     if variant not in VARIANTS:
-        raise ValueError(f"unknown model variant {variant!r}; choose one of {sorted(VARIANTS)}")
-    return model_from_spec(VARIANTS[variant])
+        raise ValueError(f"unknown model variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    return VARIANTS[variant].build()
 
 
-def model_from_spec(spec: Mapping[str, Any]) -> MnistCNN:
-    """The CNN a variant's spec describes (a ``VARIANTS`` entry, or the copy a checkpoint stores);
-    keys missing from older checkpoints take the defaults."""
-    return MnistCNN(
-        [tuple(stage) for stage in spec["stages"]],
-        float(spec["dropout"]),
-        pool_first=bool(spec.get("pool_first", False)),
-        strided_stem=bool(spec.get("strided_stem", False)),
-        separable_from=spec.get("separable_from"),
-    )
+def spec_from_dict(data: Mapping[str, Any]) -> ModelSpec:
+    """The spec a checkpoint stores; checkpoints of gradsheet before layer lists stored stage settings."""
+    if not isinstance(data, Mapping):
+        raise ModelSpecError(f"a model spec must be a record, got {type(data).__name__}")
+    if "layers" in data:
+        unknown = set(data) - {"layers", "name"}
+        if unknown:
+            raise ModelSpecError(f"unknown model spec fields: {', '.join(sorted(map(str, unknown)))}")
+        return ModelSpec(**data)
+    return _legacy_spec(data)
+
+
+def _legacy_spec(data: Mapping[str, Any]) -> ModelSpec:
+    """A spec from the stage settings older checkpoints store (variant, stages, dropout, pool_first,
+    strided_stem, separable_from: convolutions from that index on are separable)."""
+    try:
+        stages = [tuple(int(c) for c in stage) for stage in data["stages"]]
+        dropout = float(data["dropout"])
+        separable_from = data.get("separable_from")
+        first_conv = [sum(len(s) for s in stages[:i]) for i in range(len(stages))]
+        if separable_from is not None and int(separable_from) not in first_conv:
+            raise ModelSpecError(f"separable_from={separable_from} does not start a stage")
+        return staged(
+            [
+                Stage(s, separable_from is not None and first >= int(separable_from), dropout)
+                for s, first in zip(stages, first_conv, strict=True)
+            ],
+            pool_first=bool(data.get("pool_first", False)),
+            strided_stem=bool(data.get("strided_stem", False)),
+            name=str(data.get("variant", "custom")),
+        )
+    except ModelSpecError:
+        raise
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelSpecError(f"the model spec is malformed ({type(error).__name__}: {error})") from None
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -158,22 +381,62 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def summary_rows(model: nn.Module, input_size: tuple[int, ...] = (1, 28, 28)) -> list[tuple[str, str, int]]:
-    """(layer, output shape, parameters) for each leaf layer, like torchsummary, from one dummy forward."""
-    rows: list[tuple[str, str, int]] = []
-    counts: dict[str, int] = {}
-    hooks = []
+# ---- summary: torchsummary's table, with each layer's receptive field ---------------------------------
 
-    def hook(module: nn.Module, _inputs, output) -> None:
-        kind = type(module).__name__
-        counts[kind] = counts.get(kind, 0) + 1
-        shape = "x".join(str(s) for s in output.shape[1:])
+
+class LayerRow(NamedTuple):
+    """One row of a model summary: torchsummary's name, output shape and parameters, plus the side of
+    the square output map, its jump (the input pixels between neighbouring outputs: the product of the
+    strides so far) and its receptive field (the side of the input square that one output sees)."""
+
+    layer: str
+    shape: str
+    params: int
+    size: int | None
+    jump: int
+    rf: int
+
+
+def _window(module: nn.Module, n_in: int | None) -> tuple[int, int] | None:
+    """(effective kernel, stride) of a module that looks at a spatial window; None for the others."""
+
+    def first(v):
+        return v[0] if isinstance(v, tuple) else v
+
+    if isinstance(module, nn.Conv2d | nn.MaxPool2d | nn.AvgPool2d):
+        k, d = first(module.kernel_size), first(getattr(module, "dilation", 1))
+        return (k - 1) * d + 1, first(module.stride or module.kernel_size)
+    if isinstance(module, nn.AdaptiveAvgPool2d | nn.AdaptiveMaxPool2d | nn.Linear) and n_in:
+        return n_in, n_in  # one output sees the whole input map
+    return None
+
+
+def summary_rows(model: nn.Module, input_size: tuple[int, ...] = INPUT_SIZE) -> list[LayerRow]:
+    """The rows torchsummary prints for ``model`` (every module but the model and Sequential/ModuleList
+    containers, numbered in the order they run), with each layer's output size, jump and receptive field,
+    computed from the modules' kernels and strides during one dummy forward pass."""
+    rows: list[LayerRow] = []
+    state = {"n": input_size[-1], "jump": 1, "rf": 1}
+
+    def hook(module: nn.Module, inputs, output) -> None:
+        x = inputs[0] if inputs else None
+        n_in = x.shape[-1] if x is not None and x.dim() == 4 else None
+        window = _window(module, n_in if not isinstance(module, nn.Linear) else state["n"])
+        if window is not None:
+            k, s = window
+            state["rf"] += (k - 1) * state["jump"]
+            state["jump"] *= s
+        state["n"] = output.shape[-1] if output.dim() == 4 else None
         params = sum(p.numel() for p in module.parameters(recurse=False) if p.requires_grad)
-        rows.append((f"{kind}-{counts[kind]}", f"[-1, {shape.replace('x', ', ')}]", params))
+        shape = "[-1, " + ", ".join(str(s) for s in output.shape[1:]) + "]"
+        name = f"{type(module).__name__}-{len(rows) + 1}"
+        rows.append(LayerRow(name, shape, params, state["n"], state["jump"], state["rf"]))
 
-    for module in model.modules():
-        if not list(module.children()):
-            hooks.append(module.register_forward_hook(hook))
+    hooks = [
+        m.register_forward_hook(hook)
+        for m in model.modules()
+        if m is not model and not isinstance(m, nn.Sequential | nn.ModuleList)
+    ]
     was_training = model.training
     try:
         model.eval()
@@ -187,13 +450,29 @@ def summary_rows(model: nn.Module, input_size: tuple[int, ...] = (1, 28, 28)) ->
     return rows
 
 
-def format_summary(model: nn.Module, input_size: tuple[int, ...] = (1, 28, 28)) -> str:
-    """A printable table of ``summary_rows`` with the total parameter count."""
-    rows = summary_rows(model, input_size)
-    width = max(len(r[0]) for r in rows) + 2
-    shape_w = max(len(r[1]) for r in rows) + 2
-    line = "-" * (width + shape_w + 12)
-    out = [line, f"{'Layer (type)':<{width}}{'Output Shape':<{shape_w}}{'Param #':>12}", "=" * len(line)]
-    out += [f"{name:<{width}}{shape:<{shape_w}}{params:>12,}" for name, shape, params in rows]
-    out += ["=" * len(line), f"Total params: {count_parameters(model):,}", line]
+SUMMARY_COLUMNS = ("Layer (type)", "Output Shape", "Param #", "Jump", "RF")
+
+
+def format_summary(model: nn.Module, input_size: tuple[int, ...] = INPUT_SIZE) -> str:
+    """torchsummary's table with two more columns (jump, receptive field) and the total."""
+    return format_rows(summary_rows(model, input_size), count_parameters(model))
+
+
+def format_rows(rows: Sequence[Sequence], n_params: int) -> str:
+    """A printable table of summary rows (LayerRow, or the lists an event or JSON file carries)."""
+    rows = [LayerRow(*row) for row in rows]
+    name_w = max(len(SUMMARY_COLUMNS[0]), *(len(r.layer) for r in rows)) + 2
+    shape_w = max(len(SUMMARY_COLUMNS[1]), *(len(r.shape) for r in rows)) + 2
+    line = "-" * (name_w + shape_w + 12 + 6 + 6)
+    head = f"{SUMMARY_COLUMNS[0]:>{name_w}}{SUMMARY_COLUMNS[1]:>{shape_w}}{SUMMARY_COLUMNS[2]:>12}"
+    out = [line, head + f"{SUMMARY_COLUMNS[3]:>6}{SUMMARY_COLUMNS[4]:>6}", "=" * len(line)]
+    for r in rows:
+        out.append(f"{r.layer:>{name_w}}{r.shape:>{shape_w}}{r.params:>12,}{r.jump:>6}{r.rf:>6}")
+    out += ["=" * len(line), f"Total params: {n_params:,}", f"Trainable params: {n_params:,}"]
+    out += ["Non-trainable params: 0", line]
     return "\n".join(out)
+
+
+def layer_table(spec: ModelSpec) -> list[LayerRow]:
+    """The summary rows of a spec's network (built on the CPU, never trained)."""
+    return summary_rows(spec.build())

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, normalisation_of
 from .errors import (
     EmptyImageError,
     ImageNotFoundError,
@@ -30,6 +30,7 @@ from .errors import (
     UnreadableImageError,
 )
 from .preprocess import mnistify, preprocess_file
+from .run_dir import DEFAULT_RUN_DIR, RunDir
 
 __all__ = [
     "Classifier",
@@ -44,8 +45,9 @@ __all__ = [
     "shipped_model_path",
 ]
 
-DEFAULT_RUN_DIR = "runs/mnist"
-TRAIN_HINT = "train one with `python -m ml.train` (writes runs/mnist/model.pt) or pass a model file"
+TRAIN_HINT = (
+    f"train one with `python -m ml.train` (writes {RunDir().checkpoint.as_posix()}) or pass a model file"
+)
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ def shipped_model_path() -> Path:
 
 def default_model_path(run_dir: str | os.PathLike = DEFAULT_RUN_DIR) -> Path:
     """The run's model (``run_dir/model.pt``) if one has been trained, else the shipped model."""
-    run_model = Path(run_dir) / "model.pt"
+    run_model = RunDir(run_dir).checkpoint
     return run_model if run_model.is_file() else shipped_model_path()
 
 
@@ -81,7 +83,9 @@ class Classifier:
         self.path = path
         self._lock = threading.Lock()
 
-    def _forward(self, images28: np.ndarray) -> np.ndarray:
+    def probabilities(self, images28: np.ndarray) -> np.ndarray:
+        """The (N, 10) digit probabilities of MNIST-style images (N, 28, 28), 0..1 with ink = 1, as they
+        are: no preprocessing (``predict`` and ``predict_array`` prepare a picture first)."""
         x = torch.from_numpy(np.ascontiguousarray(images28, dtype=np.float32)).reshape(-1, 1, 28, 28)
         x = (x - self.mean) / self.std
         with self._lock, torch.inference_mode():
@@ -96,18 +100,18 @@ class Classifier:
         gray = np.asarray(image, dtype=np.float32)
         if gray.size and gray.max() > 1.0:
             gray = gray / 255.0
-        return self._prediction(self._forward(mnistify(gray, source))[0])
+        return self._prediction(self.probabilities(mnistify(gray, source))[0])
 
     def predict(self, image_path: str | os.PathLike) -> Prediction:
         """Classify one image file; raises a PredictionError subclass naming the file when it can't."""
-        return self._prediction(self._forward(preprocess_file(image_path))[0])
+        return self._prediction(self.probabilities(preprocess_file(image_path))[0])
 
     def predict_many(self, paths: Iterable[str | os.PathLike]) -> list[Prediction]:
         """Classify several files in one forward pass (raises on the first bad file)."""
         images = [preprocess_file(p) for p in paths]
         if not images:
             return []
-        return [self._prediction(p) for p in self._forward(np.stack(images))]
+        return [self._prediction(p) for p in self.probabilities(np.stack(images))]
 
 
 _cache: dict[tuple[str, int, int], Classifier] = {}
@@ -133,13 +137,13 @@ def load_classifier(model_path: str | os.PathLike | None = None) -> Classifier:
         if clf is None:
             try:
                 ckpt = load_checkpoint(path)
-                model = model_from_checkpoint(ckpt)
-            except (CheckpointError, KeyError, RuntimeError) as exc:
+                model = model_from_checkpoint(ckpt, str(path))
+                mean, std = normalisation_of(ckpt, str(path))
+            except CheckpointError as exc:
                 raise ModelNotFoundError(
-                    f"{path} is not a usable trained model ({exc}); {TRAIN_HINT}"
+                    f"{path} is not a usable trained model: {exc}; {TRAIN_HINT}"
                 ) from exc
-            norm = ckpt.get("normalisation", {})
-            clf = Classifier(model, norm.get("mean", 0.1307), norm.get("std", 0.3081), str(path))
+            clf = Classifier(model, mean, std, str(path))
             for stale in [k for k in _cache if k[0] == key[0]]:
                 del _cache[stale]
             _cache[key] = clf

@@ -1,31 +1,28 @@
-"""Sinks for training events: a console progress bar and the metrics files.
+"""Sinks for training events: a console progress bar, the metrics files and the charts.
 
 ``ConsoleSink`` shows a tqdm bar per epoch (loss, accuracy, learning rate) and one summary line per
 epoch; ``MetricsFileSink`` rewrites ``metrics.csv`` and ``metrics.json`` after every epoch so a run
-stopped at any point leaves complete files. ``dispatch`` delivers an event to sinks, reporting a failing
-sink once and carrying on (a sink that fails once, e.g. Excel busy, keeps receiving later events).
+stopped at any point leaves complete files; ``ChartSink`` draws the PNG charts. ``dispatch`` delivers an
+event to sinks, reporting a failing sink once and carrying on (a sink that fails once, e.g. Excel busy,
+keeps receiving later events).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
+import math
 import sys
 import traceback
-from pathlib import Path
 from typing import TextIO
 
-from .events import (
-    METRIC_COLUMNS,
-    BatchEnd,
-    EpochEnd,
-    Event,
-    RunEnded,
-    RunStarted,
-    Sink,
-    event_to_dict,
-)
+import numpy as np
+
+from . import plots
+from .events import BatchEnd, EpochEnd, Evaluated, Event, RunEnded, RunStarted, Sink, event_to_dict
+from .model import format_rows
+from .run_dir import CHART_NAMES, METRIC_COLUMNS, RunDir, atomic_write_text
 
 
 def dispatch(sinks: list[Sink], event: Event, failed: set[int], stream: TextIO | None = None) -> None:
@@ -52,6 +49,7 @@ class ConsoleSink(Sink):
         self._bar = None
 
     def on_start(self, event: RunStarted) -> None:
+        print(format_rows(event.summary, event.n_params), file=self.stream)
         print(
             f"Training {event.config.get('model')} CNN ({event.n_params:,} parameters) on {event.device}, "
             f"epochs {event.start_epoch}..{event.epochs}, {event.steps_per_epoch} steps/epoch "
@@ -98,38 +96,19 @@ class ConsoleSink(Sink):
         print(msg + f"\nOutputs in {event.out_dir}", file=self.stream)
 
 
-def read_metrics(out_dir: str | os.PathLike) -> list[dict[str, float]]:
-    """The per-epoch rows of ``out_dir/metrics.json`` ([] when absent or unreadable)."""
-    path = Path(out_dir) / "metrics.json"
-    try:
-        rows = json.loads(path.read_text(encoding="utf-8")).get("epochs", [])
-    except (OSError, ValueError, AttributeError):
-        return []
-    return [r for r in rows if isinstance(r, dict) and all(c in r for c in METRIC_COLUMNS)]
-
-
 class MetricsFileSink(Sink):
-    """Writes DIR/metrics.csv and DIR/metrics.json (METRIC_COLUMNS; accuracies as fractions) every epoch.
+    """Writes the run folder's metrics.csv and metrics.json (METRIC_COLUMNS; accuracies as fractions)
+    when a run starts, after every epoch and when it ends, so a run stopped at any point leaves complete
+    files. A resumed run starts from the checkpoint's history: rows the files missed (a process killed
+    between saving the checkpoint and the metrics) come back."""
 
-    When a run resumes at epoch k, rows of epochs before k are kept from the existing files.
-    """
-
-    def __init__(self, out_dir: str | os.PathLike):
-        self.out_dir = Path(out_dir)
+    def __init__(self, run_dir: RunDir):
+        self.run_dir = run_dir
         self.rows: list[dict[str, float]] = []
         self.run: dict = {}
 
-    @property
-    def csv_path(self) -> Path:
-        return self.out_dir / "metrics.csv"
-
-    @property
-    def json_path(self) -> Path:
-        return self.out_dir / "metrics.json"
-
     def on_start(self, event: RunStarted) -> None:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.rows = [r for r in read_metrics(self.out_dir) if r["epoch"] < event.start_epoch]
+        self.rows = [dict(r) for r in event.history if r["epoch"] < event.start_epoch]
         self.run = {
             "config": event.config,
             "device": event.device,
@@ -150,13 +129,56 @@ class MetricsFileSink(Sink):
         self._write()
 
     def _write(self) -> None:
-        tmp_csv = self.csv_path.with_suffix(".csv.tmp")
-        with tmp_csv.open("w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(METRIC_COLUMNS)
-            for row in self.rows:
-                writer.writerow([row[c] for c in METRIC_COLUMNS])
-        os.replace(tmp_csv, self.csv_path)
-        tmp_json = self.json_path.with_suffix(".json.tmp")
-        tmp_json.write_text(json.dumps({"run": self.run, "epochs": self.rows}, indent=2), encoding="utf-8")
-        os.replace(tmp_json, self.json_path)
+        text = io.StringIO(newline="")
+        writer = csv.writer(text)
+        writer.writerow(METRIC_COLUMNS)
+        writer.writerows([row[c] for c in METRIC_COLUMNS] for row in self.rows)
+        atomic_write_text(self.run_dir.metrics_csv, text.getvalue())
+        record = {"run": self.run, "epochs": [_finite_or_none(row) for row in self.rows]}
+        atomic_write_text(self.run_dir.metrics_json, json.dumps(record, indent=2, allow_nan=False))
+
+
+def _finite_or_none(row: dict[str, float]) -> dict[str, float | None]:
+    """JSON has no NaN: a non-finite value is written as null (and read back as a missing value)."""
+    return {k: (v if math.isfinite(v) else None) for k, v in row.items()}
+
+
+class ChartSink(Sink):
+    """Draws the run's PNG charts into its folder: the loss and accuracy curves after every epoch, the
+    confusion matrix and the misclassified test digits from the final evaluation.
+
+    When a run starts, charts of an earlier run in the folder are removed (a resumed run's curves are
+    redrawn from its history), so the folder never shows charts of another run.
+    """
+
+    def __init__(self, run_dir: RunDir):
+        self.run_dir = run_dir
+        self.history: list[dict[str, float]] = []
+
+    def on_start(self, event: RunStarted) -> None:
+        self.history = [dict(r) for r in event.history if r["epoch"] < event.start_epoch]
+        for name in CHART_NAMES:
+            self.run_dir.chart(name).unlink(missing_ok=True)
+        if self.history:
+            self._draw_curves()
+
+    def on_epoch(self, event: EpochEnd) -> None:
+        self.history = [r for r in self.history if r["epoch"] < event.epoch]
+        self.history.append(dict(zip(METRIC_COLUMNS, event.row(), strict=True)))
+        self._draw_curves()
+
+    def _draw_curves(self) -> None:
+        plots.plot_loss_curves(self.history, self.run_dir.chart("loss_curves"))
+        plots.plot_accuracy_curves(self.history, self.run_dir.chart("accuracy_curves"))
+
+    def on_evaluated(self, event: Evaluated) -> None:
+        matrix = plots.confusion_matrix(event.labels, event.predictions)
+        plots.plot_confusion_matrix(matrix, self.run_dir.chart("confusion_matrix"))
+        wrong = np.flatnonzero(event.predictions != event.labels)
+        plots.plot_misclassified(
+            event.images[wrong],
+            event.labels[wrong],
+            event.predictions[wrong],
+            event.confidence[wrong],
+            self.run_dir.chart("misclassified"),
+        )

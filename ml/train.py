@@ -1,15 +1,21 @@
 """Train the MNIST CNN: ``python -m ml.train`` or ``train(TrainConfig(...), sinks)``.
 
-The loop emits events (``ml.events``) to sinks and knows nothing about where progress is shown. After every
-epoch it evaluates on the test set, writes DIR/model.pt (resumable checkpoint), DIR/metrics.csv/.json and
-refreshes the loss/accuracy charts; at the end it draws the confusion matrix and misclassified digits.
-``should_stop`` is polled after every batch (``--stop-file`` turns a file's existence into that signal), and
-Ctrl-C is a clean stop too: the last checkpoint and metrics stay as they were at the last finished epoch.
+A run goes through named phases: ``set_up`` (folder, lock, data, model, optimizer), ``restore`` (for
+``--resume``), ``train_epoch`` (one pass over the training images), ``save`` (checkpoint after each
+evaluated epoch) and ``finish`` (final evaluation, the run's end). The loop emits events (``ml.events``)
+to sinks and knows nothing about where progress is shown: the metrics files, the charts, a console bar
+or an Excel sheet are all sinks.
+
+Nothing is lost when a run ends early. A stop request (the run's stop file, ``--stop-file``, Ctrl-C) ends
+it after the current batch; a loss that turns NaN or infinite ends it as failed, naming the epoch and step;
+an error ends it as failed. In every case the checkpoint and metrics of the last finished epoch stay, and
+a non-finite model is never saved.
 
 Speed on a CPU comes from the data path and the kernels, not from workers: the whole data set is in memory
 as uint8, batches are sliced and augmented as tensors (``ml.augment``), activations are channels_last, and
 the forward/backward run under bfloat16 autocast where the CPU has native bf16 (AVX512-BF16/AMX), at batch
-512. On CUDA the same code keeps the data on the GPU and uses bf16 (or fp16 with loss scaling).
+512. On a GPU the data stays on the device and progress is read from on-device accumulators a few times a
+second, so the host never waits for the GPU inside an epoch.
 """
 
 from __future__ import annotations
@@ -17,13 +23,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import os
 import sys
 import time
 import traceback
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,65 +36,29 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the conventional name
 from torch import nn
 
-from . import plots
+from . import run_lock
 from .augment import AffineAugment
-from .checkpoint import load_checkpoint, model_config, save_checkpoint
+from .checkpoint import (
+    RESUME_KEYS,
+    CheckpointError,
+    load_checkpoint,
+    model_from_checkpoint,
+    save_checkpoint,
+    spec_of,
+)
+from .config import TrainConfig, add_arguments, config_from_values, presets_help
 from .data import MNIST_MEAN, MNIST_STD, Mnist, batches, load_mnist, normalise, steps_per_epoch, to_float
-from .events import BatchEnd, EpochEnd, RunEnded, RunStarted, Sink
-from .model import VARIANTS, MnistCNN, build_model, count_parameters, summary_rows
-from .sinks import ConsoleSink, MetricsFileSink, dispatch
+from .events import BatchEnd, EpochEnd, Evaluated, RunEnded, RunStarted, Sink
+from .model import VARIANTS, MnistCNN, count_parameters, summary_rows
+from .run_dir import DRY_RUN_DIR, METRIC_COLUMNS, RunDir
+from .sinks import ChartSink, ConsoleSink, MetricsFileSink, dispatch
 
-SCHEDULES = ("onecycle", "cosine", "constant")
-DEVICES = ("auto", "cpu", "cuda", "mps")
-AMP_MODES = ("auto", "off", "bf16", "fp16")
 DRY_RUN_STEPS = 2
-DRY_RUN_DIR = "runs/dry-run"
+PROGRESS_EVERY_S = 0.5  # how often a GPU run reads its progress back (a CPU run reads every step)
 
 
-@dataclass
-class TrainConfig:
-    """Everything a training run needs; the defaults are the benchmarked settings."""
-
-    epochs: int = 15
-    batch_size: int = 512
-    lr: float = 0.4  # peak learning rate (one-cycle), or the constant / initial one
-    schedule: str = "onecycle"  # "onecycle" | "cosine" | "constant"
-    seed: int = 1
-    model: str = "default"  # "default" | "small"
-    device: str = "auto"  # "auto" (CUDA, then MPS, then CPU) | "cpu" | "cuda" | "mps"
-    subset: int | None = None  # train on the first N images (None/0: all 60,000)
-    out_dir: str = "runs/mnist"
-    resume: bool = False
-    # optimisation details
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.05
-    augment: bool = True
-    # speed knobs
-    amp: str = "auto"  # "auto" (bf16 where native, fp16 on older CUDA, off on MPS) | "off" | "bf16" | "fp16"
-    channels_last: bool = True
-    compile: bool = False  # torch.compile the training forward/backward
-    threads: int = 0  # torch intra-op threads (0: torch's default)
-    eval_batch_size: int = 2000
-    dry_run: bool = False  # a couple of batches per epoch, one epoch: checks the whole pipeline end to end
-
-    def validate(self) -> None:
-        """Raise ValueError naming the first bad setting."""
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive number, got {self.lr}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.device not in DEVICES and not str(self.device).startswith("cuda:"):
-            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
-        if self.amp not in AMP_MODES:
-            raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
-        if self.subset is not None and self.subset < 0:
-            raise ValueError(f"subset must be a positive number of images (or 0 for all), got {self.subset}")
-        build_model(self.model)  # raises for an unknown variant
+class DivergedError(RuntimeError):
+    """The loss became NaN or infinite: the run cannot continue."""
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -100,10 +69,14 @@ def resolve_device(name: str = "auto") -> torch.device:
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but torch sees no CUDA GPU; use --device auto or cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError("device 'cuda' requested but torch sees no CUDA GPU; use device auto or cpu")
+        index = int(name.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r} requested but torch sees {torch.cuda.device_count()} GPU(s)")
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError("device 'mps' requested but MPS is not available; use --device auto or cpu")
+        raise ValueError("device 'mps' requested but MPS is not available; use device auto or cpu")
     return torch.device(name)
 
 
@@ -130,120 +103,123 @@ def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
     return None  # MPS: stay in fp32
 
 
-def _scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: int):
-    if config.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer,
-            max_lr=config.lr,
-            total_steps=max(total_steps, 2),
-            pct_start=0.25,
-            div_factor=20.0,
-            final_div_factor=200.0,
-            cycle_momentum=False,
-        )
-    if config.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _step: 1.0)
+# ---- learning-rate schedules ------------------------------------------------------------------------
+
+ONE_CYCLE = {"warm_up": 0.25, "div_factor": 20.0, "final_div_factor": 200.0}
+
+
+def _cos(start: float, end: float, fraction: float) -> float:
+    return end + (start - end) / 2.0 * (1.0 + math.cos(math.pi * fraction))
+
+
+def lr_factor(schedule: str, step: int, total: int) -> float:
+    """The learning rate at ``step`` (0-based) of ``total`` steps, as a fraction of the peak.
+
+    "onecycle" is torch's OneCycleLR (cosine warm-up over the first quarter from peak/20, cosine decay to
+    peak/4000), with the same values, but defined for every step count (OneCycleLR divides by zero for
+    some short runs, e.g. exactly 4 steps).
+    """
+    if schedule == "constant":
+        return 1.0
+    if schedule == "cosine":
+        return _cos(1.0, 0.0, min(step, total) / max(total, 1))
+    if total <= 1:
+        return 1.0  # a single step: at the peak
+    start = 1.0 / ONE_CYCLE["div_factor"]
+    end = start / ONE_CYCLE["final_div_factor"]
+    warm_end = ONE_CYCLE["warm_up"] * total - 1  # the last warm-up step, as OneCycleLR counts it
+    if warm_end > 0 and step <= warm_end:
+        return _cos(start, 1.0, step / warm_end)
+    return _cos(1.0, end, min(max((step - warm_end) / (total - 1 - warm_end), 0.0), 1.0))
+
+
+# ---- a run's state ----------------------------------------------------------------------------------
 
 
 @dataclass
-class _Eval:
+class Run:
+    """What ``set_up`` builds and the later phases use."""
+
+    config: TrainConfig
+    run_dir: RunDir
+    device: torch.device
+    data: Mnist
+    model: MnistCNN
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    autocast: contextlib.AbstractContextManager
+    augment: AffineAugment | None
+    criterion: nn.Module
+    gen: torch.Generator
+    steps: int  # per epoch
+    epochs: int
+    drop_last: bool
+    emit: Callable[[object], None]
+    history: list[dict[str, float]] = field(default_factory=list)
+    start_epoch: int = 1
+    step_model: nn.Module | None = None  # the module the training steps call (compiled or not)
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.config.channels_last else torch.contiguous_format
+
+
+@dataclass
+class EvalResult:
     loss: float
     acc: float
     preds: np.ndarray
-    probs: np.ndarray
+    confidence: np.ndarray
 
 
 @torch.no_grad()
 def evaluate(
     model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, batch_size: int = 2000, channels_last: bool = True
-) -> _Eval:
-    """Test loss/accuracy in fp32 (the precision prediction uses), with per-image predictions."""
+) -> EvalResult:
+    """Test loss and accuracy in fp32 (the precision prediction uses), with per-image predictions.
+
+    Everything accumulates on the data's device and comes back in one transfer at the end.
+    """
     was_training = model.training
     model.eval()
-    total_loss, preds, probs = 0.0, [], []
+    total_loss = torch.zeros((), device=x_u8.device)
+    preds, confidence = [], []
     for xb, yb in batches(x_u8, y, batch_size, shuffle=False):
         x = normalise(to_float(xb))
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         logits = model(x).float()
-        total_loss += F.cross_entropy(logits, yb, reduction="sum").item()
-        p = logits.softmax(1)
-        probs.append(p.max(1).values.cpu())
-        preds.append(p.argmax(1).cpu())
+        total_loss += F.cross_entropy(logits, yb, reduction="sum")
+        top = logits.softmax(1).max(1)
+        preds.append(top.indices)
+        confidence.append(top.values)
     model.train(was_training)
-    pred = torch.cat(preds).numpy()
-    return _Eval(total_loss / len(y), float((pred == y.cpu().numpy()).mean()), pred, torch.cat(probs).numpy())
+    pred = torch.cat(preds).cpu().numpy()
+    loss = float(total_loss) / max(len(y), 1)
+    acc = float((pred == y.cpu().numpy()).mean()) if len(y) else 0.0
+    return EvalResult(loss, acc, pred, torch.cat(confidence).cpu().numpy())
 
 
-def _draw_curves(history: list[dict], out: Path, artifacts: dict[str, str], report) -> None:
-    try:
-        artifacts["loss_curves"] = plots.plot_loss_curves(history, out / "loss_curves.png")
-        artifacts["accuracy_curves"] = plots.plot_accuracy_curves(history, out / "accuracy_curves.png")
-    except Exception:  # noqa: BLE001 - a chart must not stop training
-        report("warning: drawing the training curves failed:\n" + traceback.format_exc())
+# ---- phases -----------------------------------------------------------------------------------------
 
 
-def _draw_final(result: _Eval, data: Mnist, out: Path, artifacts: dict[str, str], report) -> None:
-    try:
-        y = data.test_y.cpu().numpy()
-        artifacts["confusion_matrix"] = plots.plot_confusion_matrix(
-            plots.confusion_matrix(y, result.preds), out / "confusion_matrix.png"
-        )
-        wrong = np.flatnonzero(result.preds != y)
-        artifacts["misclassified"] = plots.plot_misclassified(
-            data.test_x.cpu().numpy()[wrong],
-            y[wrong],
-            result.preds[wrong],
-            result.probs[wrong],
-            out / "misclassified.png",
-        )
-    except Exception:  # noqa: BLE001
-        report("warning: drawing the final charts failed:\n" + traceback.format_exc())
+def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (no_decay if p.ndim == 1 else decay).append(p)  # no weight decay on BN and biases
+    return torch.optim.SGD(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr,
+        momentum=config.momentum,
+        nesterov=config.momentum > 0,
+    )
 
 
-def train(
-    config: TrainConfig, sinks: list[Sink] | None = None, should_stop: Callable[[], bool] | None = None
-) -> RunEnded:
-    """Run one training; returns how it ended (completed, stopped or failed) with the chart paths.
-
-    ``sinks`` receive the events (None: a console progress bar); metrics files are always written.
-    ``should_stop`` is called after every batch; when it returns True the run stops cleanly.
-    Bad settings raise ValueError before anything starts; errors during training end the run as "failed".
-    """
-    config.validate()
-    if config.threads > 0:
-        torch.set_num_threads(config.threads)
-    out = Path(config.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / "model.pt"
-    all_sinks: list[Sink] = [MetricsFileSink(out), *(sinks if sinks is not None else [ConsoleSink()])]
-    failed_sinks: set[int] = set()
-
-    def emit(event) -> None:
-        dispatch(all_sinks, event, failed_sinks)
-
-    def report(msg: str) -> None:
-        print(msg, file=sys.stderr)
-
-    device = resolve_device(config.device)
-    amp_dtype = resolve_amp(config.amp, device)
-    torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
-
-    # resume state (validated before anything is written)
-    ckpt = None
-    if config.resume:
-        if not ckpt_path.is_file():
-            raise ValueError(f"nothing to resume: no checkpoint at {ckpt_path}; train without --resume first")
-        ckpt = load_checkpoint(ckpt_path)
-        if ckpt["model"]["variant"] != config.model:
-            raise ValueError(
-                f"{ckpt_path} holds a {ckpt['model']['variant']!r} model "
-                f"but --model {config.model!r} was asked"
-            )
-
+def _data(config: TrainConfig, device: torch.device) -> Mnist:
     data = load_mnist().subset(config.subset)
+    if config.dry_run:
+        data = data.subset(len(data.train_x), min(len(data.test_x), 1000))
     if device.type != "cpu":  # keep the (small) data set on the accelerator: no per-batch host transfers
         data = Mnist(
             *(
@@ -252,249 +228,374 @@ def train(
             ),
             data.source,
         )
-    if config.dry_run:
-        data = data.subset(len(data.train_x), min(len(data.test_x), 1000))
+    return data
 
-    model: MnistCNN = build_model(config.model)
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    model = model.to(device, memory_format=memory_format)
-    decay, no_decay = [], []
-    for p in model.parameters():
-        (no_decay if p.ndim == 1 else decay).append(p)  # no weight decay on BN and biases
-    optimizer = torch.optim.SGD(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr,
-        momentum=config.momentum,
-        nesterov=config.momentum > 0,
-    )
+
+def set_up(config: TrainConfig, run_dir: RunDir, emit: Callable[[object], None]) -> Run:
+    """Build everything a run needs; raises ValueError for settings that cannot work here."""
+    device = resolve_device(config.device)
+    amp_dtype = resolve_amp(config.amp, device)
+    torch.manual_seed(config.seed)
+    data = _data(config, device)
+    model = VARIANTS[config.model].build().to(device, memory_format=(
+        torch.channels_last if config.channels_last else torch.contiguous_format
+    ))  # fmt: skip
+    optimizer = _optimizer(config, model)
     n_train = len(data.train_x)
-    # no tiny last batch (bad BatchNorm statistics), but keep every image of tiny training sets
-    drop_last = n_train >= 4 * config.batch_size
+    drop_last = n_train >= 4 * config.batch_size  # no tiny last batch, but keep every image of tiny sets
     steps = steps_per_epoch(n_train, config.batch_size, drop_last)
     if config.dry_run:
         steps = min(steps, DRY_RUN_STEPS)
     epochs = 1 if config.dry_run else config.epochs
-    scheduler = _scheduler(config, optimizer, steps * epochs)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16 and device.type == "cuda")
-
-    history: list[dict] = []
-    start_epoch = 1
-    if ckpt is not None:
-        model.load_state_dict(ckpt["state_dict"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if ckpt.get("epochs") == epochs and ckpt.get("steps") == steps:
-            scheduler.load_state_dict(ckpt["scheduler"])
-        else:  # a different length of run: replay the new schedule up to where training is
-            with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": intended here
-                warnings.simplefilter("ignore")
-                for _ in range(min(int(ckpt["epoch"]) * steps, steps * epochs - 1)):
-                    scheduler.step()
-        history = [dict(r) for r in ckpt.get("history", [])]
-        start_epoch = int(ckpt["epoch"]) + 1
-        gen.manual_seed(config.seed + 1000 * start_epoch)
-
-    train_step_model: nn.Module = torch.compile(model) if config.compile else model
-    augment = AffineAugment() if config.augment else None
-    criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    total = steps * epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(config.schedule, step, total)
+    )
+    use_scaler = amp_dtype == torch.float16 and device.type == "cuda"
     autocast = (
         torch.autocast(device_type=device.type, dtype=amp_dtype)
         if amp_dtype is not None
         else contextlib.nullcontext()
     )
-    config_dict = asdict(config)
-    emit(
-        RunStarted(
-            config_dict,
-            str(device),
-            count_parameters(model),
-            summary_rows(model),
-            epochs,
-            start_epoch,
-            steps,
-            str(out),
+    run = Run(
+        config=config,
+        run_dir=run_dir,
+        device=device,
+        data=data,
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=torch.amp.GradScaler(device.type, enabled=use_scaler),
+        autocast=autocast,
+        augment=AffineAugment() if config.augment else None,
+        criterion=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
+        gen=torch.Generator().manual_seed(config.seed),
+        steps=steps,
+        epochs=epochs,
+        drop_last=drop_last,
+        emit=emit,
+    )
+    if config.resume:
+        restore(run)
+    run.step_model = torch.compile(model) if config.compile else model
+    return run
+
+
+def restore(run: Run) -> None:
+    """Continue from the run folder's checkpoint: weights, optimizer, schedule position, history.
+
+    Every reason it cannot (no checkpoint, exported weights without training state, another model,
+    nothing left to train) is a ValueError that says what to do.
+    """
+    path = run.run_dir.checkpoint
+    if not path.is_file():
+        raise ValueError(f"nothing to resume: no checkpoint at {path}; train without --resume first")
+    ckpt = load_checkpoint(path)
+    missing = [key for key in RESUME_KEYS if key not in ckpt]
+    if missing:
+        raise ValueError(
+            f"cannot resume from {path}: it holds exported weights without the training state "
+            f"({', '.join(missing)}); train without --resume to start a new run"
         )
+    spec, wanted = spec_of(ckpt, str(path)), VARIANTS[run.config.model]
+    if spec.layers != wanted.layers:
+        raise ValueError(
+            f"cannot resume: {path} holds a {spec.name!r} model ({spec.n_params:,} parameters) but the "
+            f"settings ask for {run.config.model!r}; choose model {spec.name} or train without --resume"
+        )
+    done = _whole_entry(ckpt, "epoch", path)
+    if done >= run.epochs:
+        raise ValueError(
+            f"nothing to resume: {path} has already trained {done} of {run.epochs} epochs; "
+            "ask for more epochs to train longer"
+        )
+    try:
+        run.model.load_state_dict(model_from_checkpoint(ckpt, str(path)).state_dict())
+        run.optimizer.load_state_dict(ckpt["optimizer"])
+    except (CheckpointError, ValueError, KeyError, RuntimeError) as error:
+        raise ValueError(f"cannot resume from {path}: its training state does not fit ({error})") from None
+    with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": intended here
+        warnings.simplefilter("ignore")
+        for _ in range(min(done * run.steps, run.steps * run.epochs - 1)):
+            run.scheduler.step()
+    history = ckpt["history"] if isinstance(ckpt["history"], list) else []
+    run.history = [
+        {c: float(r[c]) for c in METRIC_COLUMNS}
+        for r in history
+        if isinstance(r, dict) and r["epoch"] <= done
+    ]
+    run.start_epoch = done + 1
+    run.gen.manual_seed(run.config.seed + 1000 * run.start_epoch)
+
+
+def _whole_entry(ckpt: dict, key: str, path: Path) -> int:
+    value = ckpt.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"cannot resume from {path}: its {key!r} entry is {value!r}, not a count")
+    return value
+
+
+@dataclass
+class EpochStats:
+    train_loss: float
+    train_acc: float
+
+
+def train_epoch(run: Run, epoch: int, should_stop: Callable[[], bool]) -> EpochStats | None:
+    """One pass over the training images; None when a stop was requested (the epoch is abandoned).
+
+    Loss, accuracy and a non-finite-loss flag accumulate on the device; they are read back (one transfer)
+    every step on a CPU and every PROGRESS_EVERY_S seconds on a GPU. Raises DivergedError on a NaN/inf loss.
+    """
+    model, device = run.step_model, run.device
+    model.train()
+    t0 = last_sync = time.perf_counter()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device)
+    first_bad = torch.zeros((), device=device)  # the first step whose loss was not finite (0: none)
+    seen = 0
+    sync_every_step = device.type == "cpu"
+    batch_iter = batches(
+        run.data.train_x, run.data.train_y, run.config.batch_size,
+        shuffle=True, generator=run.gen, drop_last=run.drop_last,
+    )  # fmt: skip
+    for step, (xb, yb) in enumerate(batch_iter, start=1):
+        x = to_float(xb)
+        if run.augment is not None:
+            x = run.augment(x, run.gen)
+        x = normalise(x).contiguous(memory_format=run.memory_format)
+        with run.autocast:
+            logits = model(x)
+        loss = run.criterion(logits.float(), yb)
+        run.optimizer.zero_grad(set_to_none=True)
+        run.scaler.scale(loss).backward()
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+        run.scheduler.step()
+        n = len(yb)
+        seen += n
+        loss_sum += loss.detach() * n
+        correct += (logits.detach().argmax(1) == yb).sum()
+        first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss.detach()), step, first_bad)
+        last = step >= run.steps
+        now = time.perf_counter()
+        if sync_every_step or last or now - last_sync >= PROGRESS_EVERY_S:
+            last_sync = now
+            total_loss, n_correct, bad = torch.stack([loss_sum, correct, first_bad]).tolist()
+            if bad:
+                lr = run.optimizer.param_groups[0]["lr"]
+                raise DivergedError(
+                    f"training diverged: the loss became {'NaN' if math.isnan(total_loss) else 'infinite'} "
+                    f"at epoch {epoch}, step {int(bad)} (learning rate {lr:.3g}, peak {run.config.lr:g}); "
+                    "train again with a lower learning rate"
+                )
+            lr = run.optimizer.param_groups[0]["lr"]
+            run.emit(BatchEnd(epoch, step, run.steps, total_loss / seen, n_correct / seen, lr, now - t0))
+        if should_stop():
+            return None
+        if last:
+            break
+    return EpochStats(float(loss_sum) / max(seen, 1), float(correct) / max(seen, 1))
+
+
+def save(run: Run, epoch: int, row: dict[str, float]) -> None:
+    """Checkpoint after an evaluated epoch: the model, the training state and the history so far."""
+    run.history.append(row)
+    save_checkpoint(
+        run.run_dir.checkpoint,
+        {
+            "model": VARIANTS[run.config.model].to_dict(),
+            "state_dict": {k: v.detach().cpu() for k, v in run.model.state_dict().items()},
+            "normalisation": {"mean": MNIST_MEAN, "std": MNIST_STD},
+            "epoch": epoch,
+            "epochs": run.epochs,
+            "steps": run.steps,
+            "config": asdict(run.config),
+            "history": run.history,
+            "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict(),
+        },
     )
 
-    artifacts: dict[str, str] = {}
-    last_eval: _Eval | None = None
-    status, error, epochs_done = "completed", None, start_epoch - 1
-    if history:
-        _draw_curves(history, out, artifacts, report)
+
+def _evaluate(run: Run) -> EvalResult:
+    data = run.data
+    return evaluate(run.model, data.test_x, data.test_y, run.config.eval_batch_size, run.config.channels_last)
+
+
+def _run_epochs(run: Run, should_stop: Callable[[], bool]) -> tuple[str, str | None, EvalResult | None]:
+    """Train epochs until done, stopped or failed: (status, error, the last evaluation)."""
+    last_eval = None
     try:
-        for epoch in range(start_epoch, epochs + 1):
-            model.train()
+        for epoch in range(run.start_epoch, run.epochs + 1):
             t0 = time.perf_counter()
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device, dtype=torch.long)
-            seen = 0
-            stopped = False
-            batch_iter = batches(
-                data.train_x,
-                data.train_y,
-                config.batch_size,
-                shuffle=True,
-                generator=gen,
-                drop_last=drop_last,
-            )
-            for step, (xb, yb) in enumerate(batch_iter, start=1):
-                x = to_float(xb)
-                if augment is not None:
-                    x = augment(x, gen)
-                x = normalise(x).contiguous(memory_format=memory_format)
-                with autocast:
-                    logits = train_step_model(x)
-                loss = criterion(logits.float(), yb)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                n = len(yb)
-                seen += n
-                loss_sum += loss.detach() * n
-                correct += (logits.detach().argmax(1) == yb).sum()
-                emit(
-                    BatchEnd(
-                        epoch,
-                        step,
-                        steps,
-                        loss_sum.item() / seen,
-                        correct.item() / seen,
-                        optimizer.param_groups[0]["lr"],
-                        time.perf_counter() - t0,
-                    )
-                )
-                if should_stop is not None and should_stop():
-                    stopped = True
-                    break
-                if step >= steps:
-                    break
-            if stopped:
-                status = "stopped"
-                break
-            train_loss, train_acc = loss_sum.item() / max(seen, 1), correct.item() / max(seen, 1)
-            last_eval = evaluate(
-                model, data.test_x, data.test_y, config.eval_batch_size, config.channels_last
-            )
+            stats = train_epoch(run, epoch, should_stop)
+            if stats is None:
+                return "stopped", None, last_eval
+            last_eval = _evaluate(run)
             row = {
                 "epoch": epoch,
-                "train_loss": train_loss,
-                "train_acc": train_acc,
+                "train_loss": stats.train_loss,
+                "train_acc": stats.train_acc,
                 "test_loss": last_eval.loss,
                 "test_acc": last_eval.acc,
-                "lr": optimizer.param_groups[0]["lr"],
+                "lr": run.optimizer.param_groups[0]["lr"],
                 "seconds": time.perf_counter() - t0,
             }
-            history.append(row)
-            save_checkpoint(
-                ckpt_path,
-                {
-                    "model": model_config(config.model),
-                    "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                    "normalisation": {"mean": MNIST_MEAN, "std": MNIST_STD},
-                    "epoch": epoch,
-                    "epochs": epochs,
-                    "steps": steps,
-                    "config": config_dict,
-                    "history": history,
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                },
-            )
-            epochs_done = epoch
-            emit(EpochEnd(**row, epochs=epochs, checkpoint=str(ckpt_path)))
-            _draw_curves(history, out, artifacts, report)
-            if should_stop is not None and should_stop():
-                status = "stopped" if epoch < epochs else "completed"
-                break
+            save(run, epoch, row)
+            run.emit(EpochEnd(**row, epochs=run.epochs, checkpoint=str(run.run_dir.checkpoint)))
+            if epoch < run.epochs and should_stop():
+                return "stopped", None, last_eval
+        return "completed", None, last_eval
     except KeyboardInterrupt:
-        status = "stopped"
-    except Exception as exc:  # noqa: BLE001 - reported as a failed run, with files kept
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
-        report(traceback.format_exc())
+        return "stopped", None, last_eval
+    except DivergedError as error:
+        kept = f"; the checkpoint of epoch {run.history[-1]['epoch']} is kept" if run.history else ""
+        return "failed", f"{error}{kept}", None
+    except Exception as error:  # noqa: BLE001 - reported as a failed run, with files kept
+        traceback.print_exc(file=sys.stderr)
+        return "failed", f"{type(error).__name__}: {error}", None
 
-    if last_eval is None and epochs_done >= 1 and status != "failed":
-        # stopped before finishing an epoch of this run: chart the checkpoint's model (the one kept)
-        with contextlib.suppress(Exception):
-            model.load_state_dict(load_checkpoint(ckpt_path)["state_dict"])
-            last_eval = evaluate(
-                model, data.test_x, data.test_y, config.eval_batch_size, config.channels_last
+
+def finish(run: Run, status: str, error: str | None, last_eval: EvalResult | None) -> RunEnded:
+    """The final evaluation for the charts (of the kept checkpoint when the run ended mid-epoch), then
+    the run's end. A second Ctrl-C here skips the charts; the end is recorded either way."""
+    try:
+        if last_eval is None and run.history and run.run_dir.checkpoint.is_file():
+            run.model.load_state_dict(load_checkpoint(run.run_dir.checkpoint)["state_dict"])
+            last_eval = _evaluate(run)
+        if last_eval is not None:
+            run.emit(
+                Evaluated(
+                    run.data.test_y.cpu().numpy(),
+                    last_eval.preds,
+                    last_eval.confidence,
+                    run.data.test_x.cpu().numpy(),
+                )
             )
-    if last_eval is not None:
-        _draw_final(last_eval, data, out, artifacts, report)
+    except KeyboardInterrupt:
+        pass  # a second Ctrl-C: no charts, but the run's end is still recorded below
+    except Exception:  # noqa: BLE001 - charts are a nicety; the run's files are complete
+        traceback.print_exc(file=sys.stderr)
+    history = run.history
     ended = RunEnded(
         status=status,
-        epochs_done=epochs_done,
+        epochs_done=int(history[-1]["epoch"]) if history else 0,
         best_test_acc=max((r["test_acc"] for r in history), default=None),
         final_test_acc=history[-1]["test_acc"] if history else None,
-        out_dir=str(out),
-        artifacts={
-            name: artifacts[name]
-            for name in ("loss_curves", "accuracy_curves", "confusion_matrix", "misclassified")
-            if name in artifacts
-        },
+        out_dir=str(run.run_dir.path),
         error=error,
     )
-    emit(ended)
+    run.emit(ended)
     return ended
 
 
-def stop_file_checker(path: str | os.PathLike) -> Callable[[], bool]:
-    """A should_stop that turns True once ``path`` exists (how Excel's Stop button reaches this process)."""
+def train(
+    config: TrainConfig,
+    sinks: list[Sink] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    lock: run_lock.RunLock | None = None,
+) -> RunEnded:
+    """Run one training; returns how it ended (completed, stopped or failed).
+
+    ``sinks`` receive the events (None: a console progress bar); the metrics files and charts are always
+    written. The run holds its output folder's lock (``lock``: one taken by the caller, else taken here);
+    it stops after the current batch when ``should_stop()`` turns True or a stop request for the folder
+    appears. Settings that cannot work raise ValueError (``run_lock.AlreadyRunningError`` when another run
+    writes into the folder) before anything starts; errors during training end the run as "failed".
+    """
+    config.validate()
+    run_dir = RunDir(config.out_dir).prepare()
+    own_lock = lock is None
+    lock = run_lock.acquire(run_dir.path) if own_lock else lock
+    threads = torch.get_num_threads()
+    try:
+        run_lock.clear_stop_request(run_dir.path)
+        if config.threads > 0:
+            torch.set_num_threads(config.threads)
+        shown = [ConsoleSink()] if sinks is None else sinks
+        all_sinks = [MetricsFileSink(run_dir), ChartSink(run_dir), *shown]
+        failed: set[int] = set()
+        run = set_up(config, run_dir, lambda event: dispatch(all_sinks, event, failed))
+
+        def stop() -> bool:
+            return run_lock.stop_requested(run_dir.path) or bool(should_stop and should_stop())
+
+        run.emit(_started(run))
+        return finish(run, *_run_epochs(run, stop))
+    finally:
+        torch.set_num_threads(threads)
+        if own_lock:
+            run_lock.release(lock)
+
+
+def _started(run: Run) -> RunStarted:
+    return RunStarted(
+        asdict(run.config),
+        str(run.device),
+        count_parameters(run.model),
+        summary_rows(run.model),
+        run.epochs,
+        run.start_epoch,
+        run.steps,
+        str(run.run_dir.path),
+        [dict(r) for r in run.history],
+    )
+
+
+# ---- command line -----------------------------------------------------------------------------------
+
+
+def stop_file_checker(path: str | Path) -> Callable[[], bool]:
+    """A should_stop that turns True once ``path`` exists. The file is the caller's: never deleted here."""
     p = Path(path)
     return p.exists
 
 
 def build_parser() -> argparse.ArgumentParser:
-    d = TrainConfig()
     p = argparse.ArgumentParser(
         prog="python -m ml.train",
-        description="Train the MNIST CNN (real MNIST, offline).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description=f"Train the MNIST CNN (real MNIST, offline). Presets: {presets_help()}.",
     )
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr, help="peak (one-cycle) or initial learning rate")
-    p.add_argument("--schedule", choices=SCHEDULES, default=d.schedule)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--model", choices=sorted(VARIANTS), default=d.model)
-    p.add_argument("--device", default=d.device, help="auto | cpu | cuda | cuda:N | mps")
-    p.add_argument("--subset", type=int, default=0, help="train on the first N images (0: all)")
-    p.add_argument("--out", default=d.out_dir, help="output directory (checkpoint, metrics, charts)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/model.pt")
-    p.add_argument("--stop-file", help="stop cleanly after the current batch once this file exists")
+    add_arguments(p)
     p.add_argument(
-        "--dry-run",
-        action="store_true",
-        help=f"one epoch of a couple of batches, to check the setup (default --out {DRY_RUN_DIR})",
+        "--stop-file",
+        help="stop cleanly after the current batch once this file exists (it must not exist at the start; "
+        "it is never deleted)",
     )
-    p.add_argument("--no-augment", dest="augment", action="store_false", help="train without augmentation")
-    p.add_argument("--amp", choices=AMP_MODES, default=d.amp, help="autocast precision")
-    p.add_argument("--no-channels-last", dest="channels_last", action="store_false")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--threads", type=int, default=d.threads, help="torch threads (0: default)")
-    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     return p
 
 
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of parsed arguments: preset values, then the options given."""
+    given = {k: v for k, v in vars(args).items() if k != "stop_file"}
+    config = config_from_values(given)
+    if config.dry_run and "out_dir" not in given:
+        config = replace(config, out_dir=DRY_RUN_DIR)  # never replace the real run's model
+    return config
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    names = {f.name for f in fields(TrainConfig)}
-    values = {k: v for k, v in vars(args).items() if k in names}
-    out = args.out
-    if args.dry_run and out == TrainConfig().out_dir:
-        out = DRY_RUN_DIR  # a dry run must not replace the real run's model (prediction's default)
-    config = TrainConfig(**values, out_dir=out)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ValueError as error:
+        parser.error(str(error))
     should_stop = None
     if args.stop_file:
         stop = Path(args.stop_file)
-        if stop.exists():  # a stale request from an earlier run must not stop this one
-            stop.unlink()
+        if stop.exists():
+            print(
+                f"error: the stop file {stop} already exists, so the run would stop at once; "
+                "remove it or choose another --stop-file",
+                file=sys.stderr,
+            )
+            return 2
         should_stop = stop_file_checker(stop)
     try:
         ended = train(config, [ConsoleSink()], should_stop)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, run_lock.RunLockError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 1 if ended.status == "failed" else 0

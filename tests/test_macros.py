@@ -8,6 +8,7 @@ tested with a real worker process, which finds no Excel here and trains writing 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import subprocess
 import sys
@@ -19,9 +20,10 @@ import pytest
 from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
 from remote_book import actions, make_book, picture_png, read
 
-from excel_addin import layout, macros, run_lock
+from excel_addin import layout, macros
 from excel_addin.sheet_sink import cell_offset
 from excel_addin.train_worker import run_with_lock
+from ml import run_lock
 from ml.events import METRIC_COLUMNS
 
 # Tiny but real: 1,000 MNIST images, 10 steps of 100 per epoch, the small CNN on the CPU.
@@ -69,6 +71,12 @@ def wait_for(condition, timeout=120.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def cell_position(address: str) -> tuple[int, int]:
+    """(row, column), 0-based, as the remote engine's actions give them."""
+    letters, row = coordinate_from_string(address)
+    return row - 1, column_index_from_string(letters) - 1
+
+
 def metrics_csv(out_dir: Path) -> list[list[float]]:
     with open(out_dir / "metrics.csv", newline="") as f:
         rows = list(csv.reader(f))
@@ -85,8 +93,9 @@ def test_train_writes_progress_metrics_and_pictures_then_releases_the_lock(tmp_p
     assert ended.status == "completed" and ended.epochs_done == 2
 
     # Status and progress as the run went: starting, per-step progress with an ETA, the end.
+    status_at = cell_position(layout.TRAIN_STATUS_CELL)
     texts = [a["values"][0][0] for a in actions(book, "setValues", layout.TRAIN_SHEET)
-             if (a["start_row"], a["start_column"]) == (13, 2)]  # fmt: skip
+             if (a["start_row"], a["start_column"]) == status_at]  # fmt: skip
     assert texts[0].startswith("Starting: 2 epoch(s) of the small model on 1,000 images, device cpu")
     assert any("epoch 1 of 2, step" in t and "ETA" in t for t in texts)
     assert any("epoch 2 of 2, step" in t for t in texts)
@@ -103,10 +112,12 @@ def test_train_writes_progress_metrics_and_pictures_then_releases_the_lock(tmp_p
 
     # The model summary, and the four charts as pictures with their names.
     summary_header = layout.TRAIN_SUMMARY_HEADER_CELL
-    assert read(book, layout.TRAIN_SHEET, summary_header, 1, 3) == [["Layer", "Output shape", "Params"]]
+    assert read(book, layout.TRAIN_SHEET, summary_header, 1, 5) == [
+        ["Layer", "Output shape", "Params", "Jump", "RF"]
+    ]
     pictures = {p.name for p in book.sheets[layout.TRAIN_SHEET].pictures}
     assert pictures == {"loss_curves", "accuracy_curves", "confusion_matrix", "misclassified"}
-    assert run_lock.read_lock() is None
+    assert run_lock.read_lock(out) is None
     assert (out / "model.pt").is_file()
 
 
@@ -117,7 +128,7 @@ def test_stop_ends_the_run_after_the_current_batch_and_keeps_the_checkpoint(tmp_
     macros.train(book, launcher=launcher)
     wait_for(lambda: (out / "model.pt").exists(), what="the first checkpoint")
     lock = macros.stop(book)
-    assert lock is not None and Path(lock.stop_file).exists()
+    assert lock is not None and run_lock.stop_path(out).exists()
     assert status(book).startswith("Stopping after the current batch") or status(book).startswith("Stopped")
     ended = launcher.join()
     assert ended.status == "stopped" and 1 <= ended.epochs_done < 20
@@ -127,7 +138,7 @@ def test_stop_ends_the_run_after_the_current_batch_and_keeps_the_checkpoint(tmp_
 
     checkpoint = torch.load(out / "model.pt", weights_only=True)
     assert checkpoint["epoch"] == ended.epochs_done
-    assert run_lock.read_lock() is None and not Path(lock.stop_file).exists()
+    assert run_lock.read_lock(out) is None and not run_lock.stop_path(out).exists()
     assert json.loads((out / "metrics.json").read_text())["run"]["status"] == "stopped"
 
 
@@ -136,15 +147,16 @@ def test_second_train_is_refused_while_one_runs(tmp_path):
     book = make_book({**QUICK, "epochs": 20, "out_dir": str(out)})
     launcher = ThreadLauncher()
     macros.train(book, launcher=launcher)
-    other = make_book({**QUICK, "epochs": 1, "out_dir": str(tmp_path / "other")})
+    wait_for(lambda: run_lock.read_lock(out) is not None, what="the lock")
+    other = make_book({**QUICK, "epochs": 1, "out_dir": str(out)})  # another workbook, the same folder
     second = ThreadLauncher()
     assert macros.train(other, launcher=second) is None
     assert second.thread is None
     assert status(other).startswith("Not started: training started at")
     assert "Press Stop first" in status(other) and str(out) in status(other)
+    assert str(run_lock.lock_path(out)) in status(other)  # the message names the lock file
     macros.stop(book)
     assert launcher.join().status in ("stopped", "completed")
-    assert not (tmp_path / "other").exists()
 
 
 def test_bad_settings_start_nothing(tmp_path):
@@ -153,8 +165,8 @@ def test_bad_settings_start_nothing(tmp_path):
     assert status(book) == "Not started: check the settings: epochs must be a whole number, got 'three'"
     book = make_book({**QUICK, "epochs": 1, "model": "huge", "out_dir": str(tmp_path / "run")})
     assert macros.train(book, launcher=ThreadLauncher()) is None
-    assert status(book).startswith("Not started: check the settings: unknown model variant 'huge'")
-    assert run_lock.read_lock() is None
+    assert status(book).startswith("Not started: check the settings: model must be one of default, small")
+    assert run_lock.read_lock(tmp_path / "run") is None
 
 
 def test_settings_from_cells():
@@ -165,26 +177,27 @@ def test_settings_from_cells():
     )  # fmt: skip
     settings = (config.epochs, config.batch_size, config.lr, config.model, config.device, config.seed)
     assert settings == (3, 256, 0.1, "small", "cpu", 7)
-    assert config.subset is None and config.out_dir == str(Path("/books/results"))
+    assert config.subset == 0 and config.out_dir == str(Path("/books/results"))
     defaults = macros.config_from_settings({}, Path("/books"))
     assert defaults.epochs == 15 and defaults.out_dir == str(Path("/books/runs/mnist"))
-    with pytest.raises(ValueError, match="batch_size must be a whole number of at least 1, got 2.5"):
+    with pytest.raises(ValueError, match="batch_size must be a whole number, got 2.5"):
         macros.config_from_settings({"batch_size": 2.5}, Path("/books"))
 
 
-def test_stop_without_a_run_says_so():
-    book = make_book()
+def test_stop_without_a_run_says_so(tmp_path):
+    book = make_book({"out_dir": str(tmp_path / "run")})
     assert macros.stop(book) is None
-    assert status(book) == "No training is running."
+    assert status(book) == f"No training is running for {tmp_path / 'run'}."
+    assert not run_lock.stop_path(tmp_path / "run").exists()
 
 
 def test_a_stale_lock_is_taken_over(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    lock = run_lock.acquire(str(tmp_path / "old"), pid=dead.pid)
-    assert run_lock.active_run() is None  # its process is gone
-    run_lock._write(lock, exclusive=False)  # put the stale lock back for the macro to find
-    book = make_book({**QUICK, "epochs": 1, "out_dir": str(tmp_path / "run")})
+    out = tmp_path / "run"
+    stale = run_lock.RunLock("0" * 16, dead.pid, time.time() - 60, str(out), None, time.time() - 60)
+    run_lock.lock_path(out).write_text(json.dumps(dataclasses.asdict(stale)))
+    book = make_book({**QUICK, "epochs": 1, "out_dir": str(out)})
     launcher = ThreadLauncher()
     assert macros.train(book, launcher=launcher) is not None
     assert launcher.join().status == "completed"
@@ -198,7 +211,7 @@ def test_real_worker_process_trains_refuses_a_second_train_and_stops(tmp_path):
     assert isinstance(process, subprocess.Popen)
     try:
         wait_for(lambda: (out / "metrics.json").exists(), what="the worker to start training")
-        lock = run_lock.active_run()
+        lock = run_lock.active_run(out)
         assert lock is not None and lock.pid == process.pid and lock.out_dir == str(out)
         assert macros.train(book) is None
         assert status(book).startswith("Not started: training started at")
@@ -210,7 +223,7 @@ def test_real_worker_process_trains_refuses_a_second_train_and_stops(tmp_path):
             process.kill()
     run = json.loads((out / "metrics.json").read_text())["run"]
     assert run["status"] == "stopped"
-    assert run_lock.read_lock() is None
+    assert run_lock.read_lock(out) is None
     log = (out / "train_worker.log").read_text()
     assert "training writes its files only" in log and "Run stopped" in log
 

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from ml.batchnorm import BatchNorm2d as FastBatchNorm2d
-from ml.model import MnistCNN, build_model, count_parameters, format_summary, summary_rows
+from ml.model import LayerRow, Stage, build_model, count_parameters, format_summary, staged, summary_rows
 
 
 @pytest.mark.parametrize(
@@ -41,16 +41,16 @@ def test_summary_rows_match_the_model():
     model = build_model()
     rows = summary_rows(model)
     assert sum(r[2] for r in rows) == count_parameters(model)
-    assert rows[0] == ("Conv2d-1", "[-1, 8, 28, 28]", 72)
-    assert rows[-1][1] == "[-1, 10]"
+    assert rows[0] == LayerRow("Conv2d-1", "[-1, 8, 28, 28]", 72, size=28, jump=1, rf=3)
+    assert rows[-1].shape == "[-1, 10, 1, 1]" and rows[-1].layer == "AdaptiveAvgPool2d-24"
     assert model.training  # summary leaves the mode as it was
     text = format_summary(model)
-    assert f"Total params: {count_parameters(model):,}" in text and "MaxPool2d-1" in text
+    assert f"Total params: {count_parameters(model):,}" in text and "MaxPool2d-5" in text
 
 
 def test_separable_convolutions_have_the_documented_shape_and_budget():
-    """separable_from=k: 3x3 depthwise then 1x1 for the k-th convolution on; full 3x3 convolutions before."""
-    model = MnistCNN(((4, 6), (8, 16)), 0.0, pool_first=True, separable_from=2)
+    """A separable stage: 3x3 depthwise then 1x1 for each of its convolutions; full 3x3 ones elsewhere."""
+    model = staged([Stage((4, 6)), Stage((8, 16), separable=True)]).build()
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert [(c.in_channels, c.out_channels, c.kernel_size[0], c.groups) for c in convs] == [
         (1, 4, 3, 1),

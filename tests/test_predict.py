@@ -68,7 +68,7 @@ def test_shipped_model_classifies_user_style_pictures(digit_files):
         assert len(p.probs) == 10 and abs(sum(p.probs) - 1) < 1e-5 and p.probs[p.digit] == max(p.probs)
     assert [p.digit for p in clf.predict_many(files[:8])] == digits[:8]
     # the preprocessing is what makes this work: the same pictures fed as-is are mostly wrong
-    naive = clf._forward(np.stack([as_is_28(p) for p in files])).argmax(1)
+    naive = clf.probabilities(np.stack([as_is_28(p) for p in files])).argmax(1)
     assert (naive == np.array(labels)).mean() < 0.5
 
 

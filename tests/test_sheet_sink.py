@@ -133,10 +133,10 @@ def test_a_run_writes_status_rows_summary_and_pictures(tmp_path):
     assert value(book, layout.TRAIN_DEVICE_CELL) == "cpu"
     header = layout.TRAIN_METRICS_HEADER_CELL
     assert value(book, header, 1, len(METRIC_COLUMNS)) == [list(METRIC_COLUMNS)]
-    summary = value(book, layout.TRAIN_SUMMARY_HEADER_CELL, len(start.summary) + 2, 3)
-    assert summary[0] == ["Layer", "Output shape", "Params"]
-    assert [tuple(r) for r in summary[1:-1]] == list(start.summary)
-    assert summary[-1] == ["Total", None, start.n_params]
+    summary = value(book, layout.TRAIN_SUMMARY_HEADER_CELL, len(start.summary) + 2, 5)
+    assert summary[0] == ["Layer", "Output shape", "Params", "Jump", "RF"]
+    assert summary[1:-1] == [[r.layer, r.shape, r.params, r.jump, r.rf] for r in start.summary]
+    assert summary[-1] == ["Total", None, start.n_params, None, None]
 
     sink.handle(BatchEnd(epoch=1, step=5, steps=10, loss=0.7, acc=0.6, lr=0.01, elapsed=4.0))
     status = value(book, layout.TRAIN_STATUS_CELL)
@@ -156,9 +156,7 @@ def test_a_run_writes_status_rows_summary_and_pictures(tmp_path):
     import numpy as np
 
     plot_confusion_matrix(np.eye(10, dtype=int) * 7, tmp_path / "confusion_matrix.png")
-    artifacts = {name: str(tmp_path / f"{name}.png") for name in ("loss_curves", "accuracy_curves")}
-    artifacts["confusion_matrix"] = str(tmp_path / "confusion_matrix.png")
-    sink.handle(RunEnded("completed", 3, 0.85, 0.85, str(tmp_path), artifacts))
+    sink.handle(RunEnded("completed", 3, 0.85, 0.85, str(tmp_path)))
     assert value(book, layout.TRAIN_STATUS_CELL) == (
         f"Completed: 3 epochs, test accuracy 85.00%, best 85.00%. Files in {tmp_path}"
     )

@@ -2,21 +2,15 @@
 
 import csv
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
-from ml.checkpoint import (
-    export_weights,
-    load_checkpoint,
-    model_config,
-    model_from_checkpoint,
-    save_checkpoint,
-)
+from ml.checkpoint import export_weights, load_checkpoint, model_from_checkpoint, save_checkpoint
 from ml.data import load_mnist, normalise, to_float
 from ml.events import CHART_NAMES, METRIC_COLUMNS, BatchEnd, EpochEnd, RunEnded, RunStarted, Sink
-from ml.model import MnistCNN, build_model
+from ml.model import VARIANTS, Stage, build_model, staged
+from ml.run_dir import RunDir
 from ml.train import TrainConfig, main, stop_file_checker, train
 
 
@@ -83,16 +77,16 @@ def test_metrics_files_and_charts(short_run):
     for row, event in zip(doc["epochs"], rec.of(EpochEnd), strict=True):
         assert [row[c] for c in METRIC_COLUMNS] == event.row()
         assert 0 <= row["test_acc"] <= 1
-    assert set(ended.artifacts) == set(CHART_NAMES)
+    charts = RunDir(out).charts()
+    assert set(charts) == set(CHART_NAMES)
     for name in CHART_NAMES:
-        path = Path(ended.artifacts[name])
-        assert path == out / f"{name}.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert charts[name] == out / f"{name}.png" and charts[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_checkpoint_loads_safely_and_exports_small(short_run, tmp_path):
     out, _, _ = short_run
     raw = torch.load(out / "model.pt", weights_only=True)
-    assert raw["epoch"] == 2 and raw["model"]["variant"] == "default"
+    assert raw["epoch"] == 2 and raw["model"] == VARIANTS["default"].to_dict()
     assert raw["normalisation"] == {"mean": 0.1307, "std": 0.3081}
     assert {"optimizer", "scheduler", "history", "config"} <= set(raw)
     slim = export_weights(out / "model.pt", tmp_path / "w.pt")
@@ -105,10 +99,12 @@ def test_checkpoint_loads_safely_and_exports_small(short_run, tmp_path):
 def test_small_variant_checkpoint_round_trips_and_older_checkpoints_still_load(tmp_path):
     """The separable small model rebuilds from its checkpoint; one saved before separable layers did too."""
     small = build_model("small").eval()
-    save_checkpoint(tmp_path / "small.pt", {"model": model_config("small"), "state_dict": small.state_dict()})
+    save_checkpoint(
+        tmp_path / "small.pt", {"model": VARIANTS["small"].to_dict(), "state_dict": small.state_dict()}
+    )
     x = torch.randn(3, 1, 28, 28)
     assert torch.equal(model_from_checkpoint(load_checkpoint(tmp_path / "small.pt"))(x), small(x))
-    old_layout = MnistCNN(((8, 12), (12, 12), (16, 16)), 0.0, pool_first=True).eval()
+    old_layout = staged([Stage((8, 12)), Stage((12, 12)), Stage((16, 16))]).build().eval()
     old_config = {
         "variant": "small",
         "stages": [[8, 12], [12, 12], [16, 16]],
@@ -154,7 +150,7 @@ def test_stop_file_stops_after_the_current_batch_and_keeps_the_last_checkpoint(t
     assert [b.step for b in rec.of(BatchEnd) if b.epoch == 2] == [1, 2, 3]
     assert load_checkpoint(tmp_path / "run" / "model.pt")["epoch"] == 1
     assert len(json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs"]) == 1
-    assert "confusion_matrix" in ended.artifacts  # drawn from the kept (epoch 1) model
+    assert "confusion_matrix" in RunDir(tmp_path / "run").charts()  # drawn from the kept (epoch 1) model
 
 
 def test_ctrl_c_is_a_clean_stop(tmp_path):
@@ -198,9 +194,11 @@ def test_bad_settings_raise_before_training(tmp_path):
 
 def test_cli_dry_run_and_options(tmp_path, capsys):
     assert main(["--dry-run", "--out", str(tmp_path), "--model", "small", "--schedule", "cosine"]) == 0
-    assert load_checkpoint(tmp_path / "model.pt")["model"]["variant"] == "small"
+    assert load_checkpoint(tmp_path / "model.pt")["model"]["name"] == "small"
     assert "Run completed after 1 epoch" in capsys.readouterr().err
-    assert main(["--epochs", "0", "--out", str(tmp_path)]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--epochs", "0", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2 and "epochs must be at least 1, got 0" in capsys.readouterr().err
 
 
 def test_run_ended_is_complete_even_when_stopped_before_any_epoch(tmp_path):

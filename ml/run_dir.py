@@ -1,0 +1,150 @@
+"""A training run's folder: where it is, what its files are called, writing them safely, reading them back.
+
+Every file of a run lives in its folder under a fixed name (``RunDir.checkpoint``, ``.metrics_json``, the
+charts, the worker's log), so whatever reads a run (prediction, the cell functions, the report, the sheet
+sink) finds its files relative to the folder, never through paths stored at training time: a run folder
+can be moved or copied. Files are written atomically (``atomic_path``): a crash, a Ctrl-C or a full disk
+leaves the previous version, never half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_RUN_DIR = "runs/mnist"
+DRY_RUN_DIR = "runs/dry-run"  # a dry run must not replace the real run's model
+CHECKPOINT = "model.pt"
+METRICS_CSV = "metrics.csv"
+METRICS_JSON = "metrics.json"
+WORKER_LOG = "train_worker.log"
+REPORT = "report.xlsx"
+# The per-epoch metric columns, in the order written to metrics.csv and to the Train sheet.
+METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds")
+# PNG charts: the curves are redrawn after every epoch, the others at the end of a run.
+CURVE_CHARTS = ("loss_curves", "accuracy_curves")
+FINAL_CHARTS = ("confusion_matrix", "misclassified")
+CHART_NAMES = CURVE_CHARTS + FINAL_CHARTS
+
+
+class RunDirError(ValueError):
+    """The output folder cannot be used (names the folder and what to do)."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; on success it replaces ``path`` in one step.
+
+    On an exception the temporary file is removed and ``path`` keeps its previous content. The temporary
+    name keeps the suffix, so writers that look at it (matplotlib, torch) choose the right format.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write a text file (UTF-8) atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def _finite_row(row: Any) -> bool:
+    try:
+        return isinstance(row, dict) and all(math.isfinite(float(row[c])) for c in METRIC_COLUMNS)
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """A run's folder and the names of its files."""
+
+    path: Path
+
+    def __init__(self, path: str | os.PathLike = DEFAULT_RUN_DIR):
+        object.__setattr__(self, "path", Path(path))
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / CHECKPOINT
+
+    @property
+    def metrics_csv(self) -> Path:
+        return self.path / METRICS_CSV
+
+    @property
+    def metrics_json(self) -> Path:
+        return self.path / METRICS_JSON
+
+    @property
+    def worker_log(self) -> Path:
+        return self.path / WORKER_LOG
+
+    @property
+    def report(self) -> Path:
+        return self.path / REPORT
+
+    def chart(self, name: str) -> Path:
+        if name not in CHART_NAMES:
+            raise ValueError(f"unknown chart {name!r}; charts: {', '.join(CHART_NAMES)}")
+        return self.path / f"{name}.png"
+
+    def charts(self) -> dict[str, Path]:
+        """The charts this folder holds: name -> PNG path."""
+        return {name: self.chart(name) for name in CHART_NAMES if self.chart(name).is_file()}
+
+    def prepare(self) -> RunDir:
+        """Create the folder and check it can be written, before any training time is spent."""
+        where = self.path
+        if where.exists() and not where.is_dir():
+            raise RunDirError(f"output folder {where} is a file, not a folder: choose another output folder")
+        try:
+            where.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise RunDirError(
+                f"cannot create the output folder {where} ({error.strerror or error}): "
+                "choose a folder you can write to"
+            ) from None
+        try:
+            with tempfile.TemporaryFile(dir=where):
+                pass
+        except OSError as error:
+            raise RunDirError(
+                f"the output folder {where} is not writable ({error.strerror or error}): "
+                "choose a folder you can write to"
+            ) from None
+        return self
+
+    def read_record(self) -> dict[str, Any] | None:
+        """metrics.json as written by training: {"run": {...}, "epochs": [rows]}; None when absent or
+        unreadable."""
+        try:
+            data = json.loads(self.metrics_json.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("run"), dict):
+            return None
+        if not isinstance(data.get("epochs"), list):
+            return None
+        return data
+
+    def read_metrics(self) -> list[dict[str, float]]:
+        """The per-epoch rows with finite values in every column ([] when there is no readable file)."""
+        record = self.read_record()
+        rows = record["epochs"] if record else []
+        return [{c: float(r[c]) for c in METRIC_COLUMNS} for r in rows if _finite_row(r)]

@@ -17,10 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from excel_addin.udfs import BACKPROP_CURVE, BACKPROP_LOSS  # noqa: E402
-from ml import backprop  # noqa: E402
+from excel_addin.udfs import BACKPROP_CURVE, BACKPROP_LOSS
+from ml import backprop
 
 RATES = (0.1, 0.2, 0.5, 0.8, 1.0, 2.0)
 EPOCHS = 100
@@ -41,7 +39,7 @@ def uncached_grid() -> None:
     """Baseline: what the grid would cost if every cell computed its own trajectory."""
     for lr in RATES:
         for epoch in range(1, EPOCHS + 1):
-            backprop._cached_trajectory.__wrapped__(lr, epoch, backprop.Network())
+            backprop.compute_trajectory(lr, epoch, backprop.Network())
 
 
 def timed(work, repeats: int, cold: bool) -> list[float]:

@@ -39,14 +39,12 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the conventional name
 from torch import nn
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+from ml.data import MNIST_MEAN, MNIST_STD, load_mnist
+from ml.events import BatchEnd, EpochEnd, Sink
+from ml.model import build_model, count_parameters
+from ml.train import TrainConfig, train
 
-from ml.data import MNIST_MEAN, MNIST_STD, load_mnist  # noqa: E402
-from ml.events import BatchEnd, EpochEnd, Sink  # noqa: E402
-from ml.model import build_model, count_parameters  # noqa: E402
-from ml.train import TrainConfig, train  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 RESULTS = ROOT / "bench" / "results" / "mnist.json"
 WARMUP_STEPS = 5  # untimed steps before each timed pipeline
@@ -250,9 +248,8 @@ def cpu_peak_fp32_gflops(threads: int) -> tuple[float, str]:
 
 
 def prediction_checks(model_path: Path, n_images: int, work: Path) -> dict:
-    from digit_images import STYLES, as_is_28, user_style_png
-
     from ml.predict import load_classifier
+    from ml.user_pictures import STYLES, as_is_28, user_style_png
 
     clf = load_classifier(model_path)
     data = load_mnist()

@@ -8,15 +8,12 @@ paper, four times MNIST's size, off centre. The classifier must undo all of that
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ml.data import load_mnist  # noqa: E402
+from ml.data import load_mnist
 
 OUT = Path(__file__).parent / "digits"
 PAPER, INK = 235, 25

@@ -7,6 +7,7 @@ help of one argument. Bad input never shows a traceback: the cell reads "#VALUE!
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -54,6 +55,15 @@ def _cells(value: Any, name: str) -> list[Any] | None:
     return flat
 
 
+def finite_cells(values, table, lr) -> list[float | str]:
+    """Numbers as cell values; a value that overflowed reads as the message saying where and why."""
+    values = [float(v) for v in values]
+    if all(math.isfinite(v) for v in values):
+        return values
+    message = excel_error(ValueError(backprop.overflow_message(table, backprop.validate_rate(lr))))
+    return [v if math.isfinite(v) else message for v in values]
+
+
 def network_from_cells(inputs=None, targets=None, weights=None, biases=None, output=None) -> backprop.Network:
     """A ``backprop.Network`` from optional cell values; whatever is omitted keeps its default."""
     defaults = backprop.Network()
@@ -94,7 +104,10 @@ def BACKPROP_CURVE(lr, epochs, inputs=None, targets=None, weights=None, biases=N
 
     def compute():
         network = network_from_cells(inputs, targets, weights, biases, output)
-        return [[float(loss)] for loss in backprop.loss_curve(lr, epochs, network)]
+        last = backprop.validate_epochs(epochs)
+        table = backprop.longest_cached_trajectory(lr, last, network)[: last + 1]
+        losses = table[:, backprop.COLUMNS.index("E_total")]
+        return [[cell] for cell in finite_cells(losses, table, lr)]
 
     return _in_cell(compute, spill=True)
 
@@ -114,7 +127,8 @@ def BACKPROP_TABLE(lr, epochs, inputs=None, targets=None, weights=None, biases=N
         network = network_from_cells(inputs, targets, weights, biases, output)
         last = backprop.validate_epochs(epochs)
         table = backprop.longest_cached_trajectory(lr, last, network)[: last + 1]
-        return [list(backprop.COLUMNS)] + [[int(row[0]), *map(float, row[1:])] for row in table]
+        rows = [[int(row[0]), *finite_cells(row[1:], table, lr)] for row in table]
+        return [list(backprop.COLUMNS), *rows]
 
     return _in_cell(compute, spill=True)
 

@@ -17,10 +17,12 @@ import argparse
 import csv
 import math
 import sys
+from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
+
+from .values import as_number
 
 WEIGHT_NAMES = tuple(f"w{k}" for k in range(1, 9))
 GRADIENT_NAMES = tuple(f"dE_dw{k}" for k in range(1, 9))
@@ -75,7 +77,16 @@ def _floats(values, count: int, name: str) -> tuple[float, ...]:
 
 
 def sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x))
+    """1 / (1 + e^-x), computed without overflow for any x (e^x for negative x never exceeds 1)."""
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    z = math.exp(x)
+    return z / (1.0 + z)
+
+
+def _exp_at_most_1(x: float) -> float:
+    """e^x for x <= 0; NaN stays NaN (an overflowed network) instead of raising."""
+    return math.exp(x) if not math.isnan(x) else math.nan
 
 
 @dataclass(frozen=True)
@@ -105,10 +116,10 @@ def forward(network: Network, w: tuple[float, ...]) -> Forward:
     o2 = w[6] * a_h1 + w[7] * a_h2 + b2
     if network.output == "sigmoid":
         a_o1, a_o2 = sigmoid(o1), sigmoid(o2)
-        E1, E2 = 0.5 * (t1 - a_o1) ** 2, 0.5 * (t2 - a_o2) ** 2
+        E1, E2 = 0.5 * (t1 - a_o1) * (t1 - a_o1), 0.5 * (t2 - a_o2) * (t2 - a_o2)  # ** raises on overflow
     else:
         shift = max(o1, o2)  # softmax is shift-invariant; shifting keeps exp() from overflowing
-        e1, e2 = math.exp(o1 - shift), math.exp(o2 - shift)
+        e1, e2 = _exp_at_most_1(o1 - shift), _exp_at_most_1(o2 - shift)
         a_o1, a_o2 = e1 / (e1 + e2), e2 / (e1 + e2)
         log_z = shift + math.log(e1 + e2)
         E1, E2 = -t1 * (o1 - log_z), -t2 * (o2 - log_z)
@@ -150,19 +161,6 @@ def step(w: tuple[float, ...], grads: tuple[float, ...], lr: float) -> tuple[flo
     return tuple(wk - lr * gk for wk, gk in zip(w, grads, strict=True))
 
 
-def as_number(value, must_be: str) -> float:
-    """A cell's value as a float; a bool, text or empty cell raises ValueError("<must_be>, got <value>").
-
-    Excel hands numbers over as floats and TRUE/FALSE as bools, which float() would quietly take as 1 and 0.
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"{must_be}, got {value!r}")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{must_be}, got {value!r}") from None
-
-
 def validate_rate(lr) -> float:
     """A learning rate: a positive finite number."""
     value = as_number(lr, "learning rate must be a number")
@@ -187,14 +185,15 @@ def trajectory(lr: float, epochs: int, network: Network | None = None) -> np.nda
     """The per-epoch table of a training run, shape (epochs + 1, len(COLUMNS)), float64.
 
     Row k holds the weights after k updates (row 0: the initial weights), the forward pass with them and
-    their gradients, so ``table[k, COLUMNS.index("E_total")]`` is the loss after k updates.
+    their gradients, so ``table[k, COLUMNS.index("E_total")]`` is the loss after k updates. Numbers too
+    large for floating point (absurd rates, weights or inputs) become inf or NaN, never an exception.
     """
-    return _cached_trajectory(validate_rate(lr), validate_epochs(epochs), network or Network()).copy()
+    lr, epochs = validate_rate(lr), validate_epochs(epochs)
+    return _cache.get(lr, epochs, network or Network())[: epochs + 1].copy()
 
 
-@lru_cache(maxsize=64)
-def _cached_trajectory(lr: float, epochs: int, network: Network) -> np.ndarray:
-    """Trajectories are pure functions of their arguments: compute each once (a sheet asks many times)."""
+def compute_trajectory(lr: float, epochs: int, network: Network) -> np.ndarray:
+    """The table, computed afresh (``trajectory`` answers from a cache); read-only."""
     table = np.empty((epochs + 1, len(COLUMNS)))
     w = network.weights
     for epoch in range(epochs + 1):
@@ -206,37 +205,81 @@ def _cached_trajectory(lr: float, epochs: int, network: Network) -> np.ndarray:
     return table
 
 
-def longest_cached_trajectory(lr: float, epochs: int, network: Network | None = None) -> np.ndarray:
-    """A read-only trajectory with at least ``epochs`` epochs, reusing the longest one already computed.
+class TrajectoryCache:
+    """Computed trajectories by (rate, network), the longest one of each, bounded in bytes.
 
     Cells ask for epoch 1, 2, ..., 100 of the same rate: all of them share one trajectory instead of one
-    each. Trajectories grow in chunks so a column of cells costs one computation, not one per row.
+    each. Trajectories grow in chunks (at least 100 epochs, doubling), so a column of cells costs one
+    computation, not one per row. The least recently used ones go when the tables pass ``max_bytes``.
     """
-    lr, epochs, network = validate_rate(lr), validate_epochs(epochs), network or Network()
-    key = (lr, network)
-    known = _longest.get(key)
-    if known is None or known.shape[0] <= epochs:
+
+    def __init__(self, max_bytes: int = 64 * 2**20):
+        self.max_bytes = max_bytes
+        self.tables: OrderedDict[tuple[float, Network], np.ndarray] = OrderedDict()
+        self.computed = 0  # trajectories computed so far (for tests and benchmarks)
+
+    @property
+    def bytes(self) -> int:
+        return sum(t.nbytes for t in self.tables.values())
+
+    def get(self, lr: float, epochs: int, network: Network) -> np.ndarray:
+        """A read-only table with at least ``epochs`` epochs."""
+        key = (lr, network)
+        known = self.tables.get(key)
+        if known is not None and known.shape[0] > epochs:
+            self.tables.move_to_end(key)
+            return known
         length = max(epochs, 2 * (known.shape[0] - 1) if known is not None else 0, 100)
-        known = _cached_trajectory(lr, min(length, MAX_EPOCHS), network)
-        _longest[key] = known
-        if len(_longest) > 1024:
-            _longest.pop(next(iter(_longest)))
-    return known
+        table = compute_trajectory(lr, min(length, MAX_EPOCHS), network)
+        self.computed += 1
+        self.tables[key] = table
+        self.tables.move_to_end(key)
+        while self.bytes > self.max_bytes and len(self.tables) > 1:
+            self.tables.popitem(last=False)
+        return table
+
+    def clear(self) -> None:
+        self.tables.clear()
+        self.computed = 0
 
 
-_longest: dict[tuple[float, Network], np.ndarray] = {}
+_cache = TrajectoryCache()
+
+
+def cache_info() -> dict[str, int]:
+    """How many trajectories were computed, are kept, and their size in bytes."""
+    return {"computed": _cache.computed, "kept": len(_cache.tables), "bytes": _cache.bytes}
 
 
 def clear_cache() -> None:
     """Forget every computed trajectory (benchmarks measure cold starts with this)."""
-    _cached_trajectory.cache_clear()
-    _longest.clear()
+    _cache.clear()
+
+
+def longest_cached_trajectory(lr: float, epochs: int, network: Network | None = None) -> np.ndarray:
+    """A read-only trajectory with at least ``epochs`` epochs, from the cache."""
+    return _cache.get(validate_rate(lr), validate_epochs(epochs), network or Network())
+
+
+def overflow_message(table: np.ndarray, lr: float) -> str | None:
+    """Why a table's loss stops being a number, naming the first epoch; None when it is finite."""
+    bad = np.flatnonzero(~np.isfinite(table).all(axis=1))
+    if not len(bad):
+        return None
+    return (
+        f"the numbers overflow from epoch {int(bad[0])} on (learning rate {lr:g}): they grow too large "
+        "for floating point; use a smaller learning rate, weights or inputs"
+    )
 
 
 def loss_at(lr: float, epoch: int, network: Network | None = None) -> float:
-    """E_total after ``epoch`` updates at learning rate ``lr``."""
-    table = longest_cached_trajectory(lr, validate_epochs(epoch, "epoch"), network)
-    return float(table[int(epoch), COLUMNS.index("E_total")])
+    """E_total after ``epoch`` updates at learning rate ``lr`` (ValueError when it overflowed)."""
+    epoch = validate_epochs(epoch, "epoch")
+    table = longest_cached_trajectory(lr, epoch, network)
+    value = float(table[epoch, COLUMNS.index("E_total")])
+    if not math.isfinite(value):
+        raise ValueError(overflow_message(table[: epoch + 1], validate_rate(lr)))
+    return value
 
 
 def loss_curve(lr: float, epochs: int, network: Network | None = None) -> np.ndarray:

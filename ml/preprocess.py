@@ -18,6 +18,7 @@ The result is 0..1 float32 with ink = 1; the classifier then normalises it with 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +32,17 @@ CENTRE = 14.0  # mean centre of mass of MNIST's training digits (row, column), i
 MIN_CONTRAST = 0.08  # ink must differ from the paper by at least 8% of full scale
 NOISE_FLOOR = 0.15  # after stretching, values below this are paper texture, not ink
 MAX_SIDE = 1024  # larger pictures are reduced first (keeps big scans fast; the digit ends up 20 px anyway)
+MAX_PIXELS = 25_000_000  # a 24-megapixel phone photo passes; a "decompression bomb" does not
+MAX_FILE_BYTES = 64 * 2**20
 
 
 def open_image(path: str | os.PathLike) -> Image.Image:
-    """Open an image file, with errors that name the file and say what is wrong."""
+    """Open an image file, with errors that name the file and say what is wrong.
+
+    The size is checked from the file's header before anything is decoded, so a huge picture or a
+    "decompression bomb" (a small file claiming billions of pixels) is refused within bounded memory;
+    a JPEG is decoded at a reduced scale when it is larger than needed.
+    """
     p = Path(path)
     if not p.exists():
         raise ImageNotFoundError(
@@ -42,15 +50,41 @@ def open_image(path: str | os.PathLike) -> Image.Image:
         )
     if not p.is_file():
         raise ImageNotFoundError(f"{p} is a folder, not an image file")
+    size = p.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise UnreadableImageError(
+            f"{p} is {size / 2**20:,.0f} MB: too large for a picture of one digit "
+            f"(at most {MAX_FILE_BYTES // 2**20} MB); crop or scale it down"
+        )
     try:
-        img = Image.open(p)
+        with warnings.catch_warnings():  # Pillow warns of big images; _check_pixels refuses them anyway
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(p)
+        _check_pixels(img, p)
+        img.draft("L", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at 1/2, 1/4 or 1/8 scale when that suffices
         img.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except UnreadableImageError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise UnreadableImageError(
+            f"{p} claims far more pixels than can be read safely (at most {MAX_PIXELS / 1e6:.0f} megapixels; "
+            f"{exc}); crop or scale it down"
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise UnreadableImageError(
             f"{p} is not a readable image ({type(exc).__name__}: {exc}); "
             "use a PNG, JPEG, BMP, GIF or TIFF file"
         ) from exc
     return img
+
+
+def _check_pixels(img: Image.Image, path: Path) -> None:
+    width, height = img.size
+    if width * height > MAX_PIXELS:
+        raise UnreadableImageError(
+            f"{path} is {width:,} x {height:,} pixels ({width * height / 1e6:,.0f} megapixels): too large "
+            f"to read safely (at most {MAX_PIXELS / 1e6:.0f} megapixels); crop or scale it down"
+        )
 
 
 def to_grayscale(img: Image.Image) -> np.ndarray:

@@ -63,11 +63,16 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
-def _finite_row(row: Any) -> bool:
+def metric_row(raw: Any) -> dict[str, float] | None:
+    """A per-epoch metrics row checked (every column a finite number; epoch whole), or None."""
     try:
-        return isinstance(row, dict) and all(math.isfinite(float(row[c])) for c in METRIC_COLUMNS)
+        row = {c: float(raw[c]) for c in METRIC_COLUMNS}
     except (KeyError, TypeError, ValueError):
-        return False
+        return None
+    if not all(math.isfinite(v) for v in row.values()) or row["epoch"] != int(row["epoch"]):
+        return None
+    row["epoch"] = int(row["epoch"])
+    return row
 
 
 @dataclass(frozen=True)
@@ -146,5 +151,5 @@ class RunDir:
     def read_metrics(self) -> list[dict[str, float]]:
         """The per-epoch rows with finite values in every column ([] when there is no readable file)."""
         record = self.read_record()
-        rows = record["epochs"] if record else []
-        return [{c: float(r[c]) for c in METRIC_COLUMNS} for r in rows if _finite_row(r)]
+        rows = [metric_row(raw) for raw in (record["epochs"] if record else [])]
+        return [row for row in rows if row is not None]

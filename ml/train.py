@@ -50,7 +50,7 @@ from .config import TrainConfig, add_arguments, config_from_values, presets_help
 from .data import MNIST_MEAN, MNIST_STD, Mnist, batches, load_mnist, normalise, steps_per_epoch, to_float
 from .events import BatchEnd, EpochEnd, Evaluated, RunEnded, RunStarted, Sink
 from .model import VARIANTS, MnistCNN, count_parameters, summary_rows
-from .run_dir import DRY_RUN_DIR, METRIC_COLUMNS, RunDir
+from .run_dir import DRY_RUN_DIR, RunDir, metric_row
 from .sinks import ChartSink, ConsoleSink, MetricsFileSink, dispatch
 
 DRY_RUN_STEPS = 2
@@ -318,12 +318,8 @@ def restore(run: Run) -> None:
         warnings.simplefilter("ignore")
         for _ in range(min(done * run.steps, run.steps * run.epochs - 1)):
             run.scheduler.step()
-    history = ckpt["history"] if isinstance(ckpt["history"], list) else []
-    run.history = [
-        {c: float(r[c]) for c in METRIC_COLUMNS}
-        for r in history
-        if isinstance(r, dict) and r["epoch"] <= done
-    ]
+    rows = [metric_row(raw) for raw in ckpt["history"]] if isinstance(ckpt["history"], list) else []
+    run.history = [row for row in rows if row is not None and row["epoch"] <= done]
     run.start_epoch = done + 1
     run.gen.manual_seed(run.config.seed + 1000 * run.start_epoch)
 
@@ -450,7 +446,7 @@ def _run_epochs(run: Run, should_stop: Callable[[], bool]) -> tuple[str, str | N
     except KeyboardInterrupt:
         return "stopped", None, last_eval
     except DivergedError as error:
-        kept = f"; the checkpoint of epoch {run.history[-1]['epoch']} is kept" if run.history else ""
+        kept = f"; the checkpoint of epoch {int(run.history[-1]['epoch'])} is kept" if run.history else ""
         return "failed", f"{error}{kept}", None
     except Exception as error:  # noqa: BLE001 - reported as a failed run, with files kept
         traceback.print_exc(file=sys.stderr)

@@ -68,10 +68,10 @@ def test_spilling_functions_report_bad_input_in_their_first_cell():
 def test_a_sheet_of_600_loss_cells_computes_six_trajectories():
     backprop.clear_cache()
     grid = [[BACKPROP_LOSS(lr, float(epoch)) for lr in RATES] for epoch in range(1, 101)]
-    assert backprop._cached_trajectory.cache_info().misses == len(RATES)
+    assert backprop.cache_info()["computed"] == len(RATES)
     for lr in RATES:  # curves reuse the same trajectories
         BACKPROP_CURVE(lr, 100)
-    assert backprop._cached_trajectory.cache_info().misses == len(RATES)
+    assert backprop.cache_info()["computed"] == len(RATES)
     assert grid[99][RATES.index(2.0)] == backprop.loss_curve(2.0, 100)[100]
 
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from digit_images import user_style_png
 
 from excel_addin import udfs
 from excel_addin.udfs import CLASSIFY_IMAGE, CLASSIFY_PROBS, ERROR_PREFIX, model_location
 from ml.data import load_mnist
 from ml.predict import load_classifier, shipped_model_path
+from ml.user_pictures import user_style_png
 
 N_IMAGES = 20
 
@@ -107,6 +107,36 @@ def test_model_location_order(monkeypatch, tmp_path):
     monkeypatch.setenv(udfs.MODEL_ENV, "/models/from_env.pt")
     assert model_location(None, book_dir) == Path("/models/from_env.pt")
     assert model_location("/models/given.pt", book_dir) == Path("/models/given.pt")
+
+
+def test_classify_follows_the_train_sheets_output_folder(monkeypatch, tmp_path, model, digits):
+    """With model_path empty, the cells use <out_dir>/model.pt of the Train sheet's output folder (the
+    template passes that cell), not runs/mnist."""
+    monkeypatch.delenv(udfs.MODEL_ENV, raising=False)
+    monkeypatch.setattr("xlwings.USER_CONFIG_FILE", str(tmp_path / "no-xlwings.conf"))
+    book_dir = tmp_path / "book"
+    (book_dir / "runs" / "mnist").mkdir(parents=True)
+    (book_dir / "runs" / "mnist" / "model.pt").write_bytes(b"not this one")
+    (book_dir / "results").mkdir()
+    assert model_location(None, book_dir, "results") == shipped_model_path()  # not trained yet
+    trained = book_dir / "results" / "model.pt"
+    trained.write_bytes(model.read_bytes())
+    assert model_location(None, book_dir, "results") == trained
+    assert model_location(None, book_dir, str(trained.parent)) == trained  # absolute folders too
+    assert model_location("", book_dir, None) == book_dir / "runs" / "mnist" / "model.pt"  # the default
+
+    from types import SimpleNamespace
+
+    # what xlwings passes as `caller` on Windows: the calling cell, whose sheet's book has a full name
+    caller = SimpleNamespace(sheet=SimpleNamespace(book=SimpleNamespace(fullname=str(book_dir / "g.xlsm"))))
+
+    path, label = digits[0]
+    assert CLASSIFY_IMAGE(str(path), None, "results", caller=caller) == label
+    (book_dir / "broken").mkdir()
+    (book_dir / "broken" / "model.pt").write_bytes(b"not a model")
+    assert CLASSIFY_IMAGE(str(path), None, "broken", caller=caller).startswith(
+        f"{ERROR_PREFIX}{book_dir / 'broken' / 'model.pt'} is not a usable trained model"
+    )
 
 
 def test_bad_inputs_give_readable_messages(model, tmp_path):

@@ -182,6 +182,11 @@ def test_settings_from_cells():
     assert defaults.epochs == 15 and defaults.out_dir == str(Path("/books/runs/mnist"))
     with pytest.raises(ValueError, match="batch_size must be a whole number, got 2.5"):
         macros.config_from_settings({"batch_size": 2.5}, Path("/books"))
+    for name in ("lr", "epochs"):  # a TRUE cell is not 1: both are refused alike
+        with pytest.raises(ValueError, match=f"{name} must be a .*number, got True"):
+            macros.config_from_settings({name: True}, Path("/books"))
+    with pytest.raises(ValueError, match="out_dir must be text, got 3.0"):
+        macros.config_from_settings({"out_dir": 3.0}, Path("/books"))
 
 
 def test_stop_without_a_run_says_so(tmp_path):

@@ -5,7 +5,6 @@ import shutil
 
 import numpy as np
 import pytest
-from digit_images import STYLES, as_is_28, user_style_png
 from PIL import Image
 
 from ml.data import load_mnist
@@ -21,6 +20,7 @@ from ml.predict import (
     shipped_model_path,
 )
 from ml.preprocess import mnistify, preprocess_file
+from ml.user_pictures import STYLES, as_is_28, user_style_png
 
 N_DIGITS = 60
 

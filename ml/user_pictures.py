@@ -1,4 +1,5 @@
-"""Real digit pictures for prediction tests: MNIST test digits re-drawn the way a user's photo would look.
+"""MNIST test digits re-drawn the way a user's photo would look: real pictures for prediction tests and
+the benchmark (how well the preprocessing undoes what a camera or a scanner does).
 
 Each digit is inverted to dark ink on light paper, rescaled (smaller or larger than MNIST), placed off
 centre on a bigger canvas, optionally on grey paper and in RGB, then written as a PNG file.

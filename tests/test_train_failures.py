@@ -1,0 +1,179 @@
+"""Every way a training run can end badly ends with a clear message and loses nothing.
+
+Any valid setting trains (every step count, tiny subsets); a diverging run fails loudly and keeps its last
+good checkpoint; an unusable output folder is refused before training; resuming from the wrong file says
+why; a second Ctrl-C still records how the run ended; a process killed between the checkpoint and the
+metrics loses no row.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from ml import plots, run_lock
+from ml.checkpoint import export_weights, load_checkpoint
+from ml.config import TrainConfig
+from ml.events import EpochEnd, Sink
+from ml.predict import shipped_model_path
+from ml.run_dir import RunDir, RunDirError
+from ml.train import main, train
+
+
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv(run_lock.STATE_ENV, str(tmp_path / "state"))
+
+
+def config(out: Path, **kw) -> TrainConfig:
+    base = dict(epochs=1, batch_size=10, lr=0.05, subset=100, model="small", threads=1, seed=0)
+    return TrainConfig(**{**base, **kw, "out_dir": str(out)})
+
+
+class Epochs(Sink):
+    def __init__(self):
+        self.rows = []
+
+    def on_epoch(self, event: EpochEnd):
+        self.rows.append(event)
+
+
+@pytest.mark.parametrize("steps", range(1, 21))
+def test_every_step_count_trains(tmp_path, steps):
+    """OneCycleLR divided by zero for exactly 4 steps; every count from 1 to 20 completes."""
+    ended = train(config(tmp_path, subset=10 * steps), [])
+    assert ended.status == "completed" and ended.error is None
+    assert load_checkpoint(tmp_path / "model.pt")["steps"] == steps
+
+
+@pytest.mark.parametrize("images", [1, 3, 100])
+def test_tiny_subsets_train_with_the_default_batch_size(tmp_path, images):
+    ended = train(config(tmp_path, subset=images, batch_size=512, epochs=2), [])
+    assert ended.status == "completed" and ended.epochs_done == 2
+
+
+def test_the_4_step_run_of_the_issue_trains_from_the_command_line(tmp_path):
+    out = tmp_path / "run"
+    assert main(["--subset", "2000", "--epochs", "1", "--threads", "1", "--out", str(out)]) == 0
+    assert load_checkpoint(out / "model.pt")["steps"] == 4
+
+
+def test_a_diverging_run_fails_loudly_and_keeps_the_last_good_checkpoint(tmp_path):
+    first = train(config(tmp_path, epochs=1), [])
+    assert first.status == "completed"
+    good = load_checkpoint(tmp_path / "model.pt")["state_dict"]
+    rows = Epochs()
+    ended = train(config(tmp_path, epochs=2, lr=1e30, resume=True), [rows])
+    assert ended.status == "failed" and rows.rows == []
+    assert "training diverged: the loss became" in ended.error and "at epoch 2, step" in ended.error
+    assert "lower learning rate" in ended.error and "checkpoint of epoch 1 is kept" in ended.error
+    kept = load_checkpoint(tmp_path / "model.pt")
+    assert kept["epoch"] == 1 and all(torch.equal(kept["state_dict"][k], v) for k, v in good.items())
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["run"]["status"] == "failed" and [r["epoch"] for r in record["epochs"]] == [1]
+    assert "training diverged" in record["run"]["end"]["error"]
+
+
+def test_a_run_that_diverges_at_once_saves_no_model(tmp_path, capsys):
+    assert main(["--lr", "1e30", "--subset", "200", "--batch-size", "50", "--threads", "1",
+                 "--model", "small", "--out", str(tmp_path)]) == 1  # fmt: skip
+    assert "training diverged" in capsys.readouterr().err
+    assert not (tmp_path / "model.pt").exists()
+    assert json.loads((tmp_path / "metrics.json").read_text())["run"]["status"] == "failed"
+
+
+def test_an_output_folder_that_is_a_file_is_refused_before_training(tmp_path):
+    a_file = tmp_path / "results"
+    a_file.write_text("not a folder")
+    with pytest.raises(RunDirError, match=f"output folder {a_file} is a file, not a folder"):
+        train(config(a_file), [])
+    with pytest.raises(RunDirError, match="cannot create the output folder"):
+        train(config(a_file / "sub"), [])
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_an_unwritable_output_folder_is_refused_before_training(tmp_path):
+    """/proc refuses new files even for root, as a read-only folder does for a user."""
+    with pytest.raises(RunDirError, match="the output folder /proc/self is not writable"):
+        RunDir("/proc/self").prepare()
+    with pytest.raises(RunDirError, match="cannot create the output folder /proc/gradsheet"):
+        train(config(Path("/proc/gradsheet")), [])
+    if os.geteuid() != 0:  # a read-only folder refuses a normal user (root writes anyway)
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o500)
+        with pytest.raises(RunDirError, match=f"the output folder {ro} is not writable"):
+            train(config(ro), [])
+
+
+def test_resuming_from_exported_or_shipped_weights_says_why_not(tmp_path):
+    shutil.copyfile(shipped_model_path(), tmp_path / "model.pt")
+    with pytest.raises(ValueError, match="holds exported weights without the training state"):
+        train(config(tmp_path, model="default", epochs=20, resume=True), [])
+    trained = tmp_path / "trained"
+    train(config(trained), [])
+    export_weights(trained / "model.pt", trained / "model.pt")
+    with pytest.raises(ValueError, match="train without --resume to start a new run"):
+        train(config(trained, epochs=2, resume=True), [])
+
+
+def test_resuming_a_checkpoint_of_another_model_or_a_finished_run_says_why_not(tmp_path):
+    train(config(tmp_path), [])
+    with pytest.raises(ValueError, match="holds a 'small' model .* but the settings ask for 'default'"):
+        train(config(tmp_path, model="default", epochs=2, resume=True), [])
+    with pytest.raises(ValueError, match="has already trained 1 of 1 epochs"):
+        train(config(tmp_path, resume=True), [])
+
+
+def test_a_second_ctrl_c_while_finishing_still_records_the_end(tmp_path, monkeypatch):
+    presses = iter([False] * 15 + [True])
+
+    def ctrl_c() -> bool:
+        if next(presses, True):
+            raise KeyboardInterrupt
+        return False
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # the second Ctrl-C, while the final charts are drawn
+
+    monkeypatch.setattr(plots, "plot_confusion_matrix", interrupted)
+    ended = train(config(tmp_path, epochs=3), [], should_stop=ctrl_c)
+    assert ended.status == "stopped" and ended.epochs_done == 1
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["run"]["status"] == "stopped" and len(record["epochs"]) == 1
+
+
+def test_a_process_killed_between_checkpoint_and_metrics_loses_no_row_on_resume(tmp_path):
+    train(config(tmp_path, epochs=1), [])
+    run_dir = RunDir(tmp_path)
+    record = json.loads(run_dir.metrics_json.read_text())
+    row = record["epochs"].pop()  # as if killed after saving model.pt, before writing the metrics
+    run_dir.metrics_json.write_text(json.dumps(record))
+    run_dir.metrics_csv.write_text(run_dir.metrics_csv.read_text().splitlines()[0] + "\n")
+    train(config(tmp_path, epochs=2, resume=True), [])
+    rows = run_dir.read_metrics()
+    assert [r["epoch"] for r in rows] == [1, 2] and rows[0] == pytest.approx(row)
+    assert len(run_dir.metrics_csv.read_text().splitlines()) == 3
+
+
+def test_metrics_with_a_non_finite_value_are_still_valid_json(tmp_path):
+    from ml.events import RunStarted
+    from ml.sinks import MetricsFileSink
+
+    sink = MetricsFileSink(RunDir(tmp_path))
+    sink.handle(RunStarted({}, "cpu", 1, [], 1, 1, 1, str(tmp_path)))
+    sink.handle(EpochEnd(1, 0.5, 0.9, math.inf, 0.9, 0.1, 1.0, 1, ""))
+    data = json.loads((tmp_path / "metrics.json").read_text())  # strict JSON: no NaN/Infinity
+    assert data["epochs"][0]["test_loss"] is None
+    assert RunDir(tmp_path).read_metrics() == []  # a row with a missing value is not a metrics row
+
+
+def test_the_thread_count_is_restored_when_a_run_ends(tmp_path):
+    before = torch.get_num_threads()
+    train(config(tmp_path, threads=1 if before > 1 else 2), [])
+    assert torch.get_num_threads() == before

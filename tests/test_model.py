@@ -113,3 +113,138 @@ def _train_twice(cls, x, g, weight, bias):
         assert type(y.grad_fn).__name__ == "_BatchNormNhwcBackward"
     assert list(bn.state_dict()) == list(nn.BatchNorm2d(channels).state_dict())
     return [y, xi.grad, bn.weight.grad, bn.bias.grad, *bn.state_dict().values()]
+
+
+# ---- receptive fields against values derived by hand ---------------------------------------------------
+# r_out = r_in + (k - 1) * j_in, j_out = j_in * s, n_out = (n_in + 2p - k) // s + 1; a global pooling sees
+# its whole input map (k = n_in); layers without a window (BN, ReLU, dropout) keep r and j.
+
+
+def rf_table(*modules: nn.Module, size: int = 28) -> list[tuple[str, int, int, int | None]]:
+    rows = summary_rows(nn.Sequential(*modules), (1, size, size))
+    return [(r.layer.split("-")[0], r.jump, r.rf, r.size) for r in rows]
+
+
+def test_receptive_fields_of_padded_and_strided_convolutions():
+    assert rf_table(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.Conv2d(4, 4, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3),
+    ) == [("Conv2d", 1, 3, 28), ("Conv2d", 2, 5, 14), ("ReLU", 2, 5, 14), ("Conv2d", 2, 9, 12)]
+
+
+def test_receptive_fields_through_pooling_and_global_average_pooling():
+    assert rf_table(
+        nn.Conv2d(1, 4, 5, padding=2),
+        nn.MaxPool2d(2),
+        nn.BatchNorm2d(4),
+        nn.Conv2d(4, 10, 3, padding=1),
+        nn.AdaptiveAvgPool2d(1),
+    ) == [
+        ("Conv2d", 1, 5, 28),
+        ("MaxPool2d", 2, 6, 14),
+        ("BatchNorm2d", 2, 6, 14),
+        ("Conv2d", 2, 10, 14),
+        ("AdaptiveAvgPool2d", 28, 36, 1),  # 10 + (14 - 1) * 2
+    ]
+
+
+def test_receptive_fields_of_dilated_convolutions_and_overlapping_pools():
+    assert rf_table(nn.Conv2d(1, 2, 3, dilation=2), nn.AvgPool2d(3, stride=1), size=20) == [
+        ("Conv2d", 1, 5, 16),  # a 3x3 kernel with dilation 2 spans 5 pixels
+        ("AvgPool2d", 1, 7, 14),
+    ]
+
+
+def test_receptive_field_of_the_default_model_covers_the_digit():
+    rows = summary_rows(build_model())
+    last_conv = [r for r in rows if r.layer.startswith("Conv2d")][-2]  # before the 1x1 classifier
+    assert (last_conv.jump, last_conv.rf) == (4, 32)  # 3x3 stacks: 3,5 | pool 6 | 10,14 | pool 16 | 24,32
+
+
+# ---- the course assignment's network (s6) -------------------------------------------------------------
+
+# torchsummary's printout for the assignment's network (ERA S6 Part 2 notebook, cell 8): layer, shape, params.
+S6_PUBLISHED = """
+Conv2d-1 [-1, 16, 26, 26] 144 | BatchNorm2d-2 [-1, 16, 26, 26] 32 | ReLU-3 [-1, 16, 26, 26] 0
+Conv2d-4 [-1, 16, 24, 24] 2,304 | BatchNorm2d-5 [-1, 16, 24, 24] 32 | ReLU-6 [-1, 16, 24, 24] 0
+Conv2d-7 [-1, 16, 22, 22] 2,304 | BatchNorm2d-8 [-1, 16, 22, 22] 32 | ReLU-9 [-1, 16, 22, 22] 0
+MaxPool2d-10 [-1, 16, 11, 11] 0
+Conv2d-11 [-1, 16, 11, 11] 256 | BatchNorm2d-12 [-1, 16, 11, 11] 32 | ReLU-13 [-1, 16, 11, 11] 0
+Dropout-14 [-1, 16, 11, 11] 0
+Conv2d-15 [-1, 16, 9, 9] 2,304 | BatchNorm2d-16 [-1, 16, 9, 9] 32 | ReLU-17 [-1, 16, 9, 9] 0
+Dropout-18 [-1, 16, 9, 9] 0
+Conv2d-19 [-1, 16, 7, 7] 2,304 | BatchNorm2d-20 [-1, 16, 7, 7] 32 | ReLU-21 [-1, 16, 7, 7] 0
+Dropout-22 [-1, 16, 7, 7] 0
+Conv2d-23 [-1, 16, 5, 5] 2,304 | BatchNorm2d-24 [-1, 16, 5, 5] 32 | ReLU-25 [-1, 16, 5, 5] 0
+Dropout-26 [-1, 16, 5, 5] 0
+Conv2d-27 [-1, 16, 5, 5] 2,304 | BatchNorm2d-28 [-1, 16, 5, 5] 32 | ReLU-29 [-1, 16, 5, 5] 0
+Dropout-30 [-1, 16, 5, 5] 0
+Conv2d-31 [-1, 16, 5, 5] 2,304 | BatchNorm2d-32 [-1, 16, 5, 5] 32 | ReLU-33 [-1, 16, 5, 5] 0
+Dropout-34 [-1, 16, 5, 5] 0
+AvgPool2d-35 [-1, 16, 1, 1] 0 | Linear-36 [-1, 10] 160
+"""
+
+
+def published_rows() -> list[tuple[str, str, int]]:
+    rows = []
+    for entry in S6_PUBLISHED.replace("\n", " | ").split(" | "):
+        if entry.strip():
+            name, rest = entry.split(" ", 1)
+            shape, params = rest.rsplit(" ", 1)
+            rows.append((name, shape, int(params.replace(",", ""))))
+    return rows
+
+
+class AssignmentNet(nn.Module):
+    """The assignment's own module structure (four nn.Sequential blocks, GAP, a linear layer, log-softmax),
+    rewritten compactly from its model.py; the reference the s6 layer list must equal."""
+
+    def __init__(self):
+        super().__init__()
+
+        def block(c_in, k, padding, dropout):
+            layers = [nn.Conv2d(c_in, 16, k, padding=padding, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
+            return layers + ([nn.Dropout(0.05)] if dropout else [])
+
+        self.conv1 = nn.Sequential(
+            *block(1, 3, 0, 0), *block(16, 3, 0, 0), *block(16, 3, 0, 0), nn.MaxPool2d(2, 2)
+        )
+        self.conv2 = nn.Sequential(*block(16, 1, 0, 1), *block(16, 3, 0, 1))
+        self.conv3 = nn.Sequential(*block(16, 3, 0, 1), *block(16, 3, 0, 1))
+        self.conv4 = nn.Sequential(*block(16, 3, 1, 1), *block(16, 3, 1, 1))
+        self.gap = nn.AvgPool2d(kernel_size=5)
+        self.fc = nn.Linear(16, 10, bias=False)
+
+    def forward(self, x):
+        x = self.conv4(self.conv3(self.conv2(self.conv1(x))))
+        return torch.log_softmax(self.fc(self.gap(x).view(-1, 16)), dim=-1)
+
+
+def test_s6_is_the_assignment_network_with_its_published_layer_table():
+    model = build_model("s6")
+    assert count_parameters(model) == 16_976
+    assert [(r.layer, r.shape, r.params) for r in summary_rows(model)] == published_rows()
+    assert [(r.layer, r.shape, r.params) for r in summary_rows(AssignmentNet())] == published_rows()
+
+
+def test_s6_computes_what_the_assignments_module_computes():
+    torch.manual_seed(0)
+    reference = AssignmentNet().eval()
+    ours = build_model("s6").eval()
+    for p in reference.modules():  # non-trivial BN statistics
+        if isinstance(p, nn.BatchNorm2d):
+            p.running_mean.uniform_(-0.5, 0.5)
+            p.running_var.uniform_(0.5, 2)
+    ours.load_state_dict(dict(zip(ours.state_dict(), reference.state_dict().values(), strict=True)))
+    x = torch.randn(4, 1, 28, 28)
+    assert torch.allclose(torch.log_softmax(ours(x), 1), reference(x), atol=1e-6)
+
+
+def test_s6_receptive_fields_correct_the_assignments_annotations():
+    """The assignment annotated RF 14 after its max-pool (it is 8) and RF 22 at the last convolution (28):
+    after the pool every 3x3 adds 2 x 2 = 4 pixels, not 2."""
+    convs = [r for r in summary_rows(build_model("s6")) if r.layer.split("-")[0] in ("Conv2d", "MaxPool2d")]
+    assert [r.rf for r in convs] == [3, 5, 7, 8, 8, 12, 16, 20, 24, 28]
+    assert summary_rows(build_model("s6"))[-2].rf == 36  # the 5x5 average pool sees 28 + 4 * 2

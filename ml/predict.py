@@ -62,6 +62,11 @@ class Prediction:
         """Probability of the predicted digit."""
         return self.probs[self.digit]
 
+    @staticmethod
+    def from_probs(probs: np.ndarray) -> Prediction:
+        """The prediction of a vector of 10 probabilities."""
+        return Prediction(int(np.argmax(probs)), [float(v) for v in probs])
+
 
 def shipped_model_path() -> Path:
     """The trained model that ships with the package."""
@@ -91,27 +96,23 @@ class Classifier:
         with self._lock, torch.inference_mode():
             return self.model(x).float().softmax(1).numpy()
 
-    @staticmethod
-    def _prediction(p: np.ndarray) -> Prediction:
-        return Prediction(int(p.argmax()), [float(v) for v in p])
-
     def predict_array(self, image: np.ndarray, source: str = "image") -> Prediction:
         """Classify an in-memory grayscale picture (2-D, 0..1 or 0..255, any polarity and size)."""
         gray = np.asarray(image, dtype=np.float32)
         if gray.size and gray.max() > 1.0:
             gray = gray / 255.0
-        return self._prediction(self.probabilities(mnistify(gray, source))[0])
+        return Prediction.from_probs(self.probabilities(mnistify(gray, source))[0])
 
     def predict(self, image_path: str | os.PathLike) -> Prediction:
         """Classify one image file; raises a PredictionError subclass naming the file when it can't."""
-        return self._prediction(self.probabilities(preprocess_file(image_path))[0])
+        return Prediction.from_probs(self.probabilities(preprocess_file(image_path))[0])
 
     def predict_many(self, paths: Iterable[str | os.PathLike]) -> list[Prediction]:
         """Classify several files in one forward pass (raises on the first bad file)."""
         images = [preprocess_file(p) for p in paths]
         if not images:
             return []
-        return [self._prediction(p) for p in self.probabilities(np.stack(images))]
+        return [Prediction.from_probs(p) for p in self.probabilities(np.stack(images))]
 
 
 _cache: dict[tuple[str, int, int], Classifier] = {}
@@ -157,6 +158,14 @@ def main(argv: list[str] | None = None) -> int:
         "--model", help="model file (default: runs/mnist/model.pt if present, else the shipped one)"
     )
     parser.add_argument("--probs", action="store_true", help="also print all 10 probabilities")
+    parser.add_argument(
+        "--explain",
+        nargs="?",
+        const=".",
+        metavar="FOLDER",
+        help="also draw what the network sees (filters, feature maps, class evidence) into "
+        "FOLDER/<picture>-explained.png (default folder: the current one)",
+    )
     args = parser.parse_args(argv)
     try:
         clf = load_classifier(args.model)
@@ -174,6 +183,11 @@ def main(argv: list[str] | None = None) -> int:
         line = f"{path}: {pred.digit} (p={pred.confidence:.4f})"
         if args.probs:
             line += "  [" + " ".join(f"{p:.3f}" for p in pred.probs) + "]"
+        if args.explain is not None:
+            from .explain import explain, plot_explanation
+
+            out = Path(args.explain) / f"{Path(path).stem}-explained.png"
+            line += f"  -> {plot_explanation(explain(clf, path), out)}"
         print(line)
     return status
 

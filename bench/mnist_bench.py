@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
                 "project_strided_model": {"model": "strided"},
             }
             if args.compile:
-                variants["project_compile"] = {"compile": True}
+                variants["project_compile"] = {"compile": "default"}
             for name, overrides in variants.items():
                 speed[name] = project_epoch_seconds(steps, work, n_threads, **overrides)
                 print(f"  {n_threads} thread(s) {name}: {speed[name]['epoch_s']:.1f} s/epoch", flush=True)

@@ -30,7 +30,8 @@ class AffineAugment:
         """(n, 2, 3) matrices mapping output to input coordinates, in affine_grid's normalised units."""
 
         def uniform(lo: float, hi: float) -> torch.Tensor:
-            return torch.rand(n, generator=generator) * (hi - lo) + lo
+            where = generator.device if generator is not None else "cpu"
+            return torch.rand(n, generator=generator, device=where) * (hi - lo) + lo
 
         angle = uniform(-self.degrees, self.degrees) * (math.pi / 180)
         shear = uniform(-self.shear, self.shear) * (math.pi / 180)
@@ -50,7 +51,7 @@ class AffineAugment:
             ],
             dim=1,
         )
-        return theta.to(device, non_blocking=True)
+        return theta.to(device, non_blocking=True)  # a no-op when the generator is on the images' device
 
     def __call__(self, images01: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Warp a batch of (N, 1, H, W) float images with black (0) background; returns a new tensor."""

@@ -25,6 +25,7 @@ from .run_dir import DEFAULT_RUN_DIR
 SCHEDULES = ("onecycle", "cosine", "constant")
 DEVICES = ("auto", "cpu", "cuda", "mps")  # "cuda:N" is accepted too
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 N_TRAIN_IMAGES = 60_000
 
 # Named sets of settings; a value given explicitly (flag, cell) wins over its preset's.
@@ -99,7 +100,10 @@ class TrainConfig:
     augment: bool = setting(True, "random affine warp of every training batch")
     amp: str = setting("auto", "autocast precision (auto: bf16 where native)", choices=lambda: AMP_MODES)
     channels_last: bool = setting(True, "channels_last activations (faster on CPUs and GPUs)")
-    compile: bool = setting(False, "torch.compile the training step")
+    compile: str = setting(
+        "off", "torch.compile the model: default, reduce-overhead (CUDA graphs) or max-autotune",
+        choices=lambda: COMPILE_MODES,
+    )  # fmt: skip
     threads: int = setting(0, "torch intra-op threads (0: torch's default)", minimum=0, maximum=1024)
     eval_batch_size: int = setting(2000, "images per evaluation batch", minimum=1, maximum=100_000)
     dry_run: bool = setting(False, "one epoch of a couple of batches, to check the set-up")

@@ -151,7 +151,8 @@ class Run:
     autocast: contextlib.AbstractContextManager
     augment: AffineAugment | None
     criterion: nn.Module
-    gen: torch.Generator
+    gen: torch.Generator  # the shuffling order (on the CPU)
+    aug_gen: torch.Generator  # the augmentation's random numbers, on the device (the CPU's: gen itself)
     steps: int  # per epoch
     epochs: int
     drop_last: bool
@@ -236,6 +237,9 @@ def set_up(config: TrainConfig, run_dir: RunDir, emit: Callable[[object], None])
     device = resolve_device(config.device)
     amp_dtype = resolve_amp(config.amp, device)
     torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels once
     data = _data(config, device)
     model = VARIANTS[config.model].build().to(device, memory_format=(
         torch.channels_last if config.channels_last else torch.contiguous_format
@@ -269,7 +273,8 @@ def set_up(config: TrainConfig, run_dir: RunDir, emit: Callable[[object], None])
         autocast=autocast,
         augment=AffineAugment() if config.augment else None,
         criterion=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
-        gen=torch.Generator().manual_seed(config.seed),
+        gen=gen,
+        aug_gen=gen if device.type == "cpu" else torch.Generator(device=device).manual_seed(config.seed),
         steps=steps,
         epochs=epochs,
         drop_last=drop_last,
@@ -277,7 +282,7 @@ def set_up(config: TrainConfig, run_dir: RunDir, emit: Callable[[object], None])
     )
     if config.resume:
         restore(run)
-    run.step_model = torch.compile(model) if config.compile else model
+    run.step_model = model if config.compile == "off" else torch.compile(model, mode=config.compile)
     return run
 
 
@@ -322,6 +327,8 @@ def restore(run: Run) -> None:
     run.history = [row for row in rows if row is not None and row["epoch"] <= done]
     run.start_epoch = done + 1
     run.gen.manual_seed(run.config.seed + 1000 * run.start_epoch)
+    if run.aug_gen is not run.gen:
+        run.aug_gen.manual_seed(run.config.seed + 1000 * run.start_epoch)
 
 
 def _whole_entry(ckpt: dict, key: str, path: Path) -> int:
@@ -329,6 +336,11 @@ def _whole_entry(ckpt: dict, key: str, path: Path) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"cannot resume from {path}: its {key!r} entry is {value!r}, not a count")
     return value
+
+
+def syncs_every_step(device: torch.device) -> bool:
+    """Whether progress is read back after every step: free on a CPU, a stall of the queue on a GPU."""
+    return device.type == "cpu"
 
 
 @dataclass
@@ -350,7 +362,7 @@ def train_epoch(run: Run, epoch: int, should_stop: Callable[[], bool]) -> EpochS
     correct = torch.zeros((), device=device)
     first_bad = torch.zeros((), device=device)  # the first step whose loss was not finite (0: none)
     seen = 0
-    sync_every_step = device.type == "cpu"
+    sync_every_step = syncs_every_step(device)
     batch_iter = batches(
         run.data.train_x, run.data.train_y, run.config.batch_size,
         shuffle=True, generator=run.gen, drop_last=run.drop_last,
@@ -358,7 +370,7 @@ def train_epoch(run: Run, epoch: int, should_stop: Callable[[], bool]) -> EpochS
     for step, (xb, yb) in enumerate(batch_iter, start=1):
         x = to_float(xb)
         if run.augment is not None:
-            x = run.augment(x, run.gen)
+            x = run.augment(x, run.aug_gen)
         x = normalise(x).contiguous(memory_format=run.memory_format)
         with run.autocast:
             logits = model(x)

@@ -177,3 +177,37 @@ def test_the_thread_count_is_restored_when_a_run_ends(tmp_path):
     before = torch.get_num_threads()
     train(config(tmp_path, threads=1 if before > 1 else 2), [])
     assert torch.get_num_threads() == before
+
+
+def test_the_gpu_style_loop_without_per_step_reads_trains_the_same(tmp_path, monkeypatch):
+    """On a GPU progress is read back every PROGRESS_EVERY_S, not every step: same run, fewer reads."""
+    from ml import train as train_module
+    from ml.events import BatchEnd
+
+    class Batches(Sink):
+        def __init__(self):
+            self.seen = []
+
+        def on_batch(self, event: BatchEnd):
+            self.seen.append(event.step)
+
+    every_step = Batches()
+    a = train(config(tmp_path / "a", subset=400, epochs=2), [every_step])
+    monkeypatch.setattr(train_module, "syncs_every_step", lambda device: False)
+    monkeypatch.setattr(train_module, "PROGRESS_EVERY_S", 3600.0)
+    throttled = Batches()
+    b = train(config(tmp_path / "b", subset=400, epochs=2), [throttled])
+    assert every_step.seen == list(range(1, 41)) * 2 and throttled.seen == [40, 40]  # the last step only
+    assert a.final_test_acc == b.final_test_acc
+    wa, wb = (load_checkpoint(p / "model.pt")["state_dict"] for p in (tmp_path / "a", tmp_path / "b"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    rows = [RunDir(p).read_metrics() for p in (tmp_path / "a", tmp_path / "b")]
+    assert [r["train_loss"] for r in rows[0]] == pytest.approx([r["train_loss"] for r in rows[1]], rel=1e-6)
+
+
+def test_a_divergence_is_caught_by_the_gpu_style_loop_too(tmp_path, monkeypatch):
+    from ml import train as train_module
+
+    monkeypatch.setattr(train_module, "syncs_every_step", lambda device: False)
+    ended = train(config(tmp_path, lr=1e30, subset=400), [])
+    assert ended.status == "failed" and "at epoch 1, step " in ended.error

@@ -141,9 +141,7 @@ def load_classifier(model_path: str | os.PathLike | None = None) -> Classifier:
                 model = model_from_checkpoint(ckpt, str(path))
                 mean, std = normalisation_of(ckpt, str(path))
             except CheckpointError as exc:
-                raise ModelNotFoundError(
-                    f"{path} is not a usable trained model: {exc}; {TRAIN_HINT}"
-                ) from exc
+                raise ModelNotFoundError(f"{exc}; {TRAIN_HINT}") from exc  # the message names the file
             clf = Classifier(model, mean, std, str(path))
             for stale in [k for k in _cache if k[0] == key[0]]:
                 del _cache[stale]

@@ -65,10 +65,10 @@ def open_image(path: str | os.PathLike) -> Image.Image:
         img.load()
     except UnreadableImageError:
         raise
-    except Image.DecompressionBombError as exc:
+    except Image.DecompressionBombError:
         raise UnreadableImageError(
-            f"{p} claims far more pixels than can be read safely (at most {MAX_PIXELS / 1e6:.0f} megapixels; "
-            f"{exc}); crop or scale it down"
+            f"{p} claims hundreds of megapixels: far too large to read safely (at most "
+            f"{MAX_PIXELS / 1e6:.0f} megapixels); crop or scale it down"
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise UnreadableImageError(

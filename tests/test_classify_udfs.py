@@ -135,7 +135,7 @@ def test_classify_follows_the_train_sheets_output_folder(monkeypatch, tmp_path, 
     (book_dir / "broken").mkdir()
     (book_dir / "broken" / "model.pt").write_bytes(b"not a model")
     assert CLASSIFY_IMAGE(str(path), None, "broken", caller=caller).startswith(
-        f"{ERROR_PREFIX}{book_dir / 'broken' / 'model.pt'} is not a usable trained model"
+        f"{ERROR_PREFIX}{book_dir / 'broken' / 'model.pt'} is not a readable model checkpoint"
     )
 
 
@@ -165,4 +165,4 @@ def test_bad_inputs_give_readable_messages(model, tmp_path):
     )
     not_a_model = tmp_path / "model.pt"
     not_a_model.write_bytes(b"PK not a checkpoint")
-    assert "is not a usable trained model" in CLASSIFY_IMAGE(str(blank), str(not_a_model))
+    assert "is not a readable model checkpoint" in CLASSIFY_IMAGE(str(blank), str(not_a_model))

@@ -46,7 +46,7 @@ def png_claiming(path: Path, width: int, height: int) -> Path:
 def test_a_decompression_bomb_is_refused_from_its_header(tmp_path, width, height):
     bomb = png_claiming(tmp_path / "bomb.png", width, height)
     start = time.perf_counter()
-    with pytest.raises(UnreadableImageError, match=r"megapixels\); crop or scale it down|far more pixels"):
+    with pytest.raises(UnreadableImageError, match=r"megapixels\); crop or scale it down"):
         preprocess_file(bomb)
     assert time.perf_counter() - start < 1.0
     assert CLASSIFY_IMAGE(str(bomb), str(shipped_model_path())).startswith(f"{ERROR_PREFIX}{bomb}")
@@ -129,9 +129,7 @@ def test_a_checkpoint_whose_spec_is_absurd_or_malformed_is_refused_before_buildi
     with pytest.raises(ModelNotFoundError, match=message):
         load_classifier(path)
     assert time.perf_counter() - start < 1.0  # nothing was allocated
-    assert CLASSIFY_IMAGE("examples/digits/3.png", str(path)).startswith(
-        f"{ERROR_PREFIX}{path} is not a usable"
-    )
+    assert CLASSIFY_IMAGE("examples/digits/3.png", str(path)).startswith(f"{ERROR_PREFIX}{path} describes")
 
 
 def test_a_spec_is_checked_before_anything_is_allocated():

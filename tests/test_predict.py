@@ -141,7 +141,7 @@ def test_no_trained_model(tmp_path):
         load_classifier(tmp_path / "missing.pt")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(ModelNotFoundError, match="junk.pt is not a usable trained model"):
+    with pytest.raises(ModelNotFoundError, match="junk.pt is not a readable model checkpoint"):
         load_classifier(junk)
     assert issubclass(ModelNotFoundError, PredictionError) and issubclass(PredictionError, ValueError)
 

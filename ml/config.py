@@ -19,7 +19,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 from . import values
-from .model import VARIANTS
+from .model import CUSTOM, VARIANTS, ModelSpec, custom_spec
 from .run_dir import DEFAULT_RUN_DIR
 
 SCHEDULES = ("onecycle", "cosine", "constant")
@@ -53,7 +53,7 @@ def setting(default: Any, help: str, **spec: Any) -> Any:
 
 
 def _models() -> tuple[str, ...]:
-    return tuple(VARIANTS)
+    return (*VARIANTS, CUSTOM)
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,13 @@ class TrainConfig:
         "standard", "a named set of the settings below (explicit values win)", label="preset",
         choices=lambda: tuple(PRESETS),
     )  # fmt: skip
-    model: str = setting("default", "the CNN variant (see ml.model.VARIANTS)", label="model", choices=_models)
+    model: str = setting(
+        "default", "the CNN: a gradsheet variant, s6 (the course's), or custom (the stages below)",
+        label="model", choices=_models,
+    )  # fmt: skip
+    stages: str = setting(
+        "", "the custom model's stages, e.g. '8,16 drop=0.05 | 16,24 | 24,32 sep' (model custom)",
+    )  # fmt: skip
     epochs: int = setting(15, "passes over the training images", label="epochs", minimum=1, maximum=1000)
     batch_size: int = setting(
         512, "images per optimisation step", label="batch size", minimum=1, maximum=N_TRAIN_IMAGES
@@ -112,7 +118,12 @@ class TrainConfig:
         """Check every field against its spec (ValueError naming the first bad one); returns self."""
         for f in fields(self):
             parse_setting(f.name, getattr(self, f.name))
+        self.model_spec()
         return self
+
+    def model_spec(self) -> ModelSpec:
+        """The network to train: a named variant, or the custom stages (ModelSpecError when unusable)."""
+        return custom_spec(self.stages) if self.model == CUSTOM else VARIANTS[self.model]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -166,7 +177,7 @@ def parse_setting(name: str, raw: Any) -> Any:
     if spec.choices:
         return values.as_choice(raw, label, spec.choices())
     text = values.as_text(raw, label)
-    if not text:
+    if not text and default_of(name):
         raise ValueError(f"{label} is empty")
     return text
 

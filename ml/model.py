@@ -298,6 +298,67 @@ def staged(
     return ModelSpec(tuple(layers), name)
 
 
+MAX_STAGES, MAX_CONVS_PER_STAGE, MAX_STAGE_CHANNELS = 6, 6, 512
+
+
+def parse_stages(text: str) -> list[Stage]:
+    """Stages from their text: stages separated by ``|``, each its channel counts (``8,16``), optionally
+    ``sep`` (depthwise-separable) and ``drop=0.05`` (dropout after the stage's pooling), e.g.
+    ``"8,16 drop=0.05 | 16,24 drop=0.05 | 24,32 sep"``. ValueError names the stage and what is wrong."""
+    if not isinstance(text, str) or not text.strip():
+        raise ModelSpecError("a custom model needs its stages, e.g. '8,16 | 16,24 | 24,32 sep'")
+    parts = [part.strip() for part in text.split("|")]
+    if len(parts) > MAX_STAGES:
+        raise ModelSpecError(f"a custom model has at most {MAX_STAGES} stages, got {len(parts)}")
+    return [_parse_stage(part, k + 1) for k, part in enumerate(parts)]
+
+
+def _parse_stage(text: str, number: int) -> Stage:
+    where = f"stage {number}"
+    words = text.replace(", ", ",").split()
+    if not words:
+        raise ModelSpecError(f"{where} is empty: give its channel counts, e.g. 8,16")
+    channels = []
+    for word in words[0].split(","):
+        if not word.isdigit() or not 1 <= int(word) <= MAX_STAGE_CHANNELS:
+            raise ModelSpecError(
+                f"{where}: channel counts are whole numbers from 1 to {MAX_STAGE_CHANNELS}, got {word!r}"
+            )
+        channels.append(int(word))
+    if len(channels) > MAX_CONVS_PER_STAGE:
+        raise ModelSpecError(f"{where} has {len(channels)} convolutions; at most {MAX_CONVS_PER_STAGE}")
+    separable, dropout = False, 0.0
+    for word in words[1:]:
+        if word == "sep":
+            separable = True
+        elif word.startswith("drop="):
+            try:
+                dropout = float(word[5:])
+            except ValueError:
+                dropout = -1.0
+            if not 0 <= dropout < 1:
+                raise ModelSpecError(f"{where}: dropout is a probability from 0 to below 1, got {word[5:]!r}")
+        else:
+            raise ModelSpecError(f"{where}: unknown option {word!r}; options: sep, drop=P")
+    return Stage(tuple(channels), separable, dropout)
+
+
+def format_stages(stages: Sequence[Stage]) -> str:
+    """The text ``parse_stages`` reads back."""
+    parts = []
+    for stage in stages:
+        words = [",".join(str(c) for c in stage.channels)]
+        words += ["sep"] if stage.separable else []
+        words += [f"drop={stage.dropout:g}"] if stage.dropout else []
+        parts.append(" ".join(words))
+    return " | ".join(parts)
+
+
+def custom_spec(text: str) -> ModelSpec:
+    """A student's design: gradsheet's staged network with the given stages (ModelSpecError if unusable)."""
+    return staged(parse_stages(text), name="custom")
+
+
 def _s6() -> ModelSpec:
     """The course assignment's network (ERA S6), layer for layer: 16,976 parameters.
 
@@ -330,6 +391,9 @@ VARIANTS: dict[str, ModelSpec] = {
     "strided": staged(_DEFAULT_STAGES, strided_stem=True, name="strided"),
     "s6": _s6(),
 }
+
+
+CUSTOM = "custom"  # the model name whose stages come from the settings (a student's design)
 
 
 def build_model(variant: str = "default") -> MnistCNN:

@@ -49,7 +49,7 @@ from .checkpoint import (
 from .config import TrainConfig, add_arguments, config_from_values, presets_help
 from .data import MNIST_MEAN, MNIST_STD, Mnist, batches, load_mnist, normalise, steps_per_epoch, to_float
 from .events import BatchEnd, EpochEnd, Evaluated, RunEnded, RunStarted, Sink
-from .model import VARIANTS, MnistCNN, count_parameters, summary_rows
+from .model import MnistCNN, count_parameters, summary_rows
 from .run_dir import DRY_RUN_DIR, RunDir, metric_row
 from .sinks import ChartSink, ConsoleSink, MetricsFileSink, dispatch
 
@@ -241,7 +241,7 @@ def set_up(config: TrainConfig, run_dir: RunDir, emit: Callable[[object], None])
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels once
     data = _data(config, device)
-    model = VARIANTS[config.model].build().to(device, memory_format=(
+    model = config.model_spec().build().to(device, memory_format=(
         torch.channels_last if config.channels_last else torch.contiguous_format
     ))  # fmt: skip
     optimizer = _optimizer(config, model)
@@ -302,7 +302,7 @@ def restore(run: Run) -> None:
             f"cannot resume from {path}: it holds exported weights without the training state "
             f"({', '.join(missing)}); train without --resume to start a new run"
         )
-    spec, wanted = spec_of(ckpt, str(path)), VARIANTS[run.config.model]
+    spec, wanted = spec_of(ckpt, str(path)), run.config.model_spec()
     if spec.layers != wanted.layers:
         raise ValueError(
             f"cannot resume: {path} holds a {spec.name!r} model ({spec.n_params:,} parameters) but the "
@@ -412,7 +412,7 @@ def save(run: Run, epoch: int, row: dict[str, float]) -> None:
     save_checkpoint(
         run.run_dir.checkpoint,
         {
-            "model": VARIANTS[run.config.model].to_dict(),
+            "model": run.config.model_spec().to_dict(),
             "state_dict": {k: v.detach().cpu() for k, v in run.model.state_dict().items()},
             "normalisation": {"mean": MNIST_MEAN, "std": MNIST_STD},
             "epoch": epoch,

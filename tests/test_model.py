@@ -248,3 +248,37 @@ def test_s6_receptive_fields_correct_the_assignments_annotations():
     convs = [r for r in summary_rows(build_model("s6")) if r.layer.split("-")[0] in ("Conv2d", "MaxPool2d")]
     assert [r.rf for r in convs] == [3, 5, 7, 8, 8, 12, 16, 20, 24, 28]
     assert summary_rows(build_model("s6"))[-2].rf == 36  # the 5x5 average pool sees 28 + 4 * 2
+
+
+# ---- a student's own design -----------------------------------------------------------------------------
+
+
+def test_custom_stages_read_back_and_build_the_staged_network():
+    from ml.model import VARIANTS, custom_spec, format_stages, parse_stages
+
+    text = "8,16 drop=0.05 | 16,24 drop=0.05 | 24,32"
+    assert format_stages(parse_stages(text)) == text
+    assert custom_spec(text).layers == VARIANTS["default"].layers  # the default is one such design
+    assert custom_spec(" 8, 16 | 12,12 sep ").n_params == count_parameters(
+        custom_spec("8,16|12,12 sep").build()
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "a custom model needs its stages"),
+        ("8,x", "stage 1: channel counts are whole numbers from 1 to 512, got 'x'"),
+        ("8,16 | ", "stage 2 is empty"),
+        ("8 turbo", "unknown option 'turbo'; options: sep, drop=P"),
+        ("8 drop=2", "dropout is a probability from 0 to below 1, got '2'"),
+        ("|".join(["8"] * 7), "at most 6 stages"),
+        ("1,2,3,4,5,6,7", "stage 1 has 7 convolutions; at most 6"),
+        ("512,512,512 | 512,512,512", "more than 1,000,000 parameters"),
+    ],
+)
+def test_a_bad_custom_design_gets_a_message(text, message):
+    from ml.model import ModelSpecError, custom_spec
+
+    with pytest.raises(ModelSpecError, match=message):
+        custom_spec(text)

@@ -294,11 +294,11 @@ def test_train_sheet_settings_default_to_the_training_config(formulas):
 
 
 def test_train_sheet_offers_every_model_variant_and_device(formulas):
-    from ml.model import VARIANTS
+    from ml.model import CUSTOM, VARIANTS
 
     validations = formulas[layout.TRAIN_SHEET].data_validations.dataValidation
     lists = {str(dv.sqref): dv.formula1 for dv in validations}
-    assert lists[layout.TRAIN_SETTING_CELLS["model"]] == '"' + ",".join(VARIANTS) + '"'
+    assert lists[layout.TRAIN_SETTING_CELLS["model"]] == '"' + ",".join([*VARIANTS, CUSTOM]) + '"'
     assert lists[layout.TRAIN_SETTING_CELLS["device"]] == '"auto,cpu,cuda,mps"'
 
 

@@ -212,3 +212,18 @@ def test_dry_run_leaves_the_real_run_alone(tmp_path, monkeypatch):
     assert main(["--dry-run", "--threads", "1"]) == 0
     assert (tmp_path / "runs" / "dry-run" / "model.pt").is_file()
     assert not (tmp_path / "runs" / "mnist").exists()
+
+
+def test_a_custom_design_trains_and_its_checkpoint_rebuilds_it(tmp_path):
+    stages = "6,8 drop=0.05 | 12 sep | 16"
+    assert main(["--model", "custom", "--stages", stages, "--subset", "500", "--epochs", "1",
+                 "--threads", "1", "--out", str(tmp_path)]) == 0  # fmt: skip
+    ckpt = load_checkpoint(tmp_path / "model.pt")
+    assert ckpt["model"]["name"] == "custom" and ckpt["config"]["stages"] == stages
+    from ml.model import custom_spec
+
+    assert tuple(map(tuple, ckpt["model"]["layers"])) == custom_spec(stages).layers
+    model = model_from_checkpoint(ckpt)
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    with pytest.raises(SystemExit):
+        main(["--model", "custom", "--out", str(tmp_path)])  # no stages: a usage error naming them

@@ -1,4 +1,4 @@
-"""Render the README's pictures of the template's sheets with LibreOffice: ``python docs/render_pictures.py``.
+"""Render the README's pictures of the template's sheets with LibreOffice: ``python -m docs.render_pictures``.
 
 LibreOffice prints the workbook (cached values, as any viewer shows them before Python runs) to PDF, the
 first page of each sheet is rasterised and cropped to its top rows, and the PNGs go to docs/img/.
@@ -7,19 +7,14 @@ first page of each sheet is rasterised and cropped to its top rows, and the PNGs
 from __future__ import annotations
 
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from PIL import Image, ImageOps
 
+from excel_addin.build import libreoffice, template
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT))
-
-import libreoffice  # noqa: E402
-
-from excel_addin import build_template  # noqa: E402
 
 # picture name -> (text that starts the sheet's first page, crop width as a fraction of the page's
 # content, crop height as a fraction of the crop's width)
@@ -45,8 +40,8 @@ def render(out_dir: Path = ROOT / "docs" / "img", dpi: int = 200) -> list[Path]:
     written = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        template = build_template.build(tmp / "workbook_template.xlsm")
-        pdf = libreoffice.convert(template, "pdf", tmp, recalc=False)
+        workbook = template.build(tmp / "workbook_template.xlsm")
+        pdf = libreoffice.convert(workbook, "pdf", tmp, recalc=False)
         pages = int(
             next(
                 line.split()[-1]

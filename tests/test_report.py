@@ -9,14 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import libreoffice
 import openpyxl
 import pytest
 from PIL import Image
 
 from excel_addin import layout
+from excel_addin.build import libreoffice
+from excel_addin.build.spec import offset
 from excel_addin.report import ReportError, build_report, main
-from excel_addin.sheet_sink import cell_offset
 from ml.events import METRIC_COLUMNS
 from ml.train import TrainConfig, train
 
@@ -37,13 +37,14 @@ def test_report_holds_the_runs_metrics_summary_and_charts(run_dir, tmp_path):
     book = openpyxl.load_workbook(out)
     sheet = book[layout.TRAIN_SHEET]
     with open(run_dir / "metrics.csv", newline="") as f:
-        expected = [[float(v) for v in row] for row in list(csv.reader(f))[1:]]
+        expected = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
     header = layout.TRAIN_METRICS_HEADER_CELL
-    assert [sheet[cell_offset(header, columns=j)].value for j in range(7)] == list(METRIC_COLUMNS)
+    names = [sheet[offset(header, columns=j)].value for j in range(7)]
+    assert sorted(names) == sorted(METRIC_COLUMNS)
     for epoch, row in enumerate(expected, start=1):
-        cells = [sheet[cell_offset(header, rows=epoch, columns=j)].value for j in range(7)]
-        assert cells == pytest.approx(row)
-    assert sheet[cell_offset(header, rows=3)].value is None
+        cells = [sheet[offset(header, rows=epoch, columns=j)].value for j in range(7)]
+        assert dict(zip(names, cells, strict=True)) == pytest.approx(row)
+    assert sheet[offset(header, rows=3)].value is None
     assert sheet[layout.TRAIN_STATUS_CELL].value.startswith("Completed: 2 epochs, test accuracy")
     assert sheet[layout.TRAIN_PROGRESS_CELL].value == 1.0
     assert sheet[layout.TRAIN_SETTING_CELLS["model"]].value == "small"

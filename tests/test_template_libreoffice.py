@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import warnings
 
-import libreoffice
 import numpy as np
 import openpyxl
 import pytest
 from xlsxwriter.utility import xl_cell_to_rowcol
 
-from excel_addin import build_template as bt
 from excel_addin import layout
+from excel_addin.build import backprop_sheets as bs
+from excel_addin.build import libreoffice, template
 from ml import backprop
 
 pytestmark = pytest.mark.skipif(not libreoffice.available(), reason="LibreOffice (soffice) is not installed")
@@ -25,13 +25,13 @@ TOLERANCE = 1e-12
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    return bt.build(tmp_path_factory.mktemp("template") / "workbook_template.xlsm")
+    return template.build(tmp_path_factory.mktemp("template") / "workbook_template.xlsm")
 
 
 def _columns(rows: list[list], key: str) -> np.ndarray:
-    first = bt.lr_first_data_row()
-    col = bt.lr_col(key)
-    return np.array([rows[first + e][col] for e in range(bt.EPOCHS + 1)], dtype=float)
+    first = bs.lr_first_data_row()
+    col = bs.lr_col(key)
+    return np.array([rows[first + e][col] for e in range(bs.EPOCHS + 1)], dtype=float)
 
 
 def _assert_sheets_match_engine(values: dict, rates, network: backprop.Network) -> float:
@@ -39,13 +39,13 @@ def _assert_sheets_match_engine(values: dict, rates, network: backprop.Network) 
     worst = 0.0
     for sheet_lr, lr in zip(layout.DEFAULT_RATES, rates, strict=True):
         rows = values[layout.rate_sheet_name(sheet_lr)]
-        table = backprop.trajectory(lr, bt.EPOCHS, network)
+        table = backprop.trajectory(lr, bs.EPOCHS, network)
         for j, key in enumerate(backprop.COLUMNS):
             diff = np.max(np.abs(_columns(rows, key) - table[:, j]))
             assert diff <= TOLERANCE, f"{layout.rate_sheet_name(sheet_lr)} {key}: off by {diff:.3g}"
             worst = max(worst, diff)
-        deltas = bt._deltas(table, network)
-        for j, key in enumerate(bt.DELTA_NAMES):
+        deltas = bs.deltas(table, network)
+        for j, key in enumerate(bs.DELTA_NAMES):
             assert np.max(np.abs(_columns(rows, key) - deltas[:, j])) <= TOLERANCE, key
     return worst
 
@@ -63,8 +63,8 @@ def test_cached_values_are_what_a_viewer_shows(built):
     row0, col0 = xl_cell_to_rowcol(layout.BACKPROP_GRID_HEADER_CELL)
     grid = values[layout.BACKPROP_SHEET]
     for j, lr in enumerate(layout.DEFAULT_RATES):
-        shown = [grid[row0 + 1 + e][col0 + 1 + j] for e in range(bt.EPOCHS + 1)]
-        assert np.allclose(shown, backprop.loss_curve(lr, bt.EPOCHS), rtol=0, atol=TOLERANCE)
+        shown = [grid[row0 + 1 + e][col0 + 1 + j] for e in range(bs.EPOCHS + 1)]
+        assert np.allclose(shown, backprop.loss_curve(lr, bs.EPOCHS), rtol=0, atol=TOLERANCE)
 
 
 def test_editing_inputs_recomputes_the_formula_sheets(built, tmp_path):

@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 import openpyxl
 import pytest
+from engine_check import TOLERANCE, assert_sheets_match_engine
 from xlsxwriter.utility import xl_cell_to_rowcol
 
 from excel_addin import layout
@@ -20,7 +21,6 @@ from excel_addin.build import libreoffice, template
 from ml import backprop
 
 pytestmark = pytest.mark.skipif(not libreoffice.available(), reason="LibreOffice (soffice) is not installed")
-TOLERANCE = 1e-12
 
 
 @pytest.fixture(scope="module")
@@ -28,31 +28,9 @@ def built(tmp_path_factory):
     return template.build(tmp_path_factory.mktemp("template") / "workbook_template.xlsm")
 
 
-def _columns(rows: list[list], key: str) -> np.ndarray:
-    first = bs.lr_first_data_row()
-    col = bs.lr_col(key)
-    return np.array([rows[first + e][col] for e in range(bs.EPOCHS + 1)], dtype=float)
-
-
-def _assert_sheets_match_engine(values: dict, rates, network: backprop.Network) -> float:
-    """Every column of every LR sheet equals ml.backprop's trajectory; returns the largest difference."""
-    worst = 0.0
-    for sheet_lr, lr in zip(layout.DEFAULT_RATES, rates, strict=True):
-        rows = values[layout.rate_sheet_name(sheet_lr)]
-        table = backprop.trajectory(lr, bs.EPOCHS, network)
-        for j, key in enumerate(backprop.COLUMNS):
-            diff = np.max(np.abs(_columns(rows, key) - table[:, j]))
-            assert diff <= TOLERANCE, f"{layout.rate_sheet_name(sheet_lr)} {key}: off by {diff:.3g}"
-            worst = max(worst, diff)
-        deltas = bs.deltas(table, network)
-        for j, key in enumerate(bs.DELTA_NAMES):
-            assert np.max(np.abs(_columns(rows, key) - deltas[:, j])) <= TOLERANCE, key
-    return worst
-
-
 def test_formula_sheets_equal_the_engine_for_every_rate_and_epoch(built):
     values = libreoffice.recalculated_values(built)
-    _assert_sheets_match_engine(values, layout.DEFAULT_RATES, backprop.Network())
+    assert_sheets_match_engine(values, layout.DEFAULT_RATES, backprop.Network())
     # It really recalculated: the cell-function grid, cached as numbers, is an error in LibreOffice.
     row0, col0 = xl_cell_to_rowcol(layout.BACKPROP_GRID_HEADER_CELL)
     assert not isinstance(values[layout.BACKPROP_SHEET][row0 + 1][col0 + 1], float)
@@ -96,11 +74,11 @@ def test_editing_inputs_recomputes_the_formula_sheets(built, tmp_path):
     book.save(edited)
 
     values = libreoffice.recalculated_values(edited)
-    _assert_sheets_match_engine(values, rates, network)
+    assert_sheets_match_engine(values, rates, network)
     assert values[layout.rate_sheet_name(2.0)][2][2] == 1.5  # the sheet's rate cell follows Backprop
 
     # and back to sigmoid with the same edited numbers
     ws[cells["output"]] = "sigmoid"
     book.save(edited)
     sigmoid = backprop.Network(network.inputs, network.targets, network.weights, "sigmoid", network.biases)
-    _assert_sheets_match_engine(libreoffice.recalculated_values(edited), rates, sigmoid)
+    assert_sheets_match_engine(libreoffice.recalculated_values(edited), rates, sigmoid)

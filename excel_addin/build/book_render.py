@@ -27,6 +27,7 @@ from excel_addin.build.spec import (
     Cell,
     Chart,
     ColorScale,
+    Columns,
     DataBar,
     Picture,
     Ref,
@@ -45,8 +46,8 @@ EXCEL_ROWS, EXCEL_COLUMNS = 1_048_576, 16_384
 
 def render_sheet(sheet: Any, spec: SheetSpec) -> None:
     """Write everything ``spec`` describes into ``sheet`` (an xlwings Sheet), over what it held."""
-    for columns in spec.columns:
-        _column_width(sheet, columns.first, columns.last, columns.width)
+    for first, last, width in column_runs(spec.columns):
+        _column_width(sheet, first, last, width)
     for row, height in sorted(spec.row_heights.items()):
         sheet.range((row + 1, 1), (row + 1, EXCEL_COLUMNS)).row_height = height
     write_cells(sheet, spec.cells)
@@ -200,6 +201,17 @@ def column_width_points(characters: float) -> float:
     return pixels * 0.75
 
 
+def column_runs(columns: Iterable[Columns]) -> list[tuple[int, int, float]]:
+    """(first, last, width) of the column settings, adjacent columns of equal width joined into one."""
+    runs: list[tuple[int, int, float]] = []
+    for cols in sorted(columns, key=lambda c: c.first):
+        if runs and runs[-1][1] + 1 == cols.first and runs[-1][2] == cols.width:
+            runs[-1] = (runs[-1][0], cols.last, cols.width)
+        else:
+            runs.append((cols.first, cols.last, cols.width))
+    return runs
+
+
 def _column_width(sheet: Any, first: int, last: int, characters: float) -> None:
     """Column widths: the remote engine (Excel on the web, xlwings Server) takes points, the desktop
     engines Excel's character unit."""
@@ -212,7 +224,7 @@ def _column_width(sheet: Any, first: int, last: int, characters: float) -> None:
 
 
 def _note(sheet: Any, where: Ref, text: str) -> None:
-    rng = sheet.range(where[0] + 1, where[1] + 1)
+    rng = _range(sheet, where, where)
     if rng.note is not None:
         rng.note.text = text
     else:
@@ -265,7 +277,7 @@ def add_chart(sheet: Any, chart: Chart) -> Any | None:
         height=chart.height,
         chart_type="xy_scatter_lines" if chart.markers else "xy_scatter_lines_no_markers",
         name=chart.name,
-        anchor=sheet.range(chart.anchor[0] + 1, chart.anchor[1] + 1),
+        anchor=_range(sheet, chart.anchor, chart.anchor),
     )
     xl.set_source_data(
         _range(data, (chart.header_row, chart.y_first), (chart.last_row, chart.y_last)), plot_by="columns"

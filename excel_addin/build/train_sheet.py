@@ -254,8 +254,8 @@ def train_sheet(view: TrainView, buttons: bool) -> SheetSpec:
     _presets_table(sheet)
     _run(sheet, view)
     _summary(sheet, view)
-    _metrics(sheet, view.metrics)
-    _charts(sheet)
+    _metrics(sheet, view)
+    _charts(sheet, len(view.metrics))
     sheet.pictures.extend(view.pictures)
     return sheet
 
@@ -316,7 +316,8 @@ def _run(sheet: SheetSpec, view: TrainView) -> None:
 
 def _summary(sheet: SheetSpec, view: TrainView) -> None:
     row, col = ref(layout.TRAIN_SUMMARY_HEADER_CELL)
-    sheet.write((row - 1, col), "Model summary (filled in when a run starts)", "section")
+    waiting = " (filled in when a run starts)" if view.settings is None else ""
+    sheet.write((row - 1, col), f"Model summary{waiting}", "section")
     block = summary_block(view.summary, view.n_params)
     sheet.write_row((row, col), block[0], "header")
     for k, cells in enumerate(block[1:], start=1):
@@ -324,10 +325,12 @@ def _summary(sheet: SheetSpec, view: TrainView) -> None:
         sheet.write_row((row + k, col), cells, style)
 
 
-def _metrics(sheet: SheetSpec, rows: Sequence[Mapping[str, Any]]) -> None:
+def _metrics(sheet: SheetSpec, view: TrainView) -> None:
     header = layout.TRAIN_METRICS_HEADER_CELL
     row, col = ref(header)
-    sheet.write((row - 1, col), "Metrics, one row per epoch (filled in during a run)", "section")
+    waiting = " (filled in during a run)" if view.settings is None else ""
+    sheet.write((row - 1, col), f"Metrics, one row per epoch{waiting}", "section")
+    rows = view.metrics
     sheet.write_row(header, layout.TRAIN_METRIC_COLUMNS, "header")
     styles = [METRIC_STYLES.get(name, "metric") for name in layout.TRAIN_METRIC_COLUMNS]
     by_epoch = {int(r["epoch"]): metric_cells(r) for r in rows if isinstance(r.get("epoch"), int | float)}
@@ -336,8 +339,10 @@ def _metrics(sheet: SheetSpec, rows: Sequence[Mapping[str, Any]]) -> None:
         sheet.write_row(metric_row_cell(epoch), values, styles)
 
 
-def _charts(sheet: SheetSpec) -> None:
-    """The native Loss and Accuracy charts, bound to the whole reserved metrics area (rows fill in)."""
+def _charts(sheet: SheetSpec, epochs: int) -> None:
+    """The native Loss and Accuracy charts, bound to the whole reserved metrics area (rows fill in).
+    With ``epochs`` rows known, the epoch axis ticks whole epochs (spreadsheets pick halves for a few)."""
+    ticks = max(1, math.ceil(epochs / 10)) if epochs else None
     header, first_col = ref(layout.TRAIN_METRICS_HEADER_CELL)
     col = {name: first_col + j for j, name in enumerate(layout.TRAIN_METRIC_COLUMNS)}
     for name, anchor in layout.TRAIN_CHART_CELLS.items():
@@ -357,7 +362,7 @@ def _charts(sheet: SheetSpec) -> None:
                 x_col=col["epoch"],
                 y_first=col[series[0]],
                 y_last=col[series[-1]],
-                x_axis=Axis("epoch", minimum=0),
+                x_axis=Axis("epoch", minimum=0, major_unit=ticks),
                 y_axis=Axis(axis, number_format=number_format, **bounds),
                 markers=True,
                 legend="bottom",

@@ -207,7 +207,9 @@ def rate_sheets(book: Any) -> list[Any]:
     for lr in layout.DEFAULT_RATES:
         name = layout.rate_sheet_name(lr)
         if name not in names:
-            raise ValueError(f"the workbook has no sheet {name!r} (rebuild it from the template)")
+            raise ValueError(
+                f"the workbook has no sheet {name!r}: use workbook_template.xlsm, or set gradsheet up in it"
+            )
         found.append(book.sheets[name])
     return found
 

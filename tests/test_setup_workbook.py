@@ -23,7 +23,7 @@ from remote_book import actions
 
 from excel_addin import layout
 from excel_addin.build import libreoffice, setup_workbook, template
-from excel_addin.build.spec import ref
+from excel_addin.build.spec import offset, ref
 from excel_addin.build.workbook import gradsheet_workbook
 from excel_addin.macros import config_from_settings
 from ml import backprop
@@ -204,3 +204,27 @@ def test_setting_up_again_rewrites_in_place(set_up):
     assert not [a for a in again if a["func"] in ("addSheet", "namesAdd", "addNote")]
     added = [a for a in again if a["func"] == "addChart"]
     assert added and len([a for a in again if a["func"] == "deleteChart"]) == len(added)
+
+
+def _last_write(book: xw.Book, sheet: str, address: str):
+    """The last value or formula the recorded actions write into a cell (None: never written)."""
+    row, col = (n - 1 for n in openpyxl.utils.cell.coordinate_to_tuple(address))
+    position = [s.name for s in book.sheets].index(sheet)
+    found = None
+    for action in book.json()["actions"]:
+        if action["func"] in ("setValues", "setFormula") and action["sheet_position"] == position:
+            r, c = row - action["start_row"], col - action["start_column"]
+            if 0 <= r < action["row_count"] and 0 <= c < action["column_count"]:
+                found = action["values"][r][c]
+    return found
+
+
+def test_setting_up_over_an_old_train_sheet_clears_its_run():
+    """A Train sheet that holds a finished run's rows and summary comes back empty and "Not started"."""
+    book = blank_book(("Train",))
+    first_row = offset(layout.TRAIN_METRICS_HEADER_CELL, rows=1)
+    setup_workbook(book)
+    assert _last_write(book, "Train", first_row) == ""
+    assert _last_write(book, "Train", offset(layout.TRAIN_SUMMARY_HEADER_CELL, rows=1)) == ""
+    assert _last_write(book, "Train", layout.TRAIN_STATUS_CELL) == "Not started: press Train"
+    assert [s.name for s in book.sheets][0] == "Train"  # rewritten where it is, not added again

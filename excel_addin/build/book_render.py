@@ -112,16 +112,16 @@ def _band(by_row: dict[int, list[int]], first_row: int, last_row: int) -> tuple[
 
 
 def write_cells(sheet: Any, cells: dict[Ref, Cell]) -> None:
-    """Write the cells' constants and formulas, one block per band of filled rows (empty cells inside a
-    band are cleared): a band with a formula is a formula write, the others value writes."""
-    filled = {where: cell for where, cell in cells.items() if not cell.is_empty}
-    for first, last in row_bands(filled):
+    """Write the cells' constants and formulas, one block per band of rows the description uses (its
+    empty cells are written empty too, so a set-up over an older gradsheet sheet leaves no stale run
+    behind): a band with a formula is a formula write, the others value writes."""
+    for first, last in row_bands(cells):
         block = [
-            [cell_input(filled[(r, c)]) if (r, c) in filled else None for c in range(first[1], last[1] + 1)]
+            [cell_input(cells[(r, c)]) if (r, c) in cells else None for c in range(first[1], last[1] + 1)]
             for r in range(first[0], last[0] + 1)
         ]
         rng = _range(sheet, first, last)
-        if any(filled[w].formula is not None for w in filled if _inside(w, first, last)):
+        if any(cell.formula is not None for where, cell in cells.items() if _inside(where, first, last)):
             rng.formula = block
         else:
             rng.value = block

@@ -63,10 +63,6 @@ class Cell:
     style: str | None = None
     spill: tuple[int, int] | None = None
 
-    @property
-    def is_empty(self) -> bool:
-        return self.formula is None and self.value is None
-
 
 @dataclass(frozen=True)
 class Columns:
@@ -229,12 +225,6 @@ class SheetSpec:
         for j, (value, cell_style) in enumerate(zip(values, styles, strict=True)):
             self.write((row, col + j), value, cell_style)
 
-    def write_block(self, where: str | Ref, rows: Iterable[Iterable[Any]], styles: Sequence[str | None]):
-        """Rows of constants from ``where``, one style per column."""
-        row, col = ref(where)
-        for i, values in enumerate(rows):
-            self.write_row((row + i, col), values, list(styles))
-
     # ---- layout -----------------------------------------------------------------------------------
     def column_width(self, first: str | int, width: float, last: str | int | None = None, style=None) -> None:
         """Width of a column (letters or 0-based index), or of ``first``..``last``."""
@@ -268,10 +258,6 @@ class SheetSpec:
         cell = ref(where)
         self.validations.append(Validation(cell, cell, kind, operator=operator, **rule))
 
-    def used_rows(self) -> int:
-        """Rows down to the last one holding a cell (0 for an empty sheet)."""
-        return max((r for r, _ in self.cells), default=-1) + 1
-
 
 @dataclass
 class WorkbookSpec:
@@ -280,9 +266,6 @@ class WorkbookSpec:
     sheets: list[SheetSpec]
     names: dict[str, str] = field(default_factory=dict)
     active: str | None = None
-
-    def sheet(self, name: str) -> SheetSpec:
-        return next(s for s in self.sheets if s.name == name)
 
 
 def _col(col: str | int) -> int:

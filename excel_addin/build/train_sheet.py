@@ -43,7 +43,8 @@ from ml.model import LayerRow
 
 NOT_STARTED = "Not started: press Train"
 SUMMARY_HEADER = ("Layer", "Output shape", "Params", "Jump", "RF")
-# Each PNG chart fits a box of this size in points: a 2x2 grid at TRAIN_PICTURE_CELLS (20 rows apart).
+SUMMARY_WIDTHS = (22, 16, 9, 7, 7)  # characters, one per SUMMARY_HEADER column
+# Each PNG chart fits a box of this size in points (its anchor cell is 20 rows below the one above).
 PICTURE_BOX = (380.0, 285.0)
 METRIC_STYLES = {
     "epoch": "int",
@@ -59,8 +60,8 @@ CHART_SPECS = {
 }
 CHART_SIZE = (480 * 1.05 * 0.75, 288 * 1.2 * 0.75)  # points
 BUTTONS = {"Train": "Train", "StopTraining": "Stop"}  # macro -> caption
-COLUMN_WIDTHS = {"A": 9, "B": 16, "C": 14, "D": 11, "E": 11, "F": 11, "G": 11, "H": 11,
-                 "I": 22, "J": 16, "K": 9, "L": 7, "M": 7}  # fmt: skip
+# the metrics table's columns, which the settings' labels (B) and values (C) and the presets table share
+COLUMN_WIDTHS = {"A": 9, "B": 16, "C": 14, "D": 11, "E": 11, "F": 11, "G": 11, "H": 11}
 
 
 @dataclass(frozen=True)
@@ -316,6 +317,8 @@ def _run(sheet: SheetSpec, view: TrainView) -> None:
 
 def _summary(sheet: SheetSpec, view: TrainView) -> None:
     row, col = ref(layout.TRAIN_SUMMARY_HEADER_CELL)
+    for k, width in enumerate(SUMMARY_WIDTHS):
+        sheet.column_width(col + k, width)
     waiting = " (filled in when a run starts)" if view.settings is None else ""
     sheet.write((row - 1, col), f"Model summary{waiting}", "section")
     block = summary_block(view.summary, view.n_params)

@@ -1,25 +1,25 @@
-"""Render the README's pictures of the template's sheets with LibreOffice: ``python docs/render_pictures.py``.
+"""Render the README's pictures of the workbook with LibreOffice: ``python -m docs.render_pictures``.
 
-LibreOffice prints the workbook (cached values, as any viewer shows them before Python runs) to PDF, the
-first page of each sheet is rasterised and cropped to its top rows, and the PNGs go to docs/img/.
+LibreOffice prints the template (cached values, as any viewer shows them before Python runs) to PDF, the
+first page of each sheet is rasterised and cropped to its top rows, and the PNGs go to docs/img/. With
+``--report RUN_DIR`` the Train sheet after a run is drawn too (``train_sheet.png``), from the headless
+report of that run folder (``python -m excel_addin.report``).
 """
 
 from __future__ import annotations
 
+import argparse
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from PIL import Image, ImageOps
 
+from excel_addin.build import libreoffice, template
+from excel_addin.report import build_report
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT))
-
-import libreoffice  # noqa: E402
-
-from excel_addin import build_template  # noqa: E402
+OUT_DIR = ROOT / "docs" / "img"
 
 # picture name -> (text that starts the sheet's first page, crop width as a fraction of the page's
 # content, crop height as a fraction of the crop's width)
@@ -30,6 +30,7 @@ PICTURES = {
     "sheet-train": ("Train a CNN on MNIST", 1.0, 0.45),
     "sheet-classify": ("Classify handwritten digits", 1.0, 0.22),
 }
+REPORT_PICTURE = ("train_sheet", "Training report", 1.0, 0.45)
 MAX_WIDTH = 1400  # pixels; keeps each PNG well under 300 KB
 
 
@@ -40,47 +41,85 @@ def _page_text(pdf: Path, page: int) -> str:
     return out.stdout
 
 
-def render(out_dir: Path = ROOT / "docs" / "img", dpi: int = 200) -> list[Path]:
+def _page_count(pdf: Path) -> int:
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True).stdout
+    return int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")))
+
+
+def _crop_page(pdf: Path, page: int, width: float, aspect: float, path: Path, dpi: int, tmp: Path) -> Path:
+    """Rasterise one page, crop it to its content (``width`` of it, at most ``aspect`` x width tall),
+    shrink it to MAX_WIDTH and save it with a small palette (text and flat colours: small PNGs)."""
+    prefix = tmp / f"page{page}"
+    subprocess.run(
+        [
+            "pdftoppm",
+            "-png",
+            "-r",
+            str(dpi),
+            "-f",
+            str(page),
+            "-l",
+            str(page),
+            "-singlefile",
+            str(pdf),
+            str(prefix),
+        ],
+        check=True,
+    )
+    image = Image.open(prefix.with_suffix(".png")).convert("RGB")
+    x0, y0, x1, y1 = ImageOps.invert(image).getbbox()
+    x1 = x0 + int((x1 - x0) * width)
+    crop = image.crop((x0 - 8, y0 - 8, x1 + 8, min(y1 + 8, y0 + int((x1 - x0) * aspect))))
+    if crop.width > MAX_WIDTH:
+        crop = crop.resize((MAX_WIDTH, round(crop.height * MAX_WIDTH / crop.width)), Image.LANCZOS)
+    crop.quantize(colors=64, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+    prefix.with_suffix(".png").unlink()
+    return path
+
+
+def _pdf_pages(workbook: Path, tmp: Path) -> tuple[Path, dict[int, str]]:
+    pdf = libreoffice.convert(workbook, "pdf", tmp, recalc=False)
+    return pdf, {page: _page_text(pdf, page) for page in range(1, _page_count(pdf) + 1)}
+
+
+def render(out_dir: Path = OUT_DIR, dpi: int = 200) -> list[Path]:
+    """The template's sheets: one picture each."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        template = build_template.build(tmp / "workbook_template.xlsm")
-        pdf = libreoffice.convert(template, "pdf", tmp, recalc=False)
-        pages = int(
-            next(
-                line.split()[-1]
-                for line in subprocess.run(
-                    ["pdfinfo", str(pdf)], capture_output=True, text=True
-                ).stdout.splitlines()
-                if line.startswith("Pages:")
-            )
-        )
-        texts = {page: _page_text(pdf, page) for page in range(1, pages + 1)}
+        pdf, texts = _pdf_pages(template.build(tmp / "workbook_template.xlsm"), tmp)
         for name, (start, width, aspect) in PICTURES.items():
             page = next(p for p, text in texts.items() if text.lstrip().startswith(start))
-            prefix = tmp / f"page{page}"
-            subprocess.run(
-                ["pdftoppm", "-png", "-r", str(dpi), "-f", str(page), "-l", str(page), str(pdf), str(prefix)],
-                check=True,
-            )
-            image = Image.open(next(tmp.glob(f"page{page}-*.png"))).convert("RGB")
-            x0, y0, x1, y1 = ImageOps.invert(image).getbbox()
-            x1 = x0 + int((x1 - x0) * width)
-            crop = image.crop((x0 - 8, y0 - 8, x1 + 8, min(y1 + 8, y0 + int((x1 - x0) * aspect))))
-            if crop.width > MAX_WIDTH:
-                crop = crop.resize((MAX_WIDTH, round(crop.height * MAX_WIDTH / crop.width)), Image.LANCZOS)
-            path = out_dir / f"{name}.png"
-            crop = crop.quantize(
-                colors=64, method=Image.Quantize.MEDIANCUT
-            )  # text and flat colours: small PNGs
-            crop.save(path, optimize=True)
-            written.append(path)
-            for stale in tmp.glob(f"page{page}-*.png"):
-                stale.unlink()
+            written.append(_crop_page(pdf, page, width, aspect, out_dir / f"{name}.png", dpi, tmp))
     return written
 
 
-if __name__ == "__main__":
-    for path in render():
+def render_report(run_dir: Path, out_dir: Path = OUT_DIR, dpi: int = 200) -> Path:
+    """The Train sheet after the run in ``run_dir``, from its headless report."""
+    name, start, width, aspect = REPORT_PICTURE
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        pdf, texts = _pdf_pages(build_report(run_dir, tmp / "report.xlsx"), tmp)
+        page = next(p for p, text in texts.items() if start in text)
+        return _crop_page(pdf, page, width, aspect, out_dir / f"{name}.png", dpi, tmp)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m docs.render_pictures", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--report", metavar="RUN_DIR", type=Path, help="also draw train_sheet.png from this run"
+    )
+    args = parser.parse_args(argv)
+    written = render()
+    if args.report:
+        written.append(render_report(args.report))
+    for path in written:
         print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -7,6 +7,7 @@ layout change happens here and nowhere else.
 from __future__ import annotations
 
 from ml.config import sheet_settings
+from ml.run_dir import METRIC_COLUMNS
 
 # ---- Backprop sheet: the editable network and the six learning rates -------------------------------
 BACKPROP_SHEET = "Backprop"
@@ -53,7 +54,8 @@ LR_TABLE_HEADER_CELL = "A6"
 LR_REFRESH_HEADER_CELL = "AJ6"
 
 GRAPHS_SHEET = "Graphs"
-GRAPHS_CHART_CELL = "B2"
+GRAPHS_CHART_CELL = "B2"  # the linear-scale chart; the log-scale one below it
+GRAPHS_TABLE_HEADER_CELL = "B60"  # below the charts: epoch and each LR sheet's E_total, what the charts plot
 GRAPHS_PICTURE_CELL = "R2"  # the Refresh macro's matplotlib picture of all six curves (right of the charts)
 
 # ---- Train sheet: settings, buttons, status, metrics, summary, charts -------------------------------
@@ -68,6 +70,11 @@ TRAIN_SETTING_CELLS = {
     name: f"C{TRAIN_FIRST_SETTING_ROW + k}"
     for k, name in enumerate((*sheet_settings(), *TRAIN_EXTRA_SETTINGS))
 }
+TRAIN_TITLE_CELL = "E1"  # right of the buttons
+TRAIN_SUBTITLE_CELL = "B2"  # one line under the buttons (up to the summary's column)
+# The presets table: the preset names from this column rightwards on the preset setting's row, each
+# setting's value under a preset on that setting's row (columns E..H: up to 4 presets left of the summary).
+TRAIN_PRESETS_FIRST_COLUMN = "E"
 _AFTER_SETTINGS = TRAIN_FIRST_SETTING_ROW + len(TRAIN_SETTING_CELLS) + 1  # one blank row, then the run
 TRAIN_STATUS_CELL = f"C{_AFTER_SETTINGS + 1}"  # "Training on cpu: epoch 3 of 15, ETA 1:20" / "Completed"
 TRAIN_PROGRESS_CELL = f"C{_AFTER_SETTINGS + 2}"  # fraction done, 0..1 (formatted as a percentage)
@@ -76,19 +83,26 @@ TRAIN_METRICS_HEADER_CELL = (
     f"A{_AFTER_SETTINGS + 6}"  # header row of the metrics table (METRIC_COLUMNS), rows below it
 )
 TRAIN_METRICS_MAX_ROWS = 100  # rows reserved for the table (native charts are bound to this range)
+# The native charts and the metrics they plot. A chart binds one block of adjacent columns (what Excel on
+# the web can bind), so the sheet's table groups each chart's metrics: epoch, the charts' metrics, the rest.
+TRAIN_CHART_SERIES = {"loss": ("train_loss", "test_loss"), "accuracy": ("train_acc", "test_acc")}
+_CHARTED = tuple(m for series in TRAIN_CHART_SERIES.values() for m in series)
+TRAIN_METRIC_COLUMNS = ("epoch", *_CHARTED, *(m for m in METRIC_COLUMNS if m not in ("epoch", *_CHARTED)))
 # model summary: Layer | Output shape | Params | Jump | RF, one row per layer (up to 36) and a Total row,
 # from I3 on; it sits right of the status column (long status lines overflow into D:H) and above nothing.
 TRAIN_SUMMARY_HEADER_CELL = "I3"
 TRAIN_SUMMARY_MAX_ROWS = 40  # rows reserved below the header
-# matplotlib pictures written back by the Train macro: name -> top-left anchor cell (each ~6 columns wide)
+# native line charts bound to the metrics table (live while a run fills it): name -> top-left anchor cell,
+# right of the model summary at the top, so they are in view when the sheet opens
+TRAIN_CHART_CELLS = {"loss": "O3", "accuracy": "W3"}
+# matplotlib pictures written by a run: name -> top-left anchor cell (each ~8 columns wide, 20 rows tall):
+# the final results under the charts, then the curves as pictures (for viewers without native charts)
 TRAIN_PICTURE_CELLS = {
-    "loss_curves": "O3",
-    "accuracy_curves": "O23",
-    "confusion_matrix": "W3",
+    "confusion_matrix": "O23",
     "misclassified": "W23",
+    "loss_curves": "O43",
+    "accuracy_curves": "W43",
 }
-# native line charts bound to the metrics table (empty until a run): name -> top-left anchor cell
-TRAIN_CHART_CELLS = {"loss": "O44", "accuracy": "W44"}  # under the pictures, same columns
 TRAIN_BUTTON_CELLS = {"Train": "B1", "StopTraining": "C1"}  # macro name -> cell the button covers
 
 # ---- Classify sheet ---------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from excel_addin import layout
+from excel_addin.build.train_sheet import status_cells
 from ml import config, run_lock
 from ml.config import TrainConfig
 from ml.run_dir import DEFAULT_RUN_DIR, RunDir
@@ -44,9 +45,8 @@ def _book(book: Any | None) -> Any:
 
 def _status(book: Any, text: str, progress: float | None = None) -> None:
     sheet = book.sheets[layout.TRAIN_SHEET]
-    sheet[layout.TRAIN_STATUS_CELL].value = text
-    if progress is not None:
-        sheet[layout.TRAIN_PROGRESS_CELL].value = progress
+    for address, value in status_cells(text, progress).items():
+        sheet[address].value = value
 
 
 # ---- Train ------------------------------------------------------------------------------------------
@@ -207,7 +207,9 @@ def rate_sheets(book: Any) -> list[Any]:
     for lr in layout.DEFAULT_RATES:
         name = layout.rate_sheet_name(lr)
         if name not in names:
-            raise ValueError(f"the workbook has no sheet {name!r} (rebuild it from the template)")
+            raise ValueError(
+                f"the workbook has no sheet {name!r}: use workbook_template.xlsm, or set gradsheet up in it"
+            )
         found.append(book.sheets[name])
     return found
 

@@ -5,6 +5,9 @@ write here is *keyed and idempotent* (a cell address or a picture name, holding 
 through a queue: a write that fails stays queued and is retried with back-off, and on the next event,
 until it succeeds. A metric row is therefore never lost, only delayed. When the workbook is gone for good
 (closed mid-run), the sink gives up quietly after a few failed flushes; training and its files go on.
+
+Which cell holds what, and the status texts, come from ``excel_addin.build.train_sheet``: the template and
+the headless report fill the same cells the same way.
 """
 
 from __future__ import annotations
@@ -17,17 +20,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from excel_addin import layout
-from ml.events import METRIC_COLUMNS, BatchEnd, EpochEnd, RunEnded, RunStarted, Sink
-from ml.model import LayerRow
+from excel_addin.build import train_sheet as sheet_cells
+from excel_addin.build.book_render import put_picture
+from ml.events import BatchEnd, EpochEnd, RunEnded, RunStarted, Sink
 from ml.run_dir import CURVE_CHARTS, RunDir
 
 # HRESULTs of a busy Excel: RPC_E_CALL_REJECTED, RPC_E_SERVERCALL_RETRYLATER, VBA_E_IGNORE (edit mode),
 # and Excel's own "application busy" code. AppleScript's equivalents on macOS: timeout and "busy".
 BUSY_CODES = frozenset({-2147418111, -2147417846, -2146777998, -2146827284, -1712, -1708})
-
-# Each chart fits a box of this size in points: a 2x2 grid at TRAIN_PICTURE_CELLS (20 rows of 15 pt apart).
-PICTURE_BOX = (380.0, 285.0)
-SUMMARY_HEADER = ("Layer", "Output shape", "Params", "Jump", "RF")
 
 
 def is_busy(error: BaseException) -> bool:
@@ -37,39 +37,6 @@ def is_busy(error: BaseException) -> bool:
     if any(code in BUSY_CODES for code in codes):
         return True
     return "call was rejected" in str(error).lower() or "busy" in str(error).lower()
-
-
-def cell_offset(address: str, rows: int = 0, columns: int = 0) -> str:
-    """The A1 address ``rows`` below and ``columns`` right of ``address`` (single cells only)."""
-    letters = address.rstrip("0123456789").upper()
-    row = int(address[len(letters) :])
-    column = 0
-    for char in letters:
-        column = column * 26 + ord(char) - 64
-    column += columns
-    name = ""
-    while column:
-        column, rest = divmod(column - 1, 26)
-        name = chr(65 + rest) + name
-    return f"{name}{row + rows}"
-
-
-def picture_size(path: str | os.PathLike) -> tuple[float, float]:
-    """Width and height in points that fit the PNG into PICTURE_BOX, keeping its aspect ratio."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        width, height = image.size
-    scale = min(PICTURE_BOX[0] / width, PICTURE_BOX[1] / height)
-    return round(width * scale, 1), round(height * scale, 1)
-
-
-def format_duration(seconds: float) -> str:
-    """A short ETA text: 0:42, 12:05, 1:02:05."""
-    seconds = max(0, int(round(seconds)))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 class RetryingWriter:
@@ -158,7 +125,7 @@ class SheetSink(Sink):
         self._picture_mtimes: dict[str, float] = {}
         self.rows_written: dict[int, list[float]] = {}  # epoch -> row, as queued (for reports and tests)
 
-    # ---- cell writes ------------------------------------------------------------------------------
+    # ---- cell writes (which cells hold what: excel_addin.build.train_sheet) --------------------------
     def _sheet(self):
         return self.book.sheets[layout.TRAIN_SHEET]
 
@@ -172,44 +139,28 @@ class SheetSink(Sink):
         self.writer.put(key or f"block:{address}", lambda: self._assign(address, rows))
 
     def _picture(self, name: str, path: str | os.PathLike) -> None:
-        anchor = layout.TRAIN_PICTURE_CELLS[name]
-        path = str(path)
-
-        def write():
-            sheet = self._sheet()
-            if name in sheet.pictures:
-                sheet.pictures[name].update(path)
-            else:
-                width, height = picture_size(path)
-                sheet.pictures.add(path, name=name, anchor=sheet[anchor], width=width, height=height)
-
-        self.writer.put(f"picture:{name}", write)
+        self.writer.put(
+            f"picture:{name}", lambda: put_picture(self._sheet(), sheet_cells.chart_picture(name, path))
+        )
 
     def _status(self, text: str, progress: float | None = None) -> None:
-        self._set(layout.TRAIN_STATUS_CELL, text)
-        if progress is not None:
-            self._set(layout.TRAIN_PROGRESS_CELL, round(min(max(progress, 0.0), 1.0), 4))
+        for address, value in sheet_cells.status_cells(text, progress).items():
+            self._set(address, value)
 
     # ---- events -----------------------------------------------------------------------------------
     def on_start(self, event: RunStarted) -> None:
         self._started = event
         self._run_start = self.clock()
-        done = (event.start_epoch - 1) / max(event.epochs, 1)
-        self._status(
-            f"Training on {event.device}: starting epoch {event.start_epoch} of {event.epochs}", done
-        )
+        self._status(*sheet_cells.start_status(event))
         self._set(layout.TRAIN_DEVICE_CELL, event.device)
         header = layout.TRAIN_METRICS_HEADER_CELL
-        self._set_block(header, [list(METRIC_COLUMNS)], key="metrics-header")
+        self._set_block(header, [list(layout.TRAIN_METRIC_COLUMNS)], key="metrics-header")
         # Clear the rows this run will (re)write; earlier epochs of a resumed run stay.
-        first = cell_offset(header, rows=event.start_epoch)
-        blank = [[None] * len(METRIC_COLUMNS)] * (layout.TRAIN_METRICS_MAX_ROWS - event.start_epoch + 1)
+        width = len(layout.TRAIN_METRIC_COLUMNS)
+        blank = [[None] * width] * (layout.TRAIN_METRICS_MAX_ROWS - event.start_epoch + 1)
         if blank:
-            self._set_block(first, blank, key="metrics-clear")
-        summary = [list(SUMMARY_HEADER)] + [summary_cells(row) for row in event.summary]
-        summary.append(["Total", "", int(event.n_params), None, None])
-        blank = [None] * len(SUMMARY_HEADER)
-        summary += [blank] * max(0, layout.TRAIN_SUMMARY_MAX_ROWS + 1 - len(summary))
+            self._set_block(sheet_cells.metric_row_cell(event.start_epoch), blank, key="metrics-clear")
+        summary = sheet_cells.summary_block(event.summary, event.n_params)
         self._set_block(layout.TRAIN_SUMMARY_HEADER_CELL, summary, key="summary")
         self.writer.flush(patience=10.0)
 
@@ -226,15 +177,8 @@ class SheetSink(Sink):
         if self._started is None or self.clock() - self._last_progress < self.progress_every:
             return
         self._last_progress = self.clock()
-        fraction = event.step / max(event.steps, 1)
-        eta = self._eta(event.epoch, fraction, event.elapsed)
-        text = (
-            f"Training on {self._started.device}: epoch {event.epoch} of {self._started.epochs}, "
-            f"step {event.step}/{event.steps}, loss {event.loss:.4f}, acc {event.acc:.2%}"
-        )
-        if eta is not None:
-            text += f", ETA {format_duration(eta)}"
-        self._status(text, (event.epoch - 1 + fraction) / max(self._started.epochs, 1))
+        eta = self._eta(event.epoch, event.step / max(event.steps, 1), event.elapsed)
+        self._status(*sheet_cells.batch_status(self._started, event, eta))
         # Training redraws the curves right after each EpochEnd: pick the new pictures up here.
         for name in CURVE_CHARTS:
             self._refresh_picture(name, self._run_dir().chart(name))
@@ -242,18 +186,13 @@ class SheetSink(Sink):
 
     def on_epoch(self, event: EpochEnd) -> None:
         self._epoch_seconds.append(event.seconds)
-        row = [int(event.epoch), *(float(v) for v in event.row()[1:])]
+        row = sheet_cells.metric_cells(vars(event))
         self.rows_written[event.epoch] = row
         if event.epoch <= layout.TRAIN_METRICS_MAX_ROWS:
-            self._set_block(cell_offset(layout.TRAIN_METRICS_HEADER_CELL, rows=event.epoch), [row])
+            self._set_block(sheet_cells.metric_row_cell(event.epoch), [row])
         device = self._started.device if self._started else "?"
-        text = (
-            f"Training on {device}: epoch {event.epoch} of {event.epochs} done, "
-            f"test accuracy {event.test_acc:.2%}"
-        )
-        if event.epoch < event.epochs:
-            text += f", ETA {format_duration(self._eta(event.epoch + 1, 0.0, None) or 0)}"
-        self._status(text, event.epoch / max(event.epochs, 1))
+        eta = self._eta(event.epoch + 1, 0.0, None) if event.epoch < event.epochs else None
+        self._status(*sheet_cells.epoch_status(device, event, eta))
         for name in CURVE_CHARTS:
             self._refresh_picture(name, self._run_dir().chart(name))
         # A row that cannot be written now stays queued: later events and the end retry it.
@@ -273,27 +212,7 @@ class SheetSink(Sink):
             self._picture(name, path)
 
     def on_end(self, event: RunEnded) -> None:
-        self._status(*end_status(event))
+        self._status(*sheet_cells.end_status(event))
         for name, path in RunDir(event.out_dir).charts().items():
             self._refresh_picture(name, path)
         self.writer.flush(patience=120.0)
-
-
-def summary_cells(row) -> list:
-    """A model-summary row (ml.model.LayerRow) as the sheet's cells: layer, shape, params, jump, RF."""
-    layer = LayerRow(*row)
-    return [layer.layer, layer.shape, int(layer.params), int(layer.jump), int(layer.rf)]
-
-
-def end_status(event: RunEnded) -> tuple[str, float | None]:
-    """The status line for a finished run, and the progress to show (None: leave it as it is)."""
-    best = f", best {event.best_test_acc:.2%}" if event.best_test_acc is not None else ""
-    final = f"test accuracy {event.final_test_acc:.2%}{best}" if event.final_test_acc is not None else ""
-    epochs = f"{event.epochs_done} epoch{'s' if event.epochs_done != 1 else ''}"
-    if event.status == "completed":
-        text, progress = f"Completed: {epochs}, {final}", 1.0
-    elif event.status == "stopped":
-        text, progress = f"Stopped after {epochs} (checkpoint kept){', ' + final if final else ''}", None
-    else:
-        text, progress = f"Failed after {epochs}: {event.error or 'unknown error'}", None
-    return f"{text}. Files in {event.out_dir}", progress

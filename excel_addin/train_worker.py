@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from excel_addin import layout
+from excel_addin.build.train_sheet import status_cells
 from excel_addin.sheet_sink import SheetSink
 from ml import run_lock
 from ml.config import TrainConfig
@@ -65,7 +66,9 @@ def _report_failure(book: Any | None, message: str) -> None:
     if book is None:
         return
     try:
-        book.sheets[layout.TRAIN_SHEET][layout.TRAIN_STATUS_CELL].value = f"Failed: {message}"
+        sheet = book.sheets[layout.TRAIN_SHEET]
+        for address, value in status_cells(f"Failed: {message}").items():
+            sheet[address].value = value
     except Exception:  # noqa: BLE001 - the workbook is gone: the log has the message
         pass
 

@@ -21,7 +21,7 @@ from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
 from remote_book import actions, make_book, picture_png, read
 
 from excel_addin import layout, macros
-from excel_addin.sheet_sink import cell_offset
+from excel_addin.build.spec import offset
 from excel_addin.train_worker import run_with_lock
 from ml import run_lock
 from ml.events import METRIC_COLUMNS
@@ -77,11 +77,11 @@ def cell_position(address: str) -> tuple[int, int]:
     return row - 1, column_index_from_string(letters) - 1
 
 
-def metrics_csv(out_dir: Path) -> list[list[float]]:
+def metrics_csv(out_dir: Path) -> list[dict[str, float]]:
     with open(out_dir / "metrics.csv", newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0] == list(METRIC_COLUMNS)
-    return [[float(v) for v in row] for row in rows[1:]]
+    return [dict(zip(rows[0], map(float, row), strict=True)) for row in rows[1:]]
 
 
 def test_train_writes_progress_metrics_and_pictures_then_releases_the_lock(tmp_path):
@@ -105,10 +105,12 @@ def test_train_writes_progress_metrics_and_pictures_then_releases_the_lock(tmp_p
 
     # One metric row per epoch, the same numbers as the run's metrics.csv.
     header = layout.TRAIN_METRICS_HEADER_CELL
-    rows = read(book, layout.TRAIN_SHEET, cell_offset(header, rows=1), 3, len(METRIC_COLUMNS))
+    (names,) = read(book, layout.TRAIN_SHEET, header, 1, len(METRIC_COLUMNS))
+    rows = read(book, layout.TRAIN_SHEET, offset(header, rows=1), 3, len(METRIC_COLUMNS))
     assert rows[2] == [None] * len(METRIC_COLUMNS)
-    assert sum(rows[:2], []) == pytest.approx(sum(metrics_csv(out), []))
-    assert 0.0 < rows[1][METRIC_COLUMNS.index("test_acc")] <= 1.0
+    for row, expected in zip(rows[:2], metrics_csv(out), strict=True):
+        assert dict(zip(names, row, strict=True)) == pytest.approx(expected)
+    assert 0.0 < rows[1][names.index("test_acc")] <= 1.0
 
     # The model summary, and the four charts as pictures with their names.
     summary_header = layout.TRAIN_SUMMARY_HEADER_CELL

@@ -4,19 +4,20 @@ LibreOffice open, with the run's metrics, summary, native charts and the four ch
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import libreoffice
 import openpyxl
 import pytest
 from PIL import Image
 
 from excel_addin import layout
+from excel_addin.build import libreoffice
+from excel_addin.build.spec import offset
 from excel_addin.report import ReportError, build_report, main
-from excel_addin.sheet_sink import cell_offset
 from ml.events import METRIC_COLUMNS
 from ml.train import TrainConfig, train
 
@@ -37,13 +38,14 @@ def test_report_holds_the_runs_metrics_summary_and_charts(run_dir, tmp_path):
     book = openpyxl.load_workbook(out)
     sheet = book[layout.TRAIN_SHEET]
     with open(run_dir / "metrics.csv", newline="") as f:
-        expected = [[float(v) for v in row] for row in list(csv.reader(f))[1:]]
+        expected = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
     header = layout.TRAIN_METRICS_HEADER_CELL
-    assert [sheet[cell_offset(header, columns=j)].value for j in range(7)] == list(METRIC_COLUMNS)
+    names = [sheet[offset(header, columns=j)].value for j in range(7)]
+    assert sorted(names) == sorted(METRIC_COLUMNS)
     for epoch, row in enumerate(expected, start=1):
-        cells = [sheet[cell_offset(header, rows=epoch, columns=j)].value for j in range(7)]
-        assert cells == pytest.approx(row)
-    assert sheet[cell_offset(header, rows=3)].value is None
+        cells = [sheet[offset(header, rows=epoch, columns=j)].value for j in range(7)]
+        assert dict(zip(names, cells, strict=True)) == pytest.approx(row)
+    assert sheet[offset(header, rows=3)].value is None
     assert sheet[layout.TRAIN_STATUS_CELL].value.startswith("Completed: 2 epochs, test accuracy")
     assert sheet[layout.TRAIN_PROGRESS_CELL].value == 1.0
     assert sheet[layout.TRAIN_SETTING_CELLS["model"]].value == "small"
@@ -97,4 +99,88 @@ def test_cli_writes_the_default_report(run_dir, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str(copy / "report.xlsx")
-    assert len(openpyxl.load_workbook(copy / "report.xlsx")[layout.TRAIN_SHEET]._images) == 4
+    sheet = openpyxl.load_workbook(copy / "report.xlsx")[layout.TRAIN_SHEET]
+    assert len(sheet._images) == 4
+    # Paths on the sheet are the folder's, not the ones stored at training time.
+    assert sheet[layout.TRAIN_STATUS_CELL].value.endswith(f"Files in {copy}")
+    assert sheet[layout.TRAIN_SETTING_CELLS["out_dir"]].value == str(copy)
+    assert sheet[layout.TRAIN_SETTING_CELLS["model_path"]].value == str(copy / "model.pt")
+
+
+# ---- a broken run folder: a clear message naming the file, or a report without the broken part -------
+
+
+@pytest.fixture
+def copy_of_run(run_dir, tmp_path) -> Path:
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    return copy
+
+
+def _edit_record(folder: Path, edit) -> None:
+    path = folder / "metrics.json"
+    record = json.loads(path.read_text())
+    edit(record)
+    path.write_text(json.dumps(record))
+
+
+def test_nan_metrics_become_empty_cells(copy_of_run, tmp_path, capsys):
+    """metrics.json writes non-finite values as null (a diverged run): those cells stay empty."""
+
+    def diverge(record):
+        record["epochs"][1]["train_loss"] = None
+        record["epochs"][1]["test_loss"] = None
+
+    _edit_record(copy_of_run, diverge)
+    assert main([str(copy_of_run), "--out", str(tmp_path / "nan.xlsx")]) == 0
+    sheet = openpyxl.load_workbook(tmp_path / "nan.xlsx")[layout.TRAIN_SHEET]
+    header = layout.TRAIN_METRICS_HEADER_CELL
+    names = [sheet[offset(header, columns=j)].value for j in range(7)]
+    second = dict(zip(names, [sheet[offset(header, rows=2, columns=j)].value for j in range(7)], strict=True))
+    assert second["epoch"] == 2 and second["train_loss"] is None and second["test_loss"] is None
+    assert 0 < second["test_acc"] <= 1
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_unknown_model_leaves_the_summary_empty_with_a_warning(copy_of_run, tmp_path, capsys):
+    def rename(record):
+        record["run"]["config"]["model"] = "mystery"
+
+    _edit_record(copy_of_run, rename)
+    (copy_of_run / "model.pt").unlink()
+    assert main([str(copy_of_run), "--out", str(tmp_path / "mystery.xlsx")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: no model summary" in err and "'mystery'" in err and "model.pt" in err
+    sheet = openpyxl.load_workbook(tmp_path / "mystery.xlsx")[layout.TRAIN_SHEET]
+    assert sheet[layout.TRAIN_SETTING_CELLS["model"]].value == "mystery"
+    assert sheet[offset(layout.TRAIN_SUMMARY_HEADER_CELL, rows=1)].value is None
+    assert sheet[layout.TRAIN_SETTING_CELLS["model_path"]].value is None
+
+
+def test_a_corrupt_png_is_left_out_with_a_warning(copy_of_run, tmp_path, capsys):
+    (copy_of_run / "confusion_matrix.png").write_bytes(b"\x89PNG\r\n\x1a\n but nothing else")
+    assert main([str(copy_of_run), "--out", str(tmp_path / "pictures.xlsx")]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: left out {copy_of_run / 'confusion_matrix.png'}: not a readable PNG" in err
+    images = openpyxl.load_workbook(tmp_path / "pictures.xlsx")[layout.TRAIN_SHEET]._images
+    assert len(images) == 3
+
+
+def test_an_unwritable_output_is_named(copy_of_run, tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    for out in (blocker / "report.xlsx", tmp_path):  # inside a file; an existing folder
+        assert main([str(copy_of_run), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: cannot write the report {out}: ") and "Traceback" not in err
+    assert not list(tmp_path.glob("*.tmp.xlsx"))  # no half-written report left behind
+
+
+def test_a_metrics_file_without_epoch_numbers_is_named(copy_of_run, capsys):
+    def break_rows(record):
+        record["epochs"][0] = {"loss": 1.0}
+
+    _edit_record(copy_of_run, break_rows)
+    assert main([str(copy_of_run)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {copy_of_run / 'metrics.json'} is not a metrics file of ml.train" in err

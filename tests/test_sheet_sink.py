@@ -10,7 +10,9 @@ from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
 from remote_book import actions, make_book, picture_png, read
 
 from excel_addin import layout
-from excel_addin.sheet_sink import RetryingWriter, SheetSink, cell_offset, format_duration, is_busy
+from excel_addin.build.spec import offset
+from excel_addin.build.train_sheet import format_duration
+from excel_addin.sheet_sink import RetryingWriter, SheetSink, is_busy
 from ml.events import METRIC_COLUMNS, BatchEnd, EpochEnd, RunEnded, RunStarted
 from ml.model import build_model, count_parameters, summary_rows
 from ml.plots import plot_accuracy_curves, plot_confusion_matrix, plot_loss_curves
@@ -105,6 +107,11 @@ def value(book, address: str, rows: int = 1, columns: int = 1):
     return read(book, layout.TRAIN_SHEET, address, rows, columns)
 
 
+def sheet_row(event: EpochEnd) -> list:
+    """An epoch's metrics in the order of the sheet's table columns (layout.TRAIN_METRIC_COLUMNS)."""
+    return [getattr(event, name) for name in layout.TRAIN_METRIC_COLUMNS]
+
+
 class Clock:
     def __init__(self):
         self.now = 0.0
@@ -117,9 +124,9 @@ class Clock:
 
 
 def test_helpers():
-    assert cell_offset("A19", rows=3) == "A22"
-    assert cell_offset("Z3", columns=1) == "AA3"
-    assert cell_offset("AZ10", rows=-1, columns=1) == "BA9"
+    assert offset("A19", rows=3) == "A22"
+    assert offset("Z3", columns=1) == "AA3"
+    assert offset("AZ10", rows=-1, columns=1) == "BA9"
     assert format_duration(42) == "0:42" and format_duration(3725) == "1:02:05"
     assert is_busy(BusyError()) and not is_busy(GoneError()) and not is_busy(ValueError("x"))
 
@@ -132,7 +139,7 @@ def test_a_run_writes_status_rows_summary_and_pictures(tmp_path):
     assert value(book, layout.TRAIN_STATUS_CELL) == "Training on cpu: starting epoch 1 of 3"
     assert value(book, layout.TRAIN_DEVICE_CELL) == "cpu"
     header = layout.TRAIN_METRICS_HEADER_CELL
-    assert value(book, header, 1, len(METRIC_COLUMNS)) == [list(METRIC_COLUMNS)]
+    assert value(book, header, 1, len(METRIC_COLUMNS)) == [list(layout.TRAIN_METRIC_COLUMNS)]
     summary = value(book, layout.TRAIN_SUMMARY_HEADER_CELL, len(start.summary) + 2, 5)
     assert summary[0] == ["Layer", "Output shape", "Params", "Jump", "RF"]
     assert summary[1:-1] == [[r.layer, r.shape, r.params, r.jump, r.rf] for r in start.summary]
@@ -148,9 +155,9 @@ def test_a_run_writes_status_rows_summary_and_pictures(tmp_path):
         plot_loss_curves(history(epoch, tmp_path), tmp_path / "loss_curves.png")
         plot_accuracy_curves(history(epoch, tmp_path), tmp_path / "accuracy_curves.png")
         sink.handle(epoch_end(tmp_path, epoch))
-        row = value(book, cell_offset(header, rows=epoch), 1, 7)[0]
-        assert row == pytest.approx(epoch_end(tmp_path, epoch).row())
-    assert value(book, cell_offset(header, rows=4), 1, 7) == [[None] * 7]
+        row = value(book, offset(header, rows=epoch), 1, 7)[0]
+        assert row == pytest.approx(sheet_row(epoch_end(tmp_path, epoch)))
+    assert value(book, offset(header, rows=4), 1, 7) == [[None] * 7]
     assert value(book, layout.TRAIN_PROGRESS_CELL) == 1.0
 
     import numpy as np
@@ -187,20 +194,20 @@ def test_busy_excel_is_retried_and_no_row_is_lost(tmp_path):
     sink.handle(started(tmp_path))
     sink.handle(epoch_end(tmp_path, 1))
     assert sink.writer.retries == 4 and not sink.writer.pending
-    assert value(book, cell_offset(layout.TRAIN_METRICS_HEADER_CELL, rows=1)) == 1
+    assert value(book, offset(layout.TRAIN_METRICS_HEADER_CELL, rows=1)) == 1
 
     # Excel stays busy longer than an epoch's patience: the row waits in the queue, training goes on...
     flaky.busy = 10_000
     sink.handle(epoch_end(tmp_path, 2))
-    assert f"block:{cell_offset(layout.TRAIN_METRICS_HEADER_CELL, rows=2)}" in sink.writer.pending
-    assert value(book, cell_offset(layout.TRAIN_METRICS_HEADER_CELL, rows=2)) is None
+    assert f"block:{offset(layout.TRAIN_METRICS_HEADER_CELL, rows=2)}" in sink.writer.pending
+    assert value(book, offset(layout.TRAIN_METRICS_HEADER_CELL, rows=2)) is None
     # ... and is written as soon as Excel answers again.
     flaky.busy = 0
     sink.handle(epoch_end(tmp_path, 3))
     assert not sink.writer.pending
     for epoch in (1, 2, 3):
-        row = value(book, cell_offset(layout.TRAIN_METRICS_HEADER_CELL, rows=epoch), 1, 7)[0]
-        assert row == pytest.approx(epoch_end(tmp_path, epoch).row())
+        row = value(book, offset(layout.TRAIN_METRICS_HEADER_CELL, rows=epoch), 1, 7)[0]
+        assert row == pytest.approx(sheet_row(epoch_end(tmp_path, epoch)))
 
 
 def test_closed_workbook_detaches_quietly(tmp_path, capsys):
@@ -221,9 +228,9 @@ def test_closed_workbook_detaches_quietly(tmp_path, capsys):
 
 
 def test_resume_keeps_earlier_rows_and_stopped_status(tmp_path):
-    first_row = cell_offset(layout.TRAIN_METRICS_HEADER_CELL, rows=1)
-    row1 = epoch_end(tmp_path, 1).row()
-    cells = {cell_offset(first_row, columns=c): v for c, v in enumerate(row1)}
+    first_row = offset(layout.TRAIN_METRICS_HEADER_CELL, rows=1)
+    row1 = sheet_row(epoch_end(tmp_path, 1))
+    cells = {offset(first_row, columns=c): v for c, v in enumerate(row1)}
     book = make_book(cells={layout.TRAIN_SHEET: cells})
     sink = SheetSink(book)
     sink.handle(started(tmp_path, epochs=3, start_epoch=2))

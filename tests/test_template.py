@@ -15,17 +15,19 @@ import xlwings
 from oletools.olevba import VBA_Parser
 from xlsxwriter.utility import xl_cell_to_rowcol, xl_col_to_name
 
-from excel_addin import build_template as bt
 from excel_addin import layout
+from excel_addin.build import backprop_sheets as bs
+from excel_addin.build import template, vba
+from excel_addin.build.classify_sheet import CLASSIFY_EXAMPLES
 from ml import backprop
 from ml.events import METRIC_COLUMNS
 
-COMMITTED = bt.DEFAULT_OUT
+COMMITTED = template.DEFAULT_OUT
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
-    return bt.build(tmp_path_factory.mktemp("template") / "workbook_template.xlsm")
+    return template.build(tmp_path_factory.mktemp("template") / "workbook_template.xlsm")
 
 
 @pytest.fixture(scope="module")
@@ -71,14 +73,14 @@ def _subs(source: str) -> dict[str, str]:
 
 
 def test_two_builds_are_byte_identical(built, tmp_path):
-    again = bt.build(tmp_path / "again.xlsm")
+    again = template.build(tmp_path / "again.xlsm")
     assert again.read_bytes() == built.read_bytes()
 
 
 def test_committed_template_equals_a_fresh_build(built):
-    assert COMMITTED.exists(), "workbook_template.xlsm is missing: run python -m excel_addin.build_template"
+    assert COMMITTED.exists(), "workbook_template.xlsm is missing: run python -m excel_addin.build"
     assert COMMITTED.read_bytes() == built.read_bytes(), (
-        "workbook_template.xlsm is stale: run python -m excel_addin.build_template and commit it"
+        "workbook_template.xlsm is stale: run python -m excel_addin.build and commit it"
     )
 
 
@@ -105,11 +107,11 @@ def test_every_module_is_present(modules):
 
 
 def test_macro_module_equals_its_bas_source(modules):
-    assert _lines(modules["gradsheet"]) == _lines(bt.MACRO_SOURCE.read_text(encoding="utf-8"))
+    assert _lines(modules["gradsheet"]) == _lines(vba.MACRO_SOURCE.read_text(encoding="utf-8"))
 
 
 def test_udf_module_equals_xlwings_generated_wrappers(modules):
-    assert _lines(modules["xlwings_udfs"]) == _lines(bt.xlwings_udfs_source())
+    assert _lines(modules["xlwings_udfs"]) == _lines(vba.xlwings_udfs_source())
 
 
 def test_embedded_xlwings_module_is_the_installed_release(modules):
@@ -212,8 +214,8 @@ def test_backprop_inputs_hold_the_engine_defaults(formulas):
     assert ws[c["output"]].value == net.output
     assert [ws[cell].value for cell in layout.BACKPROP_RATE_CELLS] == list(layout.DEFAULT_RATES)
     assert ws[layout.BACKPROP_EPOCHS_CELL].value == layout.DEFAULT_EPOCHS
-    names = {name: formulas.defined_names[name].attr_text for name in bt.INPUT_NAMES}
-    for name, key in bt.INPUT_NAMES.items():
+    names = {name: formulas.defined_names[name].attr_text for name in bs.INPUT_NAMES}
+    for name, key in bs.INPUT_NAMES.items():
         assert names[name] == "Backprop!$" + re.sub(r"(\d+)", r"$\1", c[key])
 
 
@@ -230,8 +232,8 @@ def test_loss_grid_calls_the_engine_with_cached_values(formulas, cached):
 
 
 def test_rate_sheets_are_chain_rule_formulas_with_cached_engine_values(formulas, cached):
-    first = bt.lr_first_data_row() + 1  # 1-based row of epoch 0
-    col = {key: xl_col_to_name(bt.lr_col(key)) for key in bt.LR_KEYS}
+    first = bs.lr_first_data_row() + 1  # 1-based row of epoch 0
+    col = {key: xl_col_to_name(bs.lr_col(key)) for key in bs.LR_KEYS}
     for k, lr in enumerate(layout.DEFAULT_RATES):
         name = layout.rate_sheet_name(lr)
         ws, values = formulas[name], cached[name]
@@ -262,42 +264,73 @@ def test_charts_are_bound_to_the_right_ranges(formulas):
 
     (loss_chart,) = formulas[layout.BACKPROP_SHEET]._charts
     assert refs(loss_chart) == [f"Backprop!${c}$5:${c}$105" for c in "FGHIJK"]
-    graphs = formulas[layout.GRAPHS_SHEET]._charts
-    assert len(graphs) == 2
-    e_total = xl_col_to_name(bt.lr_col("E_total"))
-    for chart in graphs:
-        assert refs(chart) == [
-            f"'{layout.rate_sheet_name(lr)}'!${e_total}$7:${e_total}$107" for lr in layout.DEFAULT_RATES
-        ]
+    # Graphs: both charts plot the sheet's table, whose cells link to each LR sheet's E_total column
+    graphs = formulas[layout.GRAPHS_SHEET]
+    assert len(graphs._charts) == 2
+    head_row, head_col = xl_cell_to_rowcol(layout.GRAPHS_TABLE_HEADER_CELL)
+    first, last = head_row + 2, head_row + 2 + layout.DEFAULT_EPOCHS  # 1-based rows of epochs 0 and 100
+    columns = [xl_col_to_name(head_col + 1 + j) for j in range(len(layout.DEFAULT_RATES))]
+    for chart in graphs._charts:
+        assert refs(chart) == [f"Graphs!${c}${first}:${c}${last}" for c in columns]
+    e_total = xl_col_to_name(bs.lr_col("E_total"))
+    for j, lr in enumerate(layout.DEFAULT_RATES):
+        assert graphs[f"{columns[j]}{head_row + 1}"].value == layout.rate_sheet_name(lr)
+        for epoch in (0, layout.DEFAULT_EPOCHS):
+            linked = graphs[f"{columns[j]}{first + epoch}"].value
+            assert linked == f"='{layout.rate_sheet_name(lr)}'!{e_total}{bs.lr_first_data_row() + 1 + epoch}"
+    # Train: one block of adjacent metric columns per chart, over the whole reserved table
     train = formulas[layout.TRAIN_SHEET]._charts
     assert len(train) == len(layout.TRAIN_CHART_CELLS) == 2
     header_row = xl_cell_to_rowcol(layout.TRAIN_METRICS_HEADER_CELL)[0] + 1
     first, last = header_row + 1, header_row + layout.TRAIN_METRICS_MAX_ROWS
-    metric_col = {m: xl_col_to_name(j) for j, m in enumerate(METRIC_COLUMNS)}
+    metric_col = {m: xl_col_to_name(j) for j, m in enumerate(layout.TRAIN_METRIC_COLUMNS)}
     expected = [("train_loss", "test_loss"), ("train_acc", "test_acc")]
     for chart, metrics in zip(train, expected, strict=True):
         assert refs(chart) == [f"Train!${metric_col[m]}${first}:${metric_col[m]}${last}" for m in metrics]
 
 
-def test_train_sheet_settings_default_to_the_training_config(formulas):
+def test_train_sheet_settings_show_the_standard_preset(formulas, cached):
+    """Each preset-dependent setting looks its value up in the presets table by the preset cell; the file
+    caches the standard preset's values, which are the training defaults."""
     from ml.train import TrainConfig
 
-    ws = formulas[layout.TRAIN_SHEET]
+    ws, values = formulas[layout.TRAIN_SHEET], cached[layout.TRAIN_SHEET]
     config = TrainConfig()
     cells = layout.TRAIN_SETTING_CELLS
-    for key in ("epochs", "batch_size", "lr", "model", "device", "seed"):
-        assert ws[cells[key]].value == getattr(config, key), key
-    assert ws[cells["subset"]].value == 0
+    assert ws[cells["preset"]].value == config.preset == "standard"
+    for key in ("model", "epochs", "batch_size", "lr", "device", "seed", "subset", "out_dir"):
+        assert ws[cells[key]].value.startswith("=INDEX("), key
+        assert values[cells[key]].value == getattr(config, key), key
+    assert ws[cells["model_path"]].value is None
     row, col = xl_cell_to_rowcol(layout.TRAIN_METRICS_HEADER_CELL)
-    assert [ws.cell(row + 1, col + 1 + j).value for j in range(len(METRIC_COLUMNS))] == list(METRIC_COLUMNS)
+    header = [ws.cell(row + 1, col + 1 + j).value for j in range(len(METRIC_COLUMNS))]
+    assert header == list(layout.TRAIN_METRIC_COLUMNS) and sorted(header) == sorted(METRIC_COLUMNS)
     assert ws[layout.TRAIN_PROGRESS_CELL].value == 0
 
 
-def test_train_sheet_offers_every_model_variant_and_device(formulas):
+def test_presets_table_lists_every_preset_beside_the_settings(formulas):
+    from ml.config import PRESETS, preset_values
+
+    ws = formulas[layout.TRAIN_SHEET]
+    preset_row = xl_cell_to_rowcol(layout.TRAIN_SETTING_CELLS["preset"])[0] + 1
+    first = xl_cell_to_rowcol(f"{layout.TRAIN_PRESETS_FIRST_COLUMN}1")[1]
+    summary_col = xl_cell_to_rowcol(layout.TRAIN_SUMMARY_HEADER_CELL)[1]
+    assert first + len(PRESETS) < summary_col, "the presets table runs into the model summary"
+    for k, preset in enumerate(PRESETS):
+        assert ws.cell(preset_row, first + 1 + k).value == preset
+        for name, cell in layout.TRAIN_SETTING_CELLS.items():
+            if name in ("preset", "model_path"):
+                continue
+            assert ws.cell(xl_cell_to_rowcol(cell)[0] + 1, first + 1 + k).value == preset_values(preset)[name]
+
+
+def test_train_sheet_offers_every_preset_model_variant_and_device(formulas):
+    from ml.config import PRESETS
     from ml.model import CUSTOM, VARIANTS
 
     validations = formulas[layout.TRAIN_SHEET].data_validations.dataValidation
     lists = {str(dv.sqref): dv.formula1 for dv in validations}
+    assert lists[layout.TRAIN_SETTING_CELLS["preset"]] == '"' + ",".join(PRESETS) + '"'
     assert lists[layout.TRAIN_SETTING_CELLS["model"]] == '"' + ",".join([*VARIANTS, CUSTOM]) + '"'
     assert lists[layout.TRAIN_SETTING_CELLS["device"]] == '"auto,cpu,cuda,mps"'
 
@@ -305,7 +338,7 @@ def test_train_sheet_offers_every_model_variant_and_device(formulas):
 def test_classify_sheet_formulas(formulas):
     ws = formulas[layout.CLASSIFY_SHEET]
     row = layout.CLASSIFY_FIRST_ROW
-    assert ws[f"A{row}"].value == bt.CLASSIFY_EXAMPLES[0]
+    assert ws[f"A{row}"].value == CLASSIFY_EXAMPLES[0]
     assert ws[f"B{row}"].value.startswith(f"=CLASSIFY_IMAGE(A{row},")
     probs = ws[f"C{row}"].value
     assert probs.ref == f"C{row}:L{row}" and probs.text.startswith(f"=CLASSIFY_PROBS(A{row},")

@@ -9,50 +9,28 @@ from __future__ import annotations
 
 import warnings
 
-import libreoffice
 import numpy as np
 import openpyxl
 import pytest
+from engine_check import TOLERANCE, assert_sheets_match_engine
 from xlsxwriter.utility import xl_cell_to_rowcol
 
-from excel_addin import build_template as bt
 from excel_addin import layout
+from excel_addin.build import backprop_sheets as bs
+from excel_addin.build import libreoffice, template
 from ml import backprop
 
 pytestmark = pytest.mark.skipif(not libreoffice.available(), reason="LibreOffice (soffice) is not installed")
-TOLERANCE = 1e-12
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    return bt.build(tmp_path_factory.mktemp("template") / "workbook_template.xlsm")
-
-
-def _columns(rows: list[list], key: str) -> np.ndarray:
-    first = bt.lr_first_data_row()
-    col = bt.lr_col(key)
-    return np.array([rows[first + e][col] for e in range(bt.EPOCHS + 1)], dtype=float)
-
-
-def _assert_sheets_match_engine(values: dict, rates, network: backprop.Network) -> float:
-    """Every column of every LR sheet equals ml.backprop's trajectory; returns the largest difference."""
-    worst = 0.0
-    for sheet_lr, lr in zip(layout.DEFAULT_RATES, rates, strict=True):
-        rows = values[layout.rate_sheet_name(sheet_lr)]
-        table = backprop.trajectory(lr, bt.EPOCHS, network)
-        for j, key in enumerate(backprop.COLUMNS):
-            diff = np.max(np.abs(_columns(rows, key) - table[:, j]))
-            assert diff <= TOLERANCE, f"{layout.rate_sheet_name(sheet_lr)} {key}: off by {diff:.3g}"
-            worst = max(worst, diff)
-        deltas = bt._deltas(table, network)
-        for j, key in enumerate(bt.DELTA_NAMES):
-            assert np.max(np.abs(_columns(rows, key) - deltas[:, j])) <= TOLERANCE, key
-    return worst
+    return template.build(tmp_path_factory.mktemp("template") / "workbook_template.xlsm")
 
 
 def test_formula_sheets_equal_the_engine_for_every_rate_and_epoch(built):
     values = libreoffice.recalculated_values(built)
-    _assert_sheets_match_engine(values, layout.DEFAULT_RATES, backprop.Network())
+    assert_sheets_match_engine(values, layout.DEFAULT_RATES, backprop.Network())
     # It really recalculated: the cell-function grid, cached as numbers, is an error in LibreOffice.
     row0, col0 = xl_cell_to_rowcol(layout.BACKPROP_GRID_HEADER_CELL)
     assert not isinstance(values[layout.BACKPROP_SHEET][row0 + 1][col0 + 1], float)
@@ -63,8 +41,8 @@ def test_cached_values_are_what_a_viewer_shows(built):
     row0, col0 = xl_cell_to_rowcol(layout.BACKPROP_GRID_HEADER_CELL)
     grid = values[layout.BACKPROP_SHEET]
     for j, lr in enumerate(layout.DEFAULT_RATES):
-        shown = [grid[row0 + 1 + e][col0 + 1 + j] for e in range(bt.EPOCHS + 1)]
-        assert np.allclose(shown, backprop.loss_curve(lr, bt.EPOCHS), rtol=0, atol=TOLERANCE)
+        shown = [grid[row0 + 1 + e][col0 + 1 + j] for e in range(bs.EPOCHS + 1)]
+        assert np.allclose(shown, backprop.loss_curve(lr, bs.EPOCHS), rtol=0, atol=TOLERANCE)
 
 
 def test_editing_inputs_recomputes_the_formula_sheets(built, tmp_path):
@@ -96,11 +74,11 @@ def test_editing_inputs_recomputes_the_formula_sheets(built, tmp_path):
     book.save(edited)
 
     values = libreoffice.recalculated_values(edited)
-    _assert_sheets_match_engine(values, rates, network)
+    assert_sheets_match_engine(values, rates, network)
     assert values[layout.rate_sheet_name(2.0)][2][2] == 1.5  # the sheet's rate cell follows Backprop
 
     # and back to sigmoid with the same edited numbers
     ws[cells["output"]] = "sigmoid"
     book.save(edited)
     sigmoid = backprop.Network(network.inputs, network.targets, network.weights, "sigmoid", network.biases)
-    _assert_sheets_match_engine(libreoffice.recalculated_values(edited), rates, sigmoid)
+    assert_sheets_match_engine(libreoffice.recalculated_values(edited), rates, sigmoid)

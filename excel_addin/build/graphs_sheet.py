@@ -1,0 +1,63 @@
+"""The Graphs sheet: the six loss curves of the formula sheets, linear and log scale, as native charts.
+
+The charts plot a table on this sheet whose cells link to each LR sheet's E_total column (one block of
+columns per chart is what Excel on the web can bind), so they follow every edit without Python.
+"""
+
+from __future__ import annotations
+
+from excel_addin import layout
+from excel_addin.build.backprop_sheets import EPOCHS, loss_axes, lr_col, lr_first_data_row
+from excel_addin.build.spec import Chart, SheetSpec, a1, quote_sheet, ref
+from ml import backprop
+
+CHART_SIZE = (480 * 1.9 * 0.75, 288 * 1.75 * 0.75)  # points
+CHART_GAP_ROWS = 28  # the log-scale chart sits this many rows below the linear one
+
+
+def graphs_sheet() -> SheetSpec:
+    sheet = SheetSpec(layout.GRAPHS_SHEET)
+    sheet.write("B1", "Loss curves from the formula sheets (plain Excel, no Python needed)", "title")
+    head_row, head_col = _curve_table(sheet)
+    row, col = ref(layout.GRAPHS_CHART_CELL)
+    for log, below in ((False, 0), (True, CHART_GAP_ROWS)):
+        x, y = loss_axes(log)
+        sheet.charts.append(
+            Chart(
+                name="loss_curves_log" if log else "loss_curves",
+                anchor=(row + below, col),
+                width=CHART_SIZE[0],
+                height=CHART_SIZE[1],
+                title="E_total by epoch for six learning rates" + (" (log scale)" if log else ""),
+                data_sheet=layout.GRAPHS_SHEET,
+                header_row=head_row,
+                last_row=head_row + 1 + EPOCHS,
+                x_col=head_col,
+                y_first=head_col + 1,
+                y_last=head_col + len(layout.DEFAULT_RATES),
+                x_axis=x,
+                y_axis=y,
+            )
+        )
+    sheet.column_width(head_col, 7)
+    sheet.column_width(head_col + 1, 12, last=head_col + len(layout.DEFAULT_RATES))
+    return sheet
+
+
+def _curve_table(sheet: SheetSpec) -> tuple[int, int]:
+    """Epoch and each LR sheet's E_total (linked cells, cached values from ml.backprop); returns the
+    header's (row, column)."""
+    head_row, head_col = ref(layout.GRAPHS_TABLE_HEADER_CELL)
+    sheet.write((head_row - 1, head_col), "The charts plot these cells: E_total of each LR sheet", "section")
+    sheet.write((head_row, head_col), "epoch", "header")
+    source_col, source_first = lr_col("E_total"), lr_first_data_row()
+    for j, lr in enumerate(layout.DEFAULT_RATES, start=1):
+        name = layout.rate_sheet_name(lr)
+        sheet.write((head_row, head_col + j), name, "header")
+        curve = backprop.loss_curve(lr, EPOCHS)
+        for epoch in range(EPOCHS + 1):
+            link = f"={quote_sheet(name)}!{a1((source_first + epoch, source_col))}"
+            sheet.formula((head_row + 1 + epoch, head_col + j), link, float(curve[epoch]), "loss")
+    for epoch in range(EPOCHS + 1):
+        sheet.write((head_row + 1 + epoch, head_col), epoch, "int")
+    return head_row, head_col

@@ -1,0 +1,60 @@
+"""The workbook's named cell formats, defined once for every sheet and both renderers.
+
+A ``Style`` says what a cell looks like in renderer-neutral terms; ``xlsx_render`` turns it into an
+XlsxWriter format, ``book_render`` into xlwings Range writes. Cells refer to styles by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+NAVY = "#1F3864"
+INPUT_FILL = "#FFF2CC"  # yellow: a cell the user edits
+GRID_LINE = "#E0E0E0"
+
+
+@dataclass(frozen=True)
+class Style:
+    """Font, fill, number format, alignment and border of a cell. ``None``: the workbook's default."""
+
+    bold: bool = False
+    italic: bool = False
+    size: float | None = None
+    font: str | None = None
+    color: str | None = None  # font colour
+    fill: str | None = None
+    number_format: str | None = None
+    align: str | None = None  # "left" | "center" | "right"
+    valign: str | None = None  # "top" | "center" | "bottom"
+    wrap: bool = False
+    border: str | None = None  # "box" (thin, all sides) | "bottom" (thin underline)
+
+
+STYLES: dict[str, Style] = {
+    "title": Style(bold=True, size=16, color=NAVY),
+    "subtitle": Style(italic=True, color="#595959"),
+    "section": Style(bold=True, color=NAVY, border="bottom"),
+    "header": Style(bold=True, fill=NAVY, color="#FFFFFF", align="center", valign="center", wrap=True,
+                    border="box"),
+    "group": Style(bold=True, fill="#D9E1F2", align="center", border="box"),
+    "label": Style(),
+    "note": Style(italic=True, color="#7F7F7F"),
+    "code": Style(font="Consolas", size=10),
+    "input": Style(fill=INPUT_FILL, border="box", number_format="0.00##"),
+    "input_text": Style(fill=INPUT_FILL, border="box", align="left"),
+    "input_int": Style(fill=INPUT_FILL, border="box", number_format="0"),
+    "preset": Style(color="#404040", fill="#F2F2F2", border="box", align="left"),
+    "preset_name": Style(bold=True, color=NAVY, fill="#D9E1F2", border="box", align="center"),
+    "status": Style(bold=True),
+    "percent": Style(number_format="0.0%"),
+    "int": Style(number_format="0", align="center"),
+    "text": Style(),
+    "value": Style(number_format="0.000000"),
+    "loss": Style(number_format="0.000000000"),
+    "small": Style(number_format="0.000E+00"),
+    "metric": Style(number_format="0.0000"),
+    "metric_percent": Style(number_format="0.00%"),
+    "seconds": Style(number_format="0.0"),
+    "prob": Style(number_format="0.000"),
+    "total": Style(bold=True, color=NAVY, border="bottom"),
+}  # fmt: skip

@@ -1,0 +1,374 @@
+"""The Train sheet, written by one piece of code for its three writers.
+
+* the template (``train_sheet(TrainView(), buttons=True)``): settings from the preset table, an empty
+  run, the native charts waiting for metric rows;
+* the headless report (``excel_addin.report``): a finished run's settings, status, summary, metric rows
+  and PNG charts, as a description rendered to a file;
+* the live sheet sink (``excel_addin.sheet_sink``): the same cells, written into an open Book while a
+  run goes (``status_cells``, ``summary_block``, ``metric_cells``, ``chart_picture``, the status texts).
+
+So which cell holds what, and how a run's state becomes cell values, is decided here and nowhere else.
+The settings rows, labels, notes and dropdowns come from ``ml.config`` (plus
+``layout.TRAIN_EXTRA_SETTINGS``). Presets: a small table lists each preset's values (``ml.config
+.preset_values``) beside the settings; the preset cell is a dropdown, and every other setting cell of
+the template holds a formula that looks its value up in the table by the chosen preset, so typing a value
+over it overrides the preset.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from excel_addin import layout
+from excel_addin.build.spec import (
+    Axis,
+    Button,
+    Chart,
+    DataBar,
+    Picture,
+    SheetSpec,
+    a1,
+    a1_range,
+    offset,
+    ref,
+)
+from ml import config
+from ml.events import BatchEnd, EpochEnd, RunEnded, RunStarted
+from ml.model import LayerRow
+
+NOT_STARTED = "Not started: press Train"
+SUMMARY_HEADER = ("Layer", "Output shape", "Params", "Jump", "RF")
+SUMMARY_WIDTHS = (22, 16, 9, 7, 7)  # characters, one per SUMMARY_HEADER column
+# Each PNG chart fits a box of this size in points (its anchor cell is 20 rows below the one above).
+PICTURE_BOX = (380.0, 285.0)
+METRIC_STYLES = {
+    "epoch": "int",
+    "train_acc": "metric_percent",
+    "test_acc": "metric_percent",
+    "lr": "small",
+    "seconds": "seconds",
+}  # the others: "metric"
+# chart name -> (title, y-axis title, y number format, y-axis bounds); series: layout.TRAIN_CHART_SERIES
+CHART_SPECS = {
+    "loss": ("Loss by epoch", "loss", "0.00", {"minimum": 0}),
+    "accuracy": ("Accuracy by epoch", "accuracy", "0%", {"maximum": 1}),
+}
+CHART_SIZE = (480 * 1.05 * 0.75, 288 * 1.2 * 0.75)  # points
+BUTTONS = {"Train": "Train", "StopTraining": "Stop"}  # macro -> caption
+# the metrics table's columns, which the settings' labels (B) and values (C) and the presets table share
+COLUMN_WIDTHS = {"A": 9, "B": 16, "C": 14, "D": 11, "E": 11, "F": 11, "G": 11, "H": 11}
+
+
+@dataclass(frozen=True)
+class TrainView:
+    """What the Train sheet shows of a run: the defaults are the template's (no run yet).
+
+    ``settings`` None: the preset formulas (the template); else each setting's value as run.
+    """
+
+    settings: Mapping[str, Any] | None = None
+    status: str = NOT_STARTED
+    progress: float = 0.0
+    device: str = ""
+    summary: Sequence[LayerRow] = ()
+    n_params: int | None = None
+    metrics: Sequence[Mapping[str, Any]] = ()
+    pictures: Sequence[Picture] = ()
+    title: str = "Train a CNN on MNIST (60,000 handwritten digits) from this sheet"
+    subtitle: str = "Pick a preset or fill in the yellow settings, then press Train."
+
+
+# ---- which cell holds what ---------------------------------------------------------------------------
+
+
+def setting_label(name: str) -> str:
+    """A Train-sheet setting's label: the training spec's, or the sheet's own for its extra settings."""
+    extra = layout.TRAIN_EXTRA_SETTINGS.get(name)
+    return extra[0] if extra else config.label_of(name)
+
+
+PRESET_NOTE = "The preset's value (its column on the right) unless you type your own."
+
+
+def setting_note(name: str) -> str:
+    """A setting cell's note: what it means (from ml.config), and where its value comes from."""
+    extra = layout.TRAIN_EXTRA_SETTINGS.get(name)
+    if extra:
+        return extra[1]
+    help_text = config.spec_of(name).help
+    return f"{help_text}. {PRESET_NOTE}" if name in preset_dependent() else help_text
+
+
+def preset_dependent() -> tuple[str, ...]:
+    """The settings a preset fills (the table's rows): every sheet setting but the preset itself."""
+    return tuple(name for name in config.sheet_settings() if name != "preset")
+
+
+def preset_columns() -> dict[str, int]:
+    """Preset name -> its 0-based column in the presets table."""
+    first = ref(f"{layout.TRAIN_PRESETS_FIRST_COLUMN}1")[1]
+    return {name: first + k for k, name in enumerate(config.PRESETS)}
+
+
+def preset_formula(name: str) -> str:
+    """The template's formula of a setting: its value in the chosen preset's column of the table."""
+    row = ref(layout.TRAIN_SETTING_CELLS[name])[0]
+    names_row = ref(layout.TRAIN_SETTING_CELLS["preset"])[0]
+    cols = list(preset_columns().values())
+    values = a1_range((row, cols[0]), (row, cols[-1]), absolute=True)
+    names = a1_range((names_row, cols[0]), (names_row, cols[-1]), absolute=True)
+    preset = a1(layout.TRAIN_SETTING_CELLS["preset"], absolute=True)
+    return f"=INDEX({values},MATCH({preset},{names},0))"
+
+
+def status_cells(text: str, progress: float | None = None) -> dict[str, Any]:
+    """The status line and (unless None) the progress, 0..1."""
+    cells: dict[str, Any] = {layout.TRAIN_STATUS_CELL: text}
+    if progress is not None:
+        cells[layout.TRAIN_PROGRESS_CELL] = round(min(max(progress, 0.0), 1.0), 4)
+    return cells
+
+
+def summary_cells(row) -> list:
+    """A model-summary row (ml.model.LayerRow) as the sheet's cells: layer, shape, params, jump, RF."""
+    layer = LayerRow(*row)
+    return [layer.layer, layer.shape, int(layer.params), int(layer.jump), int(layer.rf)]
+
+
+def summary_block(summary: Sequence[Any], n_params: int | None) -> list[list[Any]]:
+    """The summary from its header down: header, one row per layer, Total, then blank rows to the end
+    of the reserved area (so a shorter model's summary leaves nothing of a longer one)."""
+    rows = [list(SUMMARY_HEADER)]
+    if summary:
+        rows += [summary_cells(row) for row in summary]
+        rows.append(["Total", None, int(n_params or 0), None, None])
+    rows += [[None] * len(SUMMARY_HEADER)] * max(0, layout.TRAIN_SUMMARY_MAX_ROWS + 1 - len(rows))
+    return rows
+
+
+def metric_cells(row: Mapping[str, Any]) -> list[Any]:
+    """One epoch's metrics in the sheet's column order; a missing or non-finite value is an empty cell
+    (metrics.json writes NaN as null)."""
+    cells = []
+    for name in layout.TRAIN_METRIC_COLUMNS:
+        value = row.get(name)
+        number = float(value) if isinstance(value, int | float) else math.nan
+        cells.append(None if not math.isfinite(number) else int(number) if name == "epoch" else number)
+    return cells
+
+
+def metric_row_cell(epoch: int) -> str:
+    """The first cell of an epoch's metrics row (epoch 1 right under the header)."""
+    return offset(layout.TRAIN_METRICS_HEADER_CELL, rows=epoch)
+
+
+def picture_size(path: str | os.PathLike) -> tuple[float, float]:
+    """Width and height in points that fit the PNG into PICTURE_BOX, keeping its aspect ratio."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        width, height = image.size
+    scale = min(PICTURE_BOX[0] / width, PICTURE_BOX[1] / height)
+    return round(width * scale, 1), round(height * scale, 1)
+
+
+def chart_picture(name: str, path: str | os.PathLike) -> Picture:
+    """A run's PNG chart as the sheet shows it: at its anchor cell, fitted into the picture box."""
+    width, height = picture_size(path)
+    return Picture(name, ref(layout.TRAIN_PICTURE_CELLS[name]), Path(path), width, height)
+
+
+# ---- status texts: how a run's state reads ----------------------------------------------------------
+
+
+def format_duration(seconds: float) -> str:
+    """A short ETA text: 0:42, 12:05, 1:02:05."""
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def start_status(event: RunStarted) -> tuple[str, float]:
+    done = (event.start_epoch - 1) / max(event.epochs, 1)
+    return f"Training on {event.device}: starting epoch {event.start_epoch} of {event.epochs}", done
+
+
+def batch_status(started: RunStarted, event: BatchEnd, eta: float | None) -> tuple[str, float]:
+    text = (
+        f"Training on {started.device}: epoch {event.epoch} of {started.epochs}, "
+        f"step {event.step}/{event.steps}, loss {event.loss:.4f}, acc {event.acc:.2%}"
+    )
+    if eta is not None:
+        text += f", ETA {format_duration(eta)}"
+    fraction = event.step / max(event.steps, 1)
+    return text, (event.epoch - 1 + fraction) / max(started.epochs, 1)
+
+
+def epoch_status(device: str, event: EpochEnd, eta: float | None) -> tuple[str, float]:
+    text = f"Training on {device}: epoch {event.epoch} of {event.epochs} done, "
+    text += f"test accuracy {event.test_acc:.2%}"
+    if event.epoch < event.epochs:
+        text += f", ETA {format_duration(eta or 0)}"
+    return text, event.epoch / max(event.epochs, 1)
+
+
+def end_status(event: RunEnded) -> tuple[str, float | None]:
+    """The status line for a finished run, and the progress to show (None: leave it as it is)."""
+    best = f", best {event.best_test_acc:.2%}" if event.best_test_acc is not None else ""
+    final = f"test accuracy {event.final_test_acc:.2%}{best}" if event.final_test_acc is not None else ""
+    epochs = f"{event.epochs_done} epoch{'s' if event.epochs_done != 1 else ''}"
+    if event.status == "completed":
+        text, progress = f"Completed: {epochs}, {final}", 1.0
+    elif event.status == "stopped":
+        text, progress = f"Stopped after {epochs} (checkpoint kept){', ' + final if final else ''}", None
+    else:
+        text, progress = f"Failed after {epochs}: {event.error or 'unknown error'}", None
+    return f"{text}. Files in {event.out_dir}", progress
+
+
+def unfinished_status(epochs_done: int, epochs: int) -> tuple[str, float]:
+    """A run whose record has no end: still running, or killed."""
+    return f"Running (or interrupted) after {epochs_done} epoch(s)", epochs_done / max(epochs, 1)
+
+
+# ---- the whole sheet ---------------------------------------------------------------------------------
+
+
+def train_sheet(view: TrainView, buttons: bool) -> SheetSpec:
+    """The Train sheet showing ``view``; ``buttons``: the Train/Stop macro buttons (template only)."""
+    sheet = SheetSpec(layout.TRAIN_SHEET)
+    for col, width in COLUMN_WIDTHS.items():
+        sheet.column_width(col, width)
+    if buttons:
+        sheet.row_height(0, 26)
+        for macro, cell in layout.TRAIN_BUTTON_CELLS.items():
+            sheet.buttons.append(Button(ref(cell), macro, BUTTONS[macro], 110, 26))
+    sheet.write(layout.TRAIN_TITLE_CELL, view.title, "title")
+    sheet.write(layout.TRAIN_SUBTITLE_CELL, view.subtitle, "subtitle")
+    _settings(sheet, view.settings)
+    _presets_table(sheet)
+    _run(sheet, view)
+    _summary(sheet, view)
+    _metrics(sheet, view)
+    _charts(sheet, len(view.metrics))
+    sheet.pictures.extend(view.pictures)
+    return sheet
+
+
+def _settings(sheet: SheetSpec, settings: Mapping[str, Any] | None) -> None:
+    first_row = min(ref(cell)[0] for cell in layout.TRAIN_SETTING_CELLS.values())
+    sheet.write_row((first_row - 1, 1), ("Settings", "value"), "section")
+    dependent = preset_dependent()
+    for name, cell in layout.TRAIN_SETTING_CELLS.items():
+        row, col = ref(cell)
+        sheet.write((row, col - 1), setting_label(name), "label")
+        default = config.default_of(name) if name in config.FIELDS else ""
+        style = _input_style(default)
+        if settings is not None:
+            sheet.write(cell, settings.get(name), style)
+        elif name in dependent:
+            standard = config.preset_values(config.default_of("preset"))[name]
+            sheet.formula(cell, preset_formula(name), standard, style)
+        else:
+            sheet.write(cell, default if default != "" else None, style)
+        sheet.note(cell, setting_note(name))
+        choices = config.choices_of(name) if name in config.FIELDS else None
+        if choices:
+            sheet.validate_list(cell, choices)
+
+
+def _input_style(default: Any) -> str:
+    if isinstance(default, str):
+        return "input_text"
+    return "input" if isinstance(default, float) else "input_int"
+
+
+def _presets_table(sheet: SheetSpec) -> None:
+    """Each preset's value of every setting it fills, in that setting's row."""
+    names_row = ref(layout.TRAIN_SETTING_CELLS["preset"])[0]
+    columns = preset_columns()
+    first_col = min(columns.values())
+    sheet.write((names_row - 1, first_col), "Presets", "section")
+    for preset, col in columns.items():
+        sheet.write((names_row, col), preset, "preset_name")
+        values = config.preset_values(preset)
+        for name in preset_dependent():
+            sheet.write((ref(layout.TRAIN_SETTING_CELLS[name])[0], col), values[name], "preset")
+
+
+def _run(sheet: SheetSpec, view: TrainView) -> None:
+    row, col = ref(layout.TRAIN_STATUS_CELL)
+    sheet.write_row((row - 1, col - 1), ("Run", None), "section")
+    cells = {**status_cells(view.status, view.progress), layout.TRAIN_DEVICE_CELL: view.device}
+    styles = {layout.TRAIN_STATUS_CELL: "status", layout.TRAIN_PROGRESS_CELL: "percent"}
+    for (cell, value), label in zip(cells.items(), ("status", "progress", "device"), strict=True):
+        r, c = ref(cell)
+        sheet.write((r, c - 1), label, "label")
+        sheet.write(cell, None if value == "" else value, styles.get(cell, "text"))
+    progress = ref(layout.TRAIN_PROGRESS_CELL)
+    sheet.conditional_formats.append(DataBar(progress, progress, "#5B9BD5", 0, 1))
+
+
+def _summary(sheet: SheetSpec, view: TrainView) -> None:
+    row, col = ref(layout.TRAIN_SUMMARY_HEADER_CELL)
+    for k, width in enumerate(SUMMARY_WIDTHS):
+        sheet.column_width(col + k, width)
+    waiting = " (filled in when a run starts)" if view.settings is None else ""
+    sheet.write((row - 1, col), f"Model summary{waiting}", "section")
+    block = summary_block(view.summary, view.n_params)
+    sheet.write_row((row, col), block[0], "header")
+    for k, cells in enumerate(block[1:], start=1):
+        style = "total" if cells[0] == "Total" else None
+        sheet.write_row((row + k, col), cells, style)
+
+
+def _metrics(sheet: SheetSpec, view: TrainView) -> None:
+    header = layout.TRAIN_METRICS_HEADER_CELL
+    row, col = ref(header)
+    waiting = " (filled in during a run)" if view.settings is None else ""
+    sheet.write((row - 1, col), f"Metrics, one row per epoch{waiting}", "section")
+    rows = view.metrics
+    sheet.write_row(header, layout.TRAIN_METRIC_COLUMNS, "header")
+    styles = [METRIC_STYLES.get(name, "metric") for name in layout.TRAIN_METRIC_COLUMNS]
+    by_epoch = {int(r["epoch"]): metric_cells(r) for r in rows if isinstance(r.get("epoch"), int | float)}
+    for epoch in range(1, layout.TRAIN_METRICS_MAX_ROWS + 1):
+        values = by_epoch.get(epoch, [None] * len(styles))
+        sheet.write_row(metric_row_cell(epoch), values, styles)
+
+
+def _charts(sheet: SheetSpec, epochs: int) -> None:
+    """The native Loss and Accuracy charts, bound to the whole reserved metrics area (rows fill in).
+    With ``epochs`` rows known, the epoch axis ticks whole epochs (spreadsheets pick halves for a few)."""
+    ticks = max(1, math.ceil(epochs / 10)) if epochs else None
+    header, first_col = ref(layout.TRAIN_METRICS_HEADER_CELL)
+    col = {name: first_col + j for j, name in enumerate(layout.TRAIN_METRIC_COLUMNS)}
+    for name, anchor in layout.TRAIN_CHART_CELLS.items():
+        title, axis, number_format, bounds = CHART_SPECS[name]
+        series = layout.TRAIN_CHART_SERIES[name]
+        assert col[series[-1]] - col[series[0]] == len(series) - 1, f"{name}: its metrics are not adjacent"
+        sheet.charts.append(
+            Chart(
+                name=f"{name}_by_epoch",
+                anchor=ref(anchor),
+                width=CHART_SIZE[0],
+                height=CHART_SIZE[1],
+                title=title,
+                data_sheet=layout.TRAIN_SHEET,
+                header_row=header,
+                last_row=header + layout.TRAIN_METRICS_MAX_ROWS,
+                x_col=col["epoch"],
+                y_first=col[series[0]],
+                y_last=col[series[-1]],
+                x_axis=Axis("epoch", minimum=0, major_unit=ticks),
+                y_axis=Axis(axis, number_format=number_format, **bounds),
+                markers=True,
+                legend="bottom",
+                title_size=12,
+            )
+        )

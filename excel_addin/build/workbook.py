@@ -1,0 +1,30 @@
+"""gradsheet's workbook as one description: every sheet in order, the defined names, the active sheet.
+
+The template (``template.build``) and "Set up gradsheet" (``setup.setup_workbook``) both render this, so
+they hold the same sheets, cells and formulas.
+"""
+
+from __future__ import annotations
+
+from excel_addin import layout
+from excel_addin.build.backprop_sheets import backprop_sheet, input_names, rate_sheet
+from excel_addin.build.classify_sheet import classify_sheet, example_predictions
+from excel_addin.build.conf_sheet import conf_sheet
+from excel_addin.build.graphs_sheet import graphs_sheet
+from excel_addin.build.spec import WorkbookSpec
+from excel_addin.build.train_sheet import TrainView, train_sheet
+
+
+def gradsheet_workbook(predict_examples: bool = True) -> WorkbookSpec:
+    """All of gradsheet's sheets. ``predict_examples``: cache the shipped model's answers for the Classify
+    examples (the file shows them before Python runs; a Book computes them itself)."""
+    predictions = example_predictions() if predict_examples else None
+    sheets = [
+        backprop_sheet(),
+        *(rate_sheet(k, lr) for k, lr in enumerate(layout.DEFAULT_RATES)),
+        graphs_sheet(),
+        train_sheet(TrainView(), buttons=True),
+        classify_sheet(predictions),
+        conf_sheet(),
+    ]
+    return WorkbookSpec(sheets, names=input_names(), active=layout.BACKPROP_SHEET)

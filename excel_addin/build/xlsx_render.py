@@ -1,0 +1,270 @@
+"""Render sheet descriptions (``spec``) into an .xlsx/.xlsm file with XlsxWriter.
+
+Used by the template build (with its VBA project) and the headless report. Everything the description
+holds has a file form here, including what a Book cannot do (macro buttons, tab colours, print setup,
+cached formula values, validation error messages, logarithmic axes). The output is deterministic: the
+same description and properties give the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import xlsxwriter
+from PIL import Image
+
+from excel_addin.build.spec import Axis, Button, Chart, ColorScale, DataBar, Picture, SheetSpec, Validation
+from excel_addin.build.styles import GRID_LINE, STYLES, Style
+
+CHART_PIXELS = (480, 288)  # XlsxWriter's chart size at scale 1
+POINTS_PER_PIXEL = 0.75
+
+
+def write_workbook(
+    spec_sheets: list[SheetSpec],
+    out: str | Path,
+    names: dict[str, str] | None = None,
+    active: str | None = None,
+    properties: dict[str, Any] | None = None,
+    vba: bytes | None = None,
+) -> Path:
+    """Write the sheets (in order) and defined names to ``out``; ``vba``: a vbaProject.bin to embed."""
+    out = Path(out)
+    wb = xlsxwriter.Workbook(str(out), {"strings_to_numbers": False, "strings_to_formulas": False})
+    if properties:
+        wb.set_properties(properties)
+    wb.set_calc_mode("auto")
+    if vba is not None:
+        wb.add_vba_project(io.BytesIO(vba), is_stream=True)
+    formats = _Formats(wb)
+    worksheets = [(wb.add_worksheet(sheet.name), sheet) for sheet in spec_sheets]
+    for ws, sheet in worksheets:
+        _render_sheet(wb, ws, sheet, formats)
+        if sheet.name == active:
+            ws.activate()
+    for name, refers_to in (names or {}).items():
+        wb.define_name(name, refers_to)
+    wb.close()
+    return out
+
+
+class _Formats:
+    """XlsxWriter formats of the named styles, created on first use (so in a deterministic order)."""
+
+    def __init__(self, wb: xlsxwriter.Workbook):
+        self.wb = wb
+        self.made: dict[str, Any] = {}
+
+    def __call__(self, name: str | None):
+        if name is None:
+            return None
+        if name not in self.made:
+            self.made[name] = self.wb.add_format(format_properties(STYLES[name]))
+        return self.made[name]
+
+
+def format_properties(style: Style) -> dict[str, Any]:
+    """The XlsxWriter format dictionary of a style."""
+    props: dict[str, Any] = {"font_name": style.font or "Calibri", "font_size": style.size or 11}
+    for key, value in (
+        ("bold", style.bold),
+        ("italic", style.italic),
+        ("font_color", style.color),
+        ("bg_color", style.fill),
+        ("num_format", style.number_format),
+        ("align", style.align),
+        ("valign", {"center": "vcenter"}.get(style.valign, style.valign)),
+        ("text_wrap", style.wrap),
+    ):
+        if value:
+            props[key] = value
+    if style.border == "box":
+        props["border"] = 1
+    elif style.border == "bottom":
+        props["bottom"] = 1
+    return props
+
+
+def _render_sheet(wb, ws, sheet: SheetSpec, fmt: _Formats) -> None:
+    for cols in sheet.columns:
+        ws.set_column(cols.first, cols.last, cols.width, fmt(cols.style))
+    for row, height in sorted(sheet.row_heights.items()):
+        ws.set_row(row, height)
+    merged = {first: last for first, last in sheet.merges}
+    for (row, col), cell in sorted(sheet.cells.items()):
+        if (row, col) in merged:
+            last = merged[(row, col)]
+            ws.merge_range(row, col, last[0], last[1], cell.value, fmt(cell.style))
+        elif not any(_inside((row, col), first, last) for first, last in sheet.merges):
+            _write_cell(ws, row, col, cell, fmt)
+    for (row, col), text in sorted(sheet.notes.items()):
+        ws.write_comment(row, col, text)
+    for rule in sheet.validations:
+        ws.data_validation(*rule.first, *rule.last, _validation(rule))
+    for rule in sheet.conditional_formats:
+        ws.conditional_format(*rule.first, *rule.last, _conditional(rule))
+    for button in sheet.buttons:
+        _button(ws, button)
+    for picture in sheet.pictures:
+        _picture(ws, picture)
+    for chart in sheet.charts:
+        _chart(wb, ws, chart)
+    if sheet.freeze:
+        ws.freeze_panes(*sheet.freeze)
+    if sheet.tab_color:
+        ws.set_tab_color(sheet.tab_color)
+    if sheet.landscape:
+        ws.set_landscape()
+    if sheet.fit_pages_tall is not None:
+        ws.fit_to_pages(1, sheet.fit_pages_tall)
+    if sheet.repeat_rows:
+        ws.repeat_rows(*sheet.repeat_rows)
+
+
+def _inside(cell, first, last) -> bool:
+    return first[0] <= cell[0] <= last[0] and first[1] <= cell[1] <= last[1]
+
+
+def _write_cell(ws, row: int, col: int, cell, fmt: _Formats) -> None:
+    style = fmt(cell.style)
+    if cell.formula is not None and cell.spill:
+        rows, cols = cell.spill
+        cached = cell.cached
+        ws.write_array_formula(
+            row, col, row + rows - 1, col + cols - 1, "{" + cell.formula + "}", style, cached[0][0]
+        )
+        for i in range(rows):  # the other cells of the block show their cached values
+            for j in range(cols):
+                if (i, j) != (0, 0):
+                    ws.write(row + i, col + j, cached[i][j], style)
+    elif cell.formula is not None:
+        ws.write_formula(row, col, cell.formula, style, cell.cached)
+    elif cell.value is None:
+        ws.write_blank(row, col, None, style)
+    elif isinstance(cell.value, bool):
+        ws.write_boolean(row, col, cell.value, style)
+    elif isinstance(cell.value, int | float):
+        if not math.isfinite(cell.value):
+            raise ValueError(f"{ws.name} row {row + 1} column {col + 1}: {cell.value} is not a finite number")
+        ws.write_number(row, col, cell.value, style)
+    else:
+        ws.write_string(row, col, str(cell.value), style)
+
+
+_OPERATORS = {
+    "between": "between",
+    "greater_than": ">",
+    "greater_than_or_equal": ">=",
+    "less_than": "<",
+    "less_than_or_equal": "<=",
+}
+
+
+def _validation(rule: Validation) -> dict[str, Any]:
+    if rule.kind == "list":
+        return {"validate": "list", "source": list(rule.choices)}
+    options: dict[str, Any] = {
+        "validate": {"whole": "integer", "decimal": "decimal"}[rule.kind],
+        "criteria": _OPERATORS[rule.operator],
+    }
+    if rule.operator == "between":
+        options.update(minimum=rule.minimum, maximum=rule.maximum)
+    else:
+        options["value"] = rule.minimum if rule.minimum is not None else rule.maximum
+    if rule.error_title:
+        options.update(error_title=rule.error_title, error_message=rule.error_message)
+    return options
+
+
+def _conditional(rule: DataBar | ColorScale) -> dict[str, Any]:
+    if isinstance(rule, DataBar):
+        return {
+            "type": "data_bar",
+            "bar_color": rule.color,
+            "min_type": "num",
+            "min_value": rule.minimum,
+            "max_type": "num",
+            "max_value": rule.maximum,
+        }
+    return {"type": "2_color_scale", "min_color": rule.min_color, "max_color": rule.max_color}
+
+
+def _button(ws, button: Button) -> None:
+    ws.insert_button(
+        *button.anchor,
+        {
+            "macro": button.macro,
+            "caption": button.caption,
+            "width": button.width,
+            "height": button.height,
+            "x_offset": 2,
+            "y_offset": 1,
+        },
+    )
+
+
+def picture_scale(picture: Picture) -> float:
+    """The scale that shows the image at the picture's width (XlsxWriter honours the PNG's own DPI)."""
+    with Image.open(picture.path) as image:
+        width = image.width
+        dpi = float((image.info.get("dpi") or (96, 96))[0]) or 96.0
+    return picture.width / (width * 72.0 / dpi)
+
+
+def _picture(ws, picture: Picture) -> None:
+    scale = picture_scale(picture)
+    ws.insert_image(
+        *picture.anchor,
+        str(picture.path),
+        {"x_scale": scale, "y_scale": scale, "object_position": 1, "description": picture.name},
+    )
+
+
+def _axis(axis: Axis) -> dict[str, Any]:
+    options: dict[str, Any] = {"major_gridlines": {"visible": True, "line": {"color": GRID_LINE}}}
+    for key, value in (
+        ("name", axis.title),
+        ("min", axis.minimum),
+        ("max", axis.maximum),
+        ("major_unit", axis.major_unit),
+        ("num_format", axis.number_format),
+        ("log_base", axis.log_base),
+    ):
+        if value is not None:
+            options[key] = value
+    return options
+
+
+def _chart(wb, ws, chart: Chart) -> None:
+    xl = wb.add_chart(
+        {"type": "scatter", "subtype": "straight_with_markers" if chart.markers else "straight"}
+    )
+    first = chart.header_row + 1
+    for col in chart.y_cols:
+        series = {
+            "name": [chart.data_sheet, chart.header_row, col],
+            "categories": [chart.data_sheet, first, chart.x_col, chart.last_row, chart.x_col],
+            "values": [chart.data_sheet, first, col, chart.last_row, col],
+            "line": {"width": 2},
+        }
+        if chart.markers:
+            series["marker"] = {"type": "circle", "size": 4}
+        xl.add_series(series)
+    xl.set_title({"name": chart.title, "name_font": {"size": chart.title_size, "bold": True}})
+    xl.set_x_axis(_axis(chart.x_axis))
+    xl.set_y_axis(_axis(chart.y_axis))
+    xl.set_legend({"position": chart.legend})
+    xl.show_blanks_as("gap")
+    width, height = CHART_PIXELS
+    ws.insert_chart(
+        *chart.anchor,
+        xl,
+        {
+            "x_scale": chart.width / POINTS_PER_PIXEL / width,
+            "y_scale": chart.height / POINTS_PER_PIXEL / height,
+            "description": chart.name,
+        },
+    )

@@ -40,6 +40,11 @@ BACKPROP_BUTTON_CELLS = {"RefreshBackprop": "B2"}  # macro name -> cell the butt
 BACKPROP_STATUS_CELL = "B3"  # one line written by the Refresh macro ("Refreshed 6 rates x 100 epochs ...")
 
 
+# ---- Derivation sheet: the network drawn, the chain rule, a worked first update -----------------------
+DERIVATION_SHEET = "Derivation"
+DERIVATION_RATE_INDEX = 3  # the worked example follows the LR sheet of this rate (0.5 by default)
+
+
 def rate_sheet_name(lr: float) -> str:
     """The per-rate sheet's name, e.g. 2.0 -> "LR 2.0", 0.25 -> "LR 0.25"."""
     text = repr(float(lr))

@@ -33,3 +33,28 @@ def assert_sheets_match_engine(values: dict, rates, network: backprop.Network) -
         for j, key in enumerate(bs.DELTA_NAMES):
             assert np.max(np.abs(lr_column(rows, key) - deltas[:, j])) <= TOLERANCE, key
     return worst
+
+
+def assert_derivation_matches_engine(values: dict, network: backprop.Network) -> None:
+    """The Derivation sheet's worked example computes the first update of ``network`` at its rate, and
+    every line's check says it agrees with the LR sheet."""
+    from excel_addin.build import derivation_sheet as ds
+
+    rows = values[layout.DERIVATION_SHEET]
+    expected = ds._cached(network)
+    cols = {name: bs.ref(f"{letter}1")[1] for name, letter in ds.WORKED_COLUMNS.items()}
+    row = ds.section_tops()["worked"]
+    checked = 0
+    for _, lines in ds.worked_lines():
+        row += 1
+        for line in lines:
+            row += 1
+            value = rows[row][cols["value"]]
+            assert abs(value - expected[line.symbol]) <= TOLERANCE * max(1, abs(expected[line.symbol])), (
+                line.symbol,
+                value,
+                expected[line.symbol],
+            )
+            assert rows[row][cols["check"]] == "✓ the same", line.symbol
+            checked += 1
+    assert checked == 11 + 12 + 8

@@ -187,6 +187,7 @@ def test_buttons_call_macros_that_exist(built, modules):
 def test_sheets_in_order(formulas):
     assert formulas.sheetnames == [
         layout.BACKPROP_SHEET,
+        layout.DERIVATION_SHEET,
         *(layout.rate_sheet_name(lr) for lr in layout.DEFAULT_RATES),
         layout.GRAPHS_SHEET,
         layout.TRAIN_SHEET,

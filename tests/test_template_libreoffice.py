@@ -12,12 +12,12 @@ import warnings
 import numpy as np
 import openpyxl
 import pytest
-from engine_check import TOLERANCE, assert_sheets_match_engine
+from engine_check import TOLERANCE, assert_derivation_matches_engine, assert_sheets_match_engine
 from xlsxwriter.utility import xl_cell_to_rowcol
 
 from excel_addin import layout
 from excel_addin.build import backprop_sheets as bs
-from excel_addin.build import libreoffice, template
+from excel_addin.build import derivation_sheet, libreoffice, template
 from ml import backprop
 
 pytestmark = pytest.mark.skipif(not libreoffice.available(), reason="LibreOffice (soffice) is not installed")
@@ -31,6 +31,9 @@ def built(tmp_path_factory):
 def test_formula_sheets_equal_the_engine_for_every_rate_and_epoch(built):
     values = libreoffice.recalculated_values(built)
     assert_sheets_match_engine(values, layout.DEFAULT_RATES, backprop.Network())
+    assert_derivation_matches_engine(values, backprop.Network())
+    first_line = values[layout.DERIVATION_SHEET][derivation_sheet.section_tops()["worked"] + 2]
+    assert "= 0.15 × 0.05 + 0.2 × 0.1 + 0" in first_line  # the substitution, spelled out
     # It really recalculated: the cell-function grid, cached as numbers, is an error in LibreOffice.
     row0, col0 = xl_cell_to_rowcol(layout.BACKPROP_GRID_HEADER_CELL)
     assert not isinstance(values[layout.BACKPROP_SHEET][row0 + 1][col0 + 1], float)
@@ -75,10 +78,13 @@ def test_editing_inputs_recomputes_the_formula_sheets(built, tmp_path):
 
     values = libreoffice.recalculated_values(edited)
     assert_sheets_match_engine(values, rates, network)
+    assert_derivation_matches_engine(values, network)  # the worked example follows the edited Backprop
     assert values[layout.rate_sheet_name(2.0)][2][2] == 1.5  # the sheet's rate cell follows Backprop
 
     # and back to sigmoid with the same edited numbers
     ws[cells["output"]] = "sigmoid"
     book.save(edited)
     sigmoid = backprop.Network(network.inputs, network.targets, network.weights, "sigmoid", network.biases)
-    assert_sheets_match_engine(libreoffice.recalculated_values(edited), rates, sigmoid)
+    values = libreoffice.recalculated_values(edited)
+    assert_sheets_match_engine(values, rates, sigmoid)
+    assert_derivation_matches_engine(values, sigmoid)

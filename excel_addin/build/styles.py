@@ -57,4 +57,18 @@ STYLES: dict[str, Style] = {
     "seconds": Style(number_format="0.0"),
     "prob": Style(number_format="0.000"),
     "total": Style(bold=True, color=NAVY, border="bottom"),
+    # the Derivation sheet: neurons as coloured boxes (name above value), arrows and weights as text
+    "diagram_head": Style(italic=True, color="#595959", align="center"),
+    "neuron_in": Style(bold=True, fill="#E2EFDA", border="box", align="center", number_format="0.0000"),
+    "neuron_hidden": Style(bold=True, fill="#DDEBF7", border="box", align="center", number_format="0.0000"),
+    "neuron_out": Style(bold=True, fill="#FCE4D6", border="box", align="center", number_format="0.0000"),
+    "neuron_error": Style(bold=True, fill="#F8CBAD", border="box", align="center", number_format="0.000000"),
+    "diagram_edge": Style(color="#7F7F7F", align="center"),
+    "diagram_total": Style(bold=True, color=NAVY, align="right"),
+    "diagram_weight": Style(bold=True, color="#C00000", align="center"),
+    "diagram_value": Style(color="#C00000", align="center", number_format="0.00##"),
+    "equation": Style(font="Cambria Math"),
+    "equation_head": Style(bold=True, italic=True, color=NAVY),
+    "worked_value": Style(number_format="0.000000000"),
+    "worked_check": Style(color="#548235", align="center"),
 }  # fmt: skip

@@ -10,6 +10,7 @@ from excel_addin import layout
 from excel_addin.build.backprop_sheets import backprop_sheet, input_names, rate_sheet
 from excel_addin.build.classify_sheet import classify_sheet, example_predictions
 from excel_addin.build.conf_sheet import conf_sheet
+from excel_addin.build.derivation_sheet import derivation_sheet
 from excel_addin.build.graphs_sheet import graphs_sheet
 from excel_addin.build.spec import WorkbookSpec
 from excel_addin.build.train_sheet import TrainView, train_sheet
@@ -21,6 +22,7 @@ def gradsheet_workbook(predict_examples: bool = True) -> WorkbookSpec:
     predictions = example_predictions() if predict_examples else None
     sheets = [
         backprop_sheet(),
+        derivation_sheet(),
         *(rate_sheet(k, lr) for k, lr in enumerate(layout.DEFAULT_RATES)),
         graphs_sheet(),
         train_sheet(TrainView(), buttons=True),

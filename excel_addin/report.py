@@ -22,7 +22,8 @@ from xlsxwriter.utility import xl_cell_to_rowcol
 
 from excel_addin import layout
 from excel_addin.metric_charts import insert_metric_charts
-from excel_addin.sheet_sink import SUMMARY_HEADER, end_status, picture_size, summary_cells
+from excel_addin.sheet_sink import SUMMARY_HEADER, picture_size, summary_cells
+from excel_addin.status_line import end_status
 from ml.config import label_of
 from ml.events import METRIC_COLUMNS, RunEnded
 from ml.run_dir import RunDir

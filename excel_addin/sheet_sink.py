@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from excel_addin import layout
+from excel_addin.status_line import StatusLine, clamp
 from ml.events import METRIC_COLUMNS, BatchEnd, EpochEnd, RunEnded, RunStarted, Sink
 from ml.model import LayerRow
 from ml.run_dir import CURVE_CHARTS, RunDir
@@ -62,14 +63,6 @@ def picture_size(path: str | os.PathLike) -> tuple[float, float]:
         width, height = image.size
     scale = min(PICTURE_BOX[0] / width, PICTURE_BOX[1] / height)
     return round(width * scale, 1), round(height * scale, 1)
-
-
-def format_duration(seconds: float) -> str:
-    """A short ETA text: 0:42, 12:05, 1:02:05."""
-    seconds = max(0, int(round(seconds)))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 class RetryingWriter:
@@ -153,8 +146,7 @@ class SheetSink(Sink):
         self.clock = clock
         self._last_progress = -float("inf")
         self._started: RunStarted | None = None
-        self._run_start = 0.0
-        self._epoch_seconds: list[float] = []
+        self._line = StatusLine()
         self._picture_mtimes: dict[str, float] = {}
         self.rows_written: dict[int, list[float]] = {}  # epoch -> row, as queued (for reports and tests)
 
@@ -188,16 +180,12 @@ class SheetSink(Sink):
     def _status(self, text: str, progress: float | None = None) -> None:
         self._set(layout.TRAIN_STATUS_CELL, text)
         if progress is not None:
-            self._set(layout.TRAIN_PROGRESS_CELL, round(min(max(progress, 0.0), 1.0), 4))
+            self._set(layout.TRAIN_PROGRESS_CELL, clamp(progress))
 
     # ---- events -----------------------------------------------------------------------------------
     def on_start(self, event: RunStarted) -> None:
         self._started = event
-        self._run_start = self.clock()
-        done = (event.start_epoch - 1) / max(event.epochs, 1)
-        self._status(
-            f"Training on {event.device}: starting epoch {event.start_epoch} of {event.epochs}", done
-        )
+        self._status(*self._line.on_start(event))
         self._set(layout.TRAIN_DEVICE_CELL, event.device)
         header = layout.TRAIN_METRICS_HEADER_CELL
         self._set_block(header, [list(METRIC_COLUMNS)], key="metrics-header")
@@ -213,47 +201,22 @@ class SheetSink(Sink):
         self._set_block(layout.TRAIN_SUMMARY_HEADER_CELL, summary, key="summary")
         self.writer.flush(patience=10.0)
 
-    def _eta(self, epoch: int, fraction_of_epoch: float, batch_elapsed: float | None) -> float | None:
-        started = self._started
-        remaining_epochs = started.epochs - epoch + 1 - fraction_of_epoch
-        if self._epoch_seconds:
-            return remaining_epochs * (sum(self._epoch_seconds) / len(self._epoch_seconds))
-        if batch_elapsed and fraction_of_epoch > 0:
-            return remaining_epochs * batch_elapsed / fraction_of_epoch
-        return None
-
     def on_batch(self, event: BatchEnd) -> None:
         if self._started is None or self.clock() - self._last_progress < self.progress_every:
             return
         self._last_progress = self.clock()
-        fraction = event.step / max(event.steps, 1)
-        eta = self._eta(event.epoch, fraction, event.elapsed)
-        text = (
-            f"Training on {self._started.device}: epoch {event.epoch} of {self._started.epochs}, "
-            f"step {event.step}/{event.steps}, loss {event.loss:.4f}, acc {event.acc:.2%}"
-        )
-        if eta is not None:
-            text += f", ETA {format_duration(eta)}"
-        self._status(text, (event.epoch - 1 + fraction) / max(self._started.epochs, 1))
+        self._status(*self._line.on_batch(event))
         # Training redraws the curves right after each EpochEnd: pick the new pictures up here.
         for name in CURVE_CHARTS:
             self._refresh_picture(name, self._run_dir().chart(name))
         self.writer.flush(patience=2.0)  # progress can wait for the next batch; rows cannot
 
     def on_epoch(self, event: EpochEnd) -> None:
-        self._epoch_seconds.append(event.seconds)
         row = [int(event.epoch), *(float(v) for v in event.row()[1:])]
         self.rows_written[event.epoch] = row
         if event.epoch <= layout.TRAIN_METRICS_MAX_ROWS:
             self._set_block(cell_offset(layout.TRAIN_METRICS_HEADER_CELL, rows=event.epoch), [row])
-        device = self._started.device if self._started else "?"
-        text = (
-            f"Training on {device}: epoch {event.epoch} of {event.epochs} done, "
-            f"test accuracy {event.test_acc:.2%}"
-        )
-        if event.epoch < event.epochs:
-            text += f", ETA {format_duration(self._eta(event.epoch + 1, 0.0, None) or 0)}"
-        self._status(text, event.epoch / max(event.epochs, 1))
+        self._status(*self._line.on_epoch(event))
         for name in CURVE_CHARTS:
             self._refresh_picture(name, self._run_dir().chart(name))
         # A row that cannot be written now stays queued: later events and the end retry it.
@@ -273,7 +236,7 @@ class SheetSink(Sink):
             self._picture(name, path)
 
     def on_end(self, event: RunEnded) -> None:
-        self._status(*end_status(event))
+        self._status(*self._line.on_end(event))
         for name, path in RunDir(event.out_dir).charts().items():
             self._refresh_picture(name, path)
         self.writer.flush(patience=120.0)
@@ -283,17 +246,3 @@ def summary_cells(row) -> list:
     """A model-summary row (ml.model.LayerRow) as the sheet's cells: layer, shape, params, jump, RF."""
     layer = LayerRow(*row)
     return [layer.layer, layer.shape, int(layer.params), int(layer.jump), int(layer.rf)]
-
-
-def end_status(event: RunEnded) -> tuple[str, float | None]:
-    """The status line for a finished run, and the progress to show (None: leave it as it is)."""
-    best = f", best {event.best_test_acc:.2%}" if event.best_test_acc is not None else ""
-    final = f"test accuracy {event.final_test_acc:.2%}{best}" if event.final_test_acc is not None else ""
-    epochs = f"{event.epochs_done} epoch{'s' if event.epochs_done != 1 else ''}"
-    if event.status == "completed":
-        text, progress = f"Completed: {epochs}, {final}", 1.0
-    elif event.status == "stopped":
-        text, progress = f"Stopped after {epochs} (checkpoint kept){', ' + final if final else ''}", None
-    else:
-        text, progress = f"Failed after {epochs}: {event.error or 'unknown error'}", None
-    return f"{text}. Files in {event.out_dir}", progress

@@ -141,6 +141,11 @@ def describe_run(train_config: TrainConfig) -> str:
     )
 
 
+def starting_text(train_config: TrainConfig) -> str:
+    """The status line of a run whose worker is starting."""
+    return f"Starting: {describe_run(train_config)}..."
+
+
 def train(
     book: Any | None = None,
     launcher: Launcher | None = None,
@@ -166,7 +171,7 @@ def train(
     except run_lock.RunLockError as error:
         set_status(book, str(error))
         return None
-    set_status(book, f"Starting: {describe_run(train_config)}...", 0.0)
+    set_status(book, starting_text(train_config), 0.0)
     try:
         return (launcher or launch_worker)(train_config, book, lock)
     except Exception as error:

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import xlwings as xw
+from remote_book import book_payload, only_sheets
 
 from excel_addin.server.options import RUNS_ENV, THREADS_ENV
 from ml.run_lock import STATE_ENV
@@ -95,7 +96,8 @@ class LiveServer:
             time.sleep(0.2)
 
     def output(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return (self.folder / "server.log").read_text()
 
     def stop(self) -> None:
@@ -106,3 +108,17 @@ class LiveServer:
             self.process.kill()
             self.process.wait()
         self.log.close()
+
+
+def press(url: str, script: str, workbook: str, **settings: Any) -> dict[str, Any]:
+    """Press a task-pane button of a live server for a workbook with the Train ``settings`` whose id is
+    ``workbook`` (set by hand, as a teacher may); the script's response."""
+    payload = book_payload({"out_dir": "", **settings}, client="Office.js")
+    payload["names"] = [
+        {"name": "GRADSHEET_ID", "refers_to": f'="{workbook}"', "type": "String", "sheet_index": None,
+         "address": None, "scope_sheet_name": None, "scope_sheet_index": None, "book_scope": True}
+    ]  # fmt: skip
+    sent = {**only_sheets(payload, "Train"), "args": [f"https://school.example/{workbook}.xlsx"]}
+    response = httpx.post(f"{url}/xlwings/custom-scripts-call/{script}", json=sent, timeout=60, verify=False)
+    response.raise_for_status()
+    return response.json()

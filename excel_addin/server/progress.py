@@ -1,9 +1,9 @@
 """Where a workbook's training stands on this server: what TRAIN_PROGRESS streams and the task pane shows.
 
-A run is read from three places: the queue (a job that waits, its position), the run folder's
-progress.json (the events the worker writes, replayed into the same status line the Train sheet shows:
-``excel_addin.status_line``) and its metrics.json (one row per finished epoch). Only files are read, so a
-run started before a server restart still shows.
+A run is read from two places: the queue (a job that waits, its position) and the run folder's
+progress.json, the events the worker writes: replayed into the same status line the Train sheet shows
+(``excel_addin.status_line``), and one metric row per finished epoch. Only that file is read, so a run
+started before a server restart still shows.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ LABELS = ("status", "progress", "queue")  # the first column of the rows above t
 @dataclass(frozen=True)
 class Progress:
     """A run's status line, fraction done (None: unknown), queue position (None: not waiting) and its
-    metric rows (METRIC_COLUMNS)."""
+    metric rows (METRIC_COLUMNS, the epoch a whole number, as on the Train sheet)."""
 
     status: str
     progress: float | None = None
@@ -79,8 +79,18 @@ def latest_run(wid: str | None) -> RunDir | None:
     return RunDir(max(found)[1]) if found else None
 
 
+def metric_rows(record: dict[str, Any]) -> tuple[tuple[float, ...], ...]:
+    """The run's metric rows from its progress record (the same file as its status, so the two always
+    agree): the epochs a resumed run had done before, then each epoch this run finished."""
+    started = record.get("started") or {}
+    earlier = [row for row in started.get("history", []) if row["epoch"] < started.get("start_epoch", 1)]
+    return tuple(
+        (int(row["epoch"]), *(float(row[c]) for c in METRIC_COLUMNS[1:]))
+        for row in [*earlier, *record["epochs"]]
+    )
+
+
 def _from_files(run_dir: RunDir, job: training.Job | None) -> Progress:
-    rows = tuple(tuple(row[c] for c in METRIC_COLUMNS) for row in run_dir.read_metrics())
     record = run_dir.read_progress()
     running = job.state == "running" if job is not None else run_lock.active_run(run_dir.path) is not None
     if record is None:
@@ -89,7 +99,8 @@ def _from_files(run_dir: RunDir, job: training.Job | None) -> Progress:
         return Progress(f"{ENDED_EARLY_TEXT} before training started. See {run_dir.worker_log}", None)
     try:
         text, progress = replay(record).line
-    except (ValueError, TypeError) as error:
+        rows = metric_rows(record)
+    except (ValueError, TypeError, KeyError) as error:
         return Progress(f"Cannot read {run_dir.progress}: {error}")
     if not record.get("ended") and not running:
         text = f"{ENDED_EARLY_TEXT}: {text}. See {run_dir.worker_log}"

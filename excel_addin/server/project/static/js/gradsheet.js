@@ -7,7 +7,8 @@
 // argument, so the server can tell a copy of a workbook from the original.
 //
 // ?preview in the URL shows the pane in a plain browser (to check a server, or to take its picture):
-// xlwings' "the add-in didn't load" prompt, which a page outside Office gets, stays hidden.
+// xlwings' "the add-in didn't load" prompt, which a page outside Office gets, stays hidden, a note says
+// it is a preview (not with ?preview=picture), and &workbook=<id> shows that workbook's training.
 
 const settings = JSON.parse(document.getElementById("gradsheet-config").textContent);
 const POLL_MS = 2000;
@@ -15,9 +16,11 @@ let inExcel = false; // true once Office.js says this page runs in Excel (not in
 
 const element = (id) => document.getElementById(id);
 
-if (new URLSearchParams(window.location.search).has("preview")) {
+const query = new URLSearchParams(window.location.search);
+const preview = query.has("preview");
+if (preview) {
   document.documentElement.classList.add("gs-preview");
-  element("gs-preview-note").hidden = false;
+  element("gs-preview-note").hidden = query.get("preview") === "picture";
 }
 
 function constantText(formula) {
@@ -27,6 +30,7 @@ function constantText(formula) {
 }
 
 async function workbookId() {
+  if (preview) return query.get("workbook");
   if (!inExcel) return null;
   try {
     return await Excel.run(async (context) => {

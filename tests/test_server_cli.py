@@ -87,3 +87,31 @@ def test_help_lists_the_options(tmp_path):
         "--hostname",
     ):
         assert option in out.stdout
+
+
+def test_a_shared_server_keeps_paths_inside_its_runs_folder(tmp_path):
+    server = LiveServer(tmp_path, "--http", "--shared", "--host", "127.0.0.1").wait_ready()
+    try:
+
+        def classify(*args):
+            body = call_body("CLASSIFY_IMAGE", [[[a]] for a in args])
+            return httpx.post(server.url + "/xlwings/custom-functions-call", json=body, timeout=60).json()[
+                "result"
+            ]
+
+        refused = "#VALUE! image path must be a path inside the server's folder, got "
+        assert classify(str(ROOT / "examples" / "digits" / "3.png")) == [
+            [f"{refused}{str(ROOT / 'examples' / 'digits' / '3.png')!r}"]
+        ]
+        assert classify("../../etc/hostname") == [[f"{refused}'../../etc/hostname'"]]
+        inside = tmp_path / "runs" / "alice" / "3.png"
+        inside.parent.mkdir(parents=True)
+        shutil.copy(ROOT / "examples" / "digits" / "3.png", inside)
+        assert classify("alice/3.png") == [[3]]  # relative to the runs folder
+        model = classify("alice/3.png", "/elsewhere/model.pt")[0][0]
+        assert (
+            model == "#VALUE! model_path must be a path inside the server's folder, got '/elsewhere/model.pt'"
+        )
+    finally:
+        server.stop()
+    assert "Manifest for Excel: http://localhost:" in server.output()

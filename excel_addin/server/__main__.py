@@ -29,6 +29,17 @@ Or pass --cert FILE --key FILE, or --http behind a proxy that serves https."""
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+def whole(minimum: int):
+    """An argparse type: a whole number of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        if not text.strip().isdigit() or int(text) < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number of at least {minimum}, got {text!r}")
+        return int(text)
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m excel_addin.server",
@@ -38,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1; with --shared 0.0.0.0)")
-    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    parser.add_argument("--port", type=whole(1), default=8000, help="port (default 8000)")
     parser.add_argument(
         "--certs", type=Path, default=Path("certs"), help=f"folder with {CERT_FILE} and {KEY_FILE}"
     )
@@ -55,10 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="classroom server: every interface, paths confined to the runs folder",
     )
-    parser.add_argument("--max-trainings", type=int, help="trainings at once (default: one per device)")
+    parser.add_argument("--max-trainings", type=whole(1), help="trainings at once (default: one per device)")
     parser.add_argument(
         "--threads",
-        type=int,
+        type=whole(0),
         default=0,
         help="CPU threads per training (default: the cores shared among them)",
     )
@@ -96,7 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     if not os.environ.get(LICENSE_ENV):
         sys.exit(f"gradsheet server: xlwings Server needs a licence key: {LICENSE_HINT}.")
     options = Options(args.runs.expanduser().resolve(), args.shared, args.max_trainings, args.threads)
-    options.runs.mkdir(parents=True, exist_ok=True)
+    try:
+        Options.from_env(options.to_env())  # the same checks as a server configured by its environment
+        options.runs.mkdir(parents=True, exist_ok=True)
+    except (ValueError, OSError) as error:
+        sys.exit(f"gradsheet server: {error}")
     os.environ.update(options.to_env())
     if args.hostname:
         os.environ["XLWINGS_HOSTNAME"] = args.hostname

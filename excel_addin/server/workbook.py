@@ -66,7 +66,7 @@ def workbook_id(book: Any, document: str = "", create: bool = True) -> str | Non
     the file its id was given to), gets a new id written into its names; without, None for those."""
     current = read_constant(book, layout.WORKBOOK_ID_NAME)
     stored = read_constant(book, layout.WORKBOOK_FILE_NAME)
-    here = fingerprint(document) if document and document.strip() else None
+    here = fingerprint(document) if isinstance(document, str) and document.strip() else None
     is_copy = here is not None and stored not in (None, "", here)
     if current is None or is_copy:
         if not create:

@@ -194,17 +194,6 @@ def _name(name: str, refers_to: str) -> dict[str, Any]:
     }
 
 
-def cell(payload: dict[str, Any], sheet: str, address: str) -> Any:
-    """A cell's value in a payload."""
-    values = next(s["values"] for s in payload["sheets"] if s["name"] == sheet)
-    letters, row = coordinate_from_string(address)
-    column = column_index_from_string(letters)
-    try:
-        return values[row - 1][column - 1]
-    except IndexError:
-        return None
-
-
 def actions(book: xw.Book, func: str | None = None, sheet: str | None = None) -> list[dict[str, Any]]:
     """The recorded write actions, optionally only those of one kind and/or one sheet."""
     names = [s.name for s in book.sheets]

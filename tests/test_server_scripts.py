@@ -1,5 +1,6 @@
 """The task pane's buttons (custom scripts) over HTTP, on workbooks shaped like the template, as Excel sends
-them; their actions applied to the workbook give the expected cells. Train runs real (tiny) trainings
+them; their actions, applied to the workbook and read back through a remote-engine Book, give the expected
+cells. Train runs real (tiny) trainings
 through the server's queue: one at a time, the next one waits, Stop takes it out of the queue."""
 
 from __future__ import annotations
@@ -8,7 +9,8 @@ import importlib.util
 import time
 
 import pytest
-from remote_book import apply_actions, book_payload, cell, only_sheets
+import xlwings as xw
+from remote_book import apply_actions, book_payload, only_sheets
 from server_app import client as make_client
 
 from excel_addin import layout
@@ -57,8 +59,13 @@ class Workbook:
             self.payload = apply_actions(self.payload, self.actions)
         return response
 
+    @property
+    def book(self) -> xw.Book:
+        """The workbook as it is now, as a remote-engine Book (what the next script would get)."""
+        return xw.Book(json=self.payload)
+
     def cell(self, sheet: str, address: str):
-        return cell(self.payload, sheet, address)
+        return self.book.sheets[sheet][address].value
 
     @property
     def status(self) -> str:
@@ -66,9 +73,7 @@ class Workbook:
 
     @property
     def id(self) -> str | None:
-        names = {n["name"]: n["refers_to"] for n in self.payload["names"]}
-        text = names.get(layout.WORKBOOK_ID_NAME)
-        return None if text is None else text.strip('="')
+        return workbook.read_constant(self.book, layout.WORKBOOK_ID_NAME)
 
 
 def server_status(client, wid: str) -> dict:

@@ -27,9 +27,8 @@ def require_sheets(book: Any, *names: str) -> None:
     """Refuse a workbook that lacks a sheet a button needs (xlwings shows the message in the task pane)."""
     missing = [name for name in names if name not in [sheet.name for sheet in book.sheets]]
     if missing:
-        raise xw.XlwingsError(
-            f"This workbook has no {', '.join(missing)} sheet: press Set up gradsheet first."
-        )
+        sheets = f"{', '.join(missing)} sheet{'s' if len(missing) > 1 else ''}"
+        raise xw.XlwingsError(f"This workbook has no {sheets}: press Set up gradsheet first.")
 
 
 def train(book: Any, document: str = "") -> training.Job | None:

@@ -8,6 +8,7 @@ empty page below it cut off). Then stops both and the server. Writes docs/img/ta
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 import time
@@ -45,7 +46,8 @@ def crop_bottom(path: Path, margin: int = 12) -> None:
 
 
 def main() -> None:
-    server = LiveServer(Path(tempfile.mkdtemp(prefix="gradsheet-picture-")), "--http").wait_ready()
+    folder = Path(tempfile.mkdtemp(prefix="gradsheet-picture-"))
+    server = LiveServer(folder, "--http").wait_ready()
     try:
         press(server.url, "train", "alice", **RUN)
         press(server.url, "train", "bob", **RUN)
@@ -58,6 +60,7 @@ def main() -> None:
         wait_for_status(server.url, "alice", "Stopped")
     finally:
         server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

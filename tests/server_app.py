@@ -8,7 +8,9 @@ folder and run-lock state are temporary folders of this test session, and traini
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -26,6 +28,7 @@ from ml.run_lock import STATE_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 SESSION = Path(tempfile.mkdtemp(prefix="gradsheet-server-tests-"))
+atexit.register(shutil.rmtree, SESSION, ignore_errors=True)
 os.environ[RUNS_ENV] = str(SESSION / "runs")
 os.environ[THREADS_ENV] = "1"
 os.environ[STATE_ENV] = str(SESSION / "state")

@@ -124,3 +124,11 @@ MACROS = {
     "StopTraining": "stop",
     "RefreshBackprop": "refresh_backprop",
 }
+
+# ---- Defined names the add-in server keeps in a workbook (Formulas > Name Manager) ---------------------
+# The workbook's id on the add-in server: its runs live in <runs>/<id>/, and
+# =GRADSHEET.TRAIN_PROGRESS(GRADSHEET_ID) streams its training. Set up or the first Train writes it; a
+# teacher may set it by hand (e.g. a student's name).
+WORKBOOK_ID_NAME = "GRADSHEET_ID"
+# A fingerprint of the file the id was given to: a copy of the workbook (another file) gets its own id.
+WORKBOOK_FILE_NAME = "GRADSHEET_FILE"

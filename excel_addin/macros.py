@@ -27,7 +27,7 @@ from excel_addin import layout
 from excel_addin.build.train_sheet import status_cells
 from ml import config, run_lock
 from ml.config import TrainConfig
-from ml.run_dir import DEFAULT_RUN_DIR, RunDir
+from ml.run_dir import DEFAULT_RUN_DIR, RunDir, is_inside
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAPHS_PICTURE = "backprop_loss_curves"
@@ -43,7 +43,8 @@ def _book(book: Any | None) -> Any:
     return xw.Book.caller()
 
 
-def _status(book: Any, text: str, progress: float | None = None) -> None:
+def set_status(book: Any, text: str, progress: float | None = None) -> None:
+    """Write the Train sheet's status line (and its progress, when given)."""
     sheet = book.sheets[layout.TRAIN_SHEET]
     for address, value in status_cells(text, progress).items():
         sheet[address].value = value
@@ -64,42 +65,50 @@ def read_settings(book: Any) -> dict[str, Any]:
     return {name: sheet[address].value for name, address in layout.TRAIN_SETTING_CELLS.items()}
 
 
-def out_dir_from_settings(settings: dict[str, Any], folder: Path) -> Path:
-    """The run folder the settings name (default when empty); a relative one is beside the workbook."""
+def out_dir_from_settings(settings: dict[str, Any], folder: Path, confined: bool = False) -> Path:
+    """The run folder the settings name (default when empty); a relative one is beside the workbook.
+
+    ``confined``: the folder must lie inside ``folder`` (the add-in server keeps each workbook's runs in
+    its own folder), else ValueError.
+    """
     raw = settings.get("out_dir")
     text = DEFAULT_RUN_DIR if config.is_empty(raw) else config.parse_setting("out_dir", raw)
     out_dir = Path(text).expanduser()
-    return out_dir if out_dir.is_absolute() else folder / out_dir
+    out_dir = out_dir if out_dir.is_absolute() else folder / out_dir
+    if confined and not is_inside(out_dir, folder):
+        raise ValueError(
+            f"out_dir must be a folder inside this workbook's folder on the server, got {text!r}"
+        )
+    return out_dir
 
 
-def config_from_settings(settings: dict[str, Any], folder: Path) -> TrainConfig:
+def config_from_settings(settings: dict[str, Any], folder: Path, confined: bool = False) -> TrainConfig:
     """A validated TrainConfig from the Train sheet's cells (empty cells take the preset or default).
 
     A relative output folder is relative to the workbook's folder, so results sit beside the workbook
-    whatever Excel's current folder is.
+    whatever Excel's current folder is (``confined``: see ``out_dir_from_settings``).
     """
     training = {name: value for name, value in settings.items() if name in config.FIELDS}
     parsed = config.config_from_values(training)
-    return replace(parsed, out_dir=str(out_dir_from_settings(settings, folder)))
+    return replace(parsed, out_dir=str(out_dir_from_settings(settings, folder, confined)))
 
 
-def launch_worker(train_config: TrainConfig, book: Any, lock: run_lock.RunLock) -> subprocess.Popen:
-    """Start ``python -m excel_addin.train_worker`` detached from Excel; its output goes to a log file."""
+def launch_worker(
+    train_config: TrainConfig, book: Any | None, lock: run_lock.RunLock, env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """Start ``python -m excel_addin.train_worker`` detached from Excel; its output goes to a log file.
+
+    ``book``: the workbook the worker writes into (found again by its full name), or None (the add-in
+    server's runs, shown through their files). ``env``: variables to add to the worker's environment.
+    """
     run_dir = RunDir(train_config.out_dir)
     config_file = run_lock.state_dir() / f"config-{lock.token}.json"
     config_file.write_text(train_config.to_json(), encoding="utf-8")
-    command = [
-        worker_python(),
-        "-m",
-        "excel_addin.train_worker",
-        "--config",
-        str(config_file),
-        "--token",
-        lock.token,
-        "--book",
-        str(book.fullname),
-    ]
-    env = dict(os.environ)
+    command = [worker_python(), "-m", "excel_addin.train_worker", "--config", str(config_file)]
+    command += ["--token", lock.token]
+    if book is not None:
+        command += ["--book", str(book.fullname)]
+    env = {**os.environ, **(env or {})}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     options: dict[str, Any] = {}
     if sys.platform == "win32":
@@ -132,49 +141,63 @@ def describe_run(train_config: TrainConfig) -> str:
     )
 
 
-def train(book: Any | None = None, launcher: Launcher | None = None) -> Any:
+def starting_text(train_config: TrainConfig) -> str:
+    """The status line of a run whose worker is starting."""
+    return f"Starting: {describe_run(train_config)}..."
+
+
+def train(
+    book: Any | None = None,
+    launcher: Launcher | None = None,
+    folder: Path | None = None,
+    confined: bool = False,
+) -> Any:
     """Train button: start a training run in its own process and return at once.
 
     Returns what the launcher returned (the worker's Popen), or None when nothing was started; the reason
-    is in the status cell either way.
+    is in the status cell either way. ``folder``: where relative output folders go (default: the
+    workbook's folder); ``confined``: the output folder must be inside it.
     """
     book = _book(book)
     try:
-        train_config = config_from_settings(read_settings(book), book_folder(book))
+        folder = book_folder(book) if folder is None else folder
+        train_config = config_from_settings(read_settings(book), folder, confined)
         RunDir(train_config.out_dir).prepare()
     except (ValueError, TypeError) as error:
-        _status(book, f"Not started: check the settings: {error}")
+        set_status(book, f"Not started: check the settings: {error}")
         return None
     try:
         lock = run_lock.acquire(train_config.out_dir, str(book.fullname))
     except run_lock.RunLockError as error:
-        _status(book, str(error))
+        set_status(book, str(error))
         return None
-    _status(book, f"Starting: {describe_run(train_config)}...", 0.0)
+    set_status(book, starting_text(train_config), 0.0)
     try:
         return (launcher or launch_worker)(train_config, book, lock)
     except Exception as error:
         run_lock.release(lock)
-        _status(book, f"Not started: the training process could not start: {error}")
+        set_status(book, f"Not started: the training process could not start: {error}")
         return None
 
 
 # ---- Stop -------------------------------------------------------------------------------------------
 
 
-def stop(book: Any | None = None) -> run_lock.RunLock | None:
-    """Stop button: ask the run writing into the Train sheet's output folder to stop after its batch."""
+def stop(book: Any | None = None, folder: Path | None = None) -> run_lock.RunLock | None:
+    """Stop button: ask the run writing into the Train sheet's output folder to stop after its batch
+    (``folder``: as for ``train``)."""
     book = _book(book)
     try:
-        out_dir = out_dir_from_settings(read_settings(book), book_folder(book))
+        folder = book_folder(book) if folder is None else folder
+        out_dir = out_dir_from_settings(read_settings(book), folder)
         lock = run_lock.request_stop(out_dir)
     except (ValueError, run_lock.RunLockError) as error:
-        _status(book, f"Not stopped: {error}")
+        set_status(book, f"Not stopped: {error}")
         return None
     if lock is None:
-        _status(book, f"No training is running for {out_dir}.")
+        set_status(book, f"No training is running for {out_dir}.")
     else:
-        _status(book, "Stopping after the current batch (the last checkpoint and metrics stay)...")
+        set_status(book, "Stopping after the current batch (the last checkpoint and metrics stay)...")
     return lock
 
 
@@ -183,7 +206,7 @@ def stop(book: Any | None = None) -> run_lock.RunLock | None:
 
 def read_backprop(book: Any):
     """The network, the six rates and the epochs from the Backprop sheet's cells."""
-    from excel_addin.udfs import network_from_cells
+    from excel_addin.cells import network_from_cells
     from ml import backprop
 
     sheet = book.sheets[layout.BACKPROP_SHEET]

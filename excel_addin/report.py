@@ -26,8 +26,9 @@ from xlsxwriter.exceptions import XlsxWriterException
 
 from excel_addin import layout
 from excel_addin.build.spec import Picture
-from excel_addin.build.train_sheet import TrainView, chart_picture, end_status, train_sheet, unfinished_status
+from excel_addin.build.train_sheet import TrainView, chart_picture, train_sheet, unfinished_status
 from excel_addin.build.xlsx_render import write_workbook
+from excel_addin.status_line import end_status
 from ml.events import RunEnded
 from ml.model import LayerRow
 from ml.run_dir import RunDir, atomic_path

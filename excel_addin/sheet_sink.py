@@ -22,6 +22,7 @@ from typing import Any, TextIO
 from excel_addin import layout
 from excel_addin.build import train_sheet as sheet_cells
 from excel_addin.build.book_render import put_picture
+from excel_addin.status_line import StatusLine
 from ml.events import BatchEnd, EpochEnd, RunEnded, RunStarted, Sink
 from ml.run_dir import CURVE_CHARTS, RunDir
 
@@ -120,8 +121,7 @@ class SheetSink(Sink):
         self.clock = clock
         self._last_progress = -float("inf")
         self._started: RunStarted | None = None
-        self._run_start = 0.0
-        self._epoch_seconds: list[float] = []
+        self._line = StatusLine()  # the status wording, shared with the add-in's progress stream
         self._picture_mtimes: dict[str, float] = {}
         self.rows_written: dict[int, list[float]] = {}  # epoch -> row, as queued (for reports and tests)
 
@@ -150,8 +150,7 @@ class SheetSink(Sink):
     # ---- events -----------------------------------------------------------------------------------
     def on_start(self, event: RunStarted) -> None:
         self._started = event
-        self._run_start = self.clock()
-        self._status(*sheet_cells.start_status(event))
+        self._status(*self._line.on_start(event))
         self._set(layout.TRAIN_DEVICE_CELL, event.device)
         header = layout.TRAIN_METRICS_HEADER_CELL
         self._set_block(header, [list(layout.TRAIN_METRIC_COLUMNS)], key="metrics-header")
@@ -164,35 +163,22 @@ class SheetSink(Sink):
         self._set_block(layout.TRAIN_SUMMARY_HEADER_CELL, summary, key="summary")
         self.writer.flush(patience=10.0)
 
-    def _eta(self, epoch: int, fraction_of_epoch: float, batch_elapsed: float | None) -> float | None:
-        started = self._started
-        remaining_epochs = started.epochs - epoch + 1 - fraction_of_epoch
-        if self._epoch_seconds:
-            return remaining_epochs * (sum(self._epoch_seconds) / len(self._epoch_seconds))
-        if batch_elapsed and fraction_of_epoch > 0:
-            return remaining_epochs * batch_elapsed / fraction_of_epoch
-        return None
-
     def on_batch(self, event: BatchEnd) -> None:
         if self._started is None or self.clock() - self._last_progress < self.progress_every:
             return
         self._last_progress = self.clock()
-        eta = self._eta(event.epoch, event.step / max(event.steps, 1), event.elapsed)
-        self._status(*sheet_cells.batch_status(self._started, event, eta))
+        self._status(*self._line.on_batch(event))
         # Training redraws the curves right after each EpochEnd: pick the new pictures up here.
         for name in CURVE_CHARTS:
             self._refresh_picture(name, self._run_dir().chart(name))
         self.writer.flush(patience=2.0)  # progress can wait for the next batch; rows cannot
 
     def on_epoch(self, event: EpochEnd) -> None:
-        self._epoch_seconds.append(event.seconds)
         row = sheet_cells.metric_cells(vars(event))
         self.rows_written[event.epoch] = row
         if event.epoch <= layout.TRAIN_METRICS_MAX_ROWS:
             self._set_block(sheet_cells.metric_row_cell(event.epoch), [row])
-        device = self._started.device if self._started else "?"
-        eta = self._eta(event.epoch + 1, 0.0, None) if event.epoch < event.epochs else None
-        self._status(*sheet_cells.epoch_status(device, event, eta))
+        self._status(*self._line.on_epoch(event))
         for name in CURVE_CHARTS:
             self._refresh_picture(name, self._run_dir().chart(name))
         # A row that cannot be written now stays queued: later events and the end retry it.
@@ -212,7 +198,7 @@ class SheetSink(Sink):
             self._picture(name, path)
 
     def on_end(self, event: RunEnded) -> None:
-        self._status(*sheet_cells.end_status(event))
+        self._status(*self._line.on_end(event))
         for name, path in RunDir(event.out_dir).charts().items():
             self._refresh_picture(name, path)
         self.writer.flush(patience=120.0)

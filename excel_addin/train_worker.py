@@ -3,10 +3,11 @@
 Excel must not wait for a training run, so the Train macro only validates the settings, takes the run lock
 and starts this process. It finds the open workbook again by its full name, then runs ``ml.train.train``
 with the Train-sheet sink (``excel_addin.sheet_sink``) besides the metrics files and checkpoint that
-training always writes. If the workbook is closed mid-run, the sheet sink goes quiet and training goes on:
-the files in the output folder are complete either way. The Stop button's stop request ends it after the
-current batch; the run lock the Train macro took is handed to this process and released however the run
-ends.
+training always writes, and progress.json. Started by the add-in server (``excel_addin.server``), it gets
+no workbook: the server streams progress.json and the metrics files to the workbook instead. If the
+workbook is closed mid-run, the sheet sink goes quiet and training goes on: the files in the output folder
+are complete either way. The Stop button's stop request ends it after the current batch; the run lock the
+Train macro took is handed to this process and released however the run ends.
 
 ``run_with_lock`` is the whole worker minus process start-up, so tests run it in a thread against an
 in-process Book; ``main`` is the process entry point.
@@ -27,7 +28,8 @@ from excel_addin.sheet_sink import SheetSink
 from ml import run_lock
 from ml.config import TrainConfig
 from ml.events import RunEnded
-from ml.sinks import ConsoleSink
+from ml.run_dir import RunDir
+from ml.sinks import ConsoleSink, ProgressFileSink
 from ml.train import train
 
 
@@ -54,8 +56,9 @@ def run(
     progress_every: float = 1.0,
     log=None,
 ) -> RunEnded:
-    """Train with the sheet sink (when there is a workbook) and a console log; files are always written."""
-    sinks = [ConsoleSink(stream=log or sys.stderr, every=25)]
+    """Train with the sheet sink (when there is a workbook), a console log and progress.json (which the
+    add-in server streams to TRAIN_PROGRESS); the metrics files and charts are always written."""
+    sinks = [ConsoleSink(stream=log or sys.stderr, every=25), ProgressFileSink(RunDir(config.out_dir))]
     if book is not None:
         sinks.append(SheetSink(book, progress_every=progress_every))
     return train(config, sinks, lock=lock)

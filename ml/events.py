@@ -23,6 +23,8 @@ __all__ = [
     "RunEnded",
     "RunStarted",
     "Sink",
+    "event_from_dict",
+    "event_to_dict",
 ]
 
 
@@ -101,6 +103,22 @@ Event = RunStarted | BatchEnd | EpochEnd | Evaluated | RunEnded
 def event_to_dict(event: Event) -> dict[str, Any]:
     """A JSON-safe dict of an event, tagged with its type name."""
     return {"type": type(event).__name__, **asdict(event)}
+
+
+_RECORDED = {cls.__name__: cls for cls in (RunStarted, BatchEnd, EpochEnd, RunEnded)}
+
+
+def event_from_dict(data: dict[str, Any]) -> RunStarted | BatchEnd | EpochEnd | RunEnded:
+    """The event that ``event_to_dict`` wrote (not ``Evaluated``, whose arrays are not JSON); ValueError
+    for anything else."""
+    fields = dict(data)
+    cls = _RECORDED.get(fields.pop("type", None))
+    if cls is None:
+        raise ValueError(f"not a recorded training event: {data.get('type')!r}")
+    try:
+        return cls(**fields)
+    except TypeError as error:
+        raise ValueError(f"a {cls.__name__} with unexpected fields: {error}") from None
 
 
 class Sink:

@@ -96,12 +96,15 @@ class Classifier:
         with self._lock, torch.inference_mode():
             return self.model(x).float().softmax(1).numpy()
 
-    def predict_array(self, image: np.ndarray, source: str = "image") -> Prediction:
-        """Classify an in-memory grayscale picture (2-D, 0..1 or 0..255, any polarity and size)."""
+    def predict_array(
+        self, image: np.ndarray, source: str = "image", bright_ink: bool | None = None
+    ) -> Prediction:
+        """Classify an in-memory grayscale picture (2-D, 0..1 or 0..255, any size). ``bright_ink``: True
+        when the ink is brighter than the paper (as in MNIST), False for dark ink, None to guess it."""
         gray = np.asarray(image, dtype=np.float32)
         if gray.size and gray.max() > 1.0:
             gray = gray / 255.0
-        return Prediction.from_probs(self.probabilities(mnistify(gray, source))[0])
+        return Prediction.from_probs(self.probabilities(mnistify(gray, source, bright_ink))[0])
 
     def predict(self, image_path: str | os.PathLike) -> Prediction:
         """Classify one image file; raises a PredictionError subclass naming the file when it can't."""

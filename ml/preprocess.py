@@ -105,12 +105,18 @@ def to_grayscale(img: Image.Image) -> np.ndarray:
     return np.asarray(gray, dtype=np.float32) / 255.0
 
 
-def ink_map(gray: np.ndarray, source: str = "image") -> np.ndarray:
-    """Steps 2-3: ink in 0..1 on a 0 background; EmptyImageError when there is no ink to speak of."""
+def ink_map(gray: np.ndarray, source: str = "image", bright_ink: bool | None = None) -> np.ndarray:
+    """Steps 2-3: ink in 0..1 on a 0 background; EmptyImageError when there is no ink to speak of.
+
+    ``bright_ink`` says which way round the picture is (True: ink brighter than the paper, as in MNIST);
+    None guesses it from the border, which is mostly paper.
+    """
     border = np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
     background = float(np.median(border))
-    ink = (1.0 - gray) if background > 0.5 else gray.copy()
-    paper = (1.0 - background) if background > 0.5 else background
+    if bright_ink is None:
+        bright_ink = background <= 0.5
+    ink = gray.copy() if bright_ink else (1.0 - gray)
+    paper = background if bright_ink else (1.0 - background)
     ink -= paper
     peak = float(ink.max()) if ink.size else 0.0
     if peak < MIN_CONTRAST:
@@ -163,11 +169,11 @@ def centre_by_mass(patch: np.ndarray, size: int = SIZE, centre: float = CENTRE) 
     return out
 
 
-def mnistify(gray: np.ndarray, source: str = "image") -> np.ndarray:
-    """A grayscale picture (0..1, any polarity, any size) -> MNIST-style 28x28 float32, ink = 1."""
+def mnistify(gray: np.ndarray, source: str = "image", bright_ink: bool | None = None) -> np.ndarray:
+    """A grayscale picture (0..1, any size; polarity as ``ink_map``) -> MNIST-style 28x28 float32, ink = 1."""
     if gray.ndim != 2 or min(gray.shape) < 1:
         raise EmptyImageError(f"{source} has no pixels")
-    return centre_by_mass(fit_box(crop_to_ink(ink_map(gray, source))))
+    return centre_by_mass(fit_box(crop_to_ink(ink_map(gray, source, bright_ink))))
 
 
 def preprocess_file(path: str | os.PathLike) -> np.ndarray:

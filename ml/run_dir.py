@@ -26,6 +26,7 @@ CHECKPOINT = "model.pt"
 METRICS_CSV = "metrics.csv"
 METRICS_JSON = "metrics.json"
 WORKER_LOG = "train_worker.log"
+PROGRESS_JSON = "progress.json"  # the latest training events, for whoever shows a run live (ProgressFileSink)
 REPORT = "report.xlsx"
 # The per-epoch metric columns, in the order written to metrics.csv and to the Train sheet.
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds")
@@ -54,6 +55,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def is_inside(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
+    """Whether ``path`` is ``folder`` or lies inside it once links and ``..`` are resolved (a shared
+    server keeps each user's files in their folder)."""
+    real, root = os.path.realpath(path), os.path.realpath(folder)
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -99,6 +107,10 @@ class RunDir:
     @property
     def worker_log(self) -> Path:
         return self.path / WORKER_LOG
+
+    @property
+    def progress(self) -> Path:
+        return self.path / PROGRESS_JSON
 
     @property
     def report(self) -> Path:
@@ -147,6 +159,14 @@ class RunDir:
         if not isinstance(data.get("epochs"), list):
             return None
         return data
+
+    def read_progress(self) -> dict[str, Any] | None:
+        """progress.json as ``ml.sinks.ProgressFileSink`` writes it; None when absent or unreadable."""
+        try:
+            data = json.loads(self.progress.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) and isinstance(data.get("epochs"), list) else None
 
     def read_metrics(self) -> list[dict[str, float]]:
         """The per-epoch rows with finite values in every column ([] when there is no readable file)."""

@@ -217,11 +217,16 @@ def _new_lock(out_dir: str | os.PathLike, book: str | None, pid: int) -> RunLock
 
 
 def acquire(out_dir: str | os.PathLike, book: str | None = None, pid: int | None = None) -> RunLock:
-    """Take the lock of ``out_dir`` for a new run (AlreadyRunningError names the run that holds it)."""
+    """Take the lock of ``out_dir`` for a new run (AlreadyRunningError names the run that holds it).
+
+    A stop request left over from an earlier run is dropped here, when the run is *asked for*: a Stop
+    pressed from then on, even while the run still starts up or waits in a queue, stops it.
+    """
     lock = _new_lock(out_dir, book, pid or os.getpid())
     for _ in range(3):
         try:
             _write_new(lock)
+            clear_stop_request(out_dir)  # left by a run that died: it must not stop this one
             return lock
         except FileExistsError:
             running = active_run(out_dir)  # removes a stale lock, so the next attempt can succeed

@@ -2,7 +2,8 @@
 
 ``ConsoleSink`` shows a tqdm bar per epoch (loss, accuracy, learning rate) and one summary line per
 epoch; ``MetricsFileSink`` rewrites ``metrics.csv`` and ``metrics.json`` after every epoch so a run
-stopped at any point leaves complete files; ``ChartSink`` draws the PNG charts. ``dispatch`` delivers an
+stopped at any point leaves complete files; ``ChartSink`` draws the PNG charts; ``ProgressFileSink`` keeps
+``progress.json`` up to date for another process that shows the run live. ``dispatch`` delivers an
 event to sinks, reporting a failing sink once and carrying on (a sink that fails once, e.g. Excel busy,
 keeps receiving later events).
 """
@@ -14,7 +15,9 @@ import io
 import json
 import math
 import sys
+import time
 import traceback
+from collections.abc import Callable
 from typing import TextIO
 
 import numpy as np
@@ -182,3 +185,46 @@ class ChartSink(Sink):
             event.confidence[wrong],
             self.run_dir.chart("misclassified"),
         )
+
+
+class ProgressFileSink(Sink):
+    """Keeps the run folder's progress.json up to date, for another process that shows the run live
+    (the add-in server's TRAIN_PROGRESS, a monitoring script).
+
+    The file holds the events needed to say where a run stands, as ``event_to_dict`` writes them: the
+    start, every finished epoch, the latest step since then, and the end:
+    ``{"started": {...}, "epochs": [{...}, ...], "batch": {...} | null, "ended": {...} | null,
+    "updated": <time.time()>}`` (a loss that turned NaN is written as Python's json writes it, ``NaN``).
+    It is rewritten atomically at the start, after every epoch, at the end, and after a step at most once
+    per ``every`` seconds.
+    """
+
+    def __init__(self, run_dir: RunDir, every: float = 0.5, clock: Callable[[], float] = time.monotonic):
+        self.run_dir = run_dir
+        self.every = every
+        self.clock = clock
+        self.record: dict = {"started": None, "epochs": [], "batch": None, "ended": None}
+        self._last_write = -math.inf
+
+    def on_start(self, event: RunStarted) -> None:
+        self.record = {"started": event_to_dict(event), "epochs": [], "batch": None, "ended": None}
+        self._write()
+
+    def on_batch(self, event: BatchEnd) -> None:
+        self.record["batch"] = event_to_dict(event)
+        if self.clock() - self._last_write >= self.every:
+            self._write()
+
+    def on_epoch(self, event: EpochEnd) -> None:
+        self.record["epochs"].append(event_to_dict(event))
+        self.record["batch"] = None
+        self._write()
+
+    def on_end(self, event: RunEnded) -> None:
+        self.record["ended"] = event_to_dict(event)
+        self._write()
+
+    def _write(self) -> None:
+        self._last_write = self.clock()
+        record = {**self.record, "updated": time.time()}
+        atomic_write_text(self.run_dir.progress, json.dumps(record))

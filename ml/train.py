@@ -518,7 +518,6 @@ def train(
     lock = run_lock.acquire(run_dir.path) if own_lock else lock
     threads = torch.get_num_threads()
     try:
-        run_lock.clear_stop_request(run_dir.path)
         if config.threads > 0:
             torch.set_num_threads(config.threads)
         shown = [ConsoleSink()] if sinks is None else sinks

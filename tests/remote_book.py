@@ -106,12 +106,15 @@ def _template_sheets(path: str, mtime_ns: int) -> dict[str, dict[str, Any]]:
     }
 
 
-def make_book(
+def book_payload(
     train_settings: dict[str, Any] | None = None,
     cells: dict[str, dict[str, Any]] | None = None,
     use_template: bool = True,
-) -> xw.Book:
-    """A remote-engine Book shaped like the workbook template, with the given Train settings and cells."""
+    client: str = "VBA",
+    name: str = BOOK_NAME,
+) -> dict[str, Any]:
+    """What an xlwings client sends for a workbook shaped like the template, with the given Train settings
+    and cells (``client="Office.js"``: what the add-in's task pane sends to a custom script)."""
     if use_template and TEMPLATE.exists():
         sheets = template_sheets()
         for key, value in {**DEFAULT_TRAIN_SETTINGS, **(train_settings or {})}.items():
@@ -120,14 +123,75 @@ def make_book(
         sheets = layout_sheets(train_settings)
     for sheet, values in (cells or {}).items():
         sheets[sheet].update(values)
-    payload = {
-        "client": "VBA",
+    return {
+        "client": client,
         "version": xw.__version__,
-        "book": {"name": BOOK_NAME, "active_sheet_index": 0, "selection": "A1"},
+        "book": {"name": name, "active_sheet_index": 0, "selection": "A1"},
         "names": [],
-        "sheets": [_sheet(name, cells) for name, cells in sheets.items()],
+        "sheets": [_sheet(sheet, values) for sheet, values in sheets.items()],
     }
-    return xw.Book(json=payload)
+
+
+def make_book(
+    train_settings: dict[str, Any] | None = None,
+    cells: dict[str, dict[str, Any]] | None = None,
+    use_template: bool = True,
+) -> xw.Book:
+    """A remote-engine Book shaped like the workbook template, with the given Train settings and cells."""
+    return xw.Book(json=book_payload(train_settings, cells, use_template))
+
+
+def only_sheets(payload: dict[str, Any], include: str | None) -> dict[str, Any]:
+    """The payload as the task pane sends it for a script with ``include`` (comma-separated sheet names):
+    the other sheets arrive without values and pictures."""
+    if not include:
+        return copy.deepcopy(payload)
+    names = [name.strip() for name in include.split(",")]
+    sent = copy.deepcopy(payload)
+    for sheet in sent["sheets"]:
+        if sheet["name"] not in names:
+            sheet["values"], sheet["pictures"] = [[]], []
+    return sent
+
+
+def apply_actions(payload: dict[str, Any], actions: list[dict[str, Any]]) -> dict[str, Any]:
+    """The workbook after Excel applied a script's actions (values and defined names; other actions, such
+    as pictures, leave the cells as they are): what the task pane would send next."""
+    after = copy.deepcopy(payload)
+    for action in actions:
+        if action["func"] == "setValues":
+            _set_values(after["sheets"][action["sheet_position"]], action)
+        elif action["func"] in ("namesAdd", "setNameRefersTo"):
+            name, refers_to = action["args"][0], action["args"][-1]
+            after["names"] = [n for n in after["names"] if n["name"] != name] + [_name(name, refers_to)]
+    return after
+
+
+def _set_values(sheet: dict[str, Any], action: dict[str, Any]) -> None:
+    grid = sheet["values"] if sheet["values"] != [[]] else []
+    rows = action["start_row"] + len(action["values"])
+    columns = action["start_column"] + max(len(row) for row in action["values"])
+    width = max([columns] + [len(row) for row in grid])
+    grid = [row + [None] * (width - len(row)) for row in grid]
+    grid += [[None] * width for _ in range(rows - len(grid))]
+    for r, row in enumerate(action["values"]):
+        for c, value in enumerate(row):
+            grid[action["start_row"] + r][action["start_column"] + c] = value
+    sheet["values"] = grid
+
+
+def _name(name: str, refers_to: str) -> dict[str, Any]:
+    """A workbook-level defined name as the task pane reads it (named-items.js)."""
+    return {
+        "name": name,
+        "refers_to": refers_to,
+        "type": "String",
+        "sheet_index": None,
+        "address": None,
+        "scope_sheet_name": None,
+        "scope_sheet_index": None,
+        "book_scope": True,
+    }
 
 
 def actions(book: xw.Book, func: str | None = None, sheet: str | None = None) -> list[dict[str, Any]]:

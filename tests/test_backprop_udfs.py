@@ -2,7 +2,7 @@
 
 import pytest
 
-from excel_addin import udfs
+from excel_addin import cells
 from excel_addin.udfs import BACKPROP_CURVE, BACKPROP_LOSS, BACKPROP_TABLE
 from ml import backprop
 
@@ -79,4 +79,4 @@ def test_udfs_are_documented_for_excels_function_help():
     for function in (BACKPROP_LOSS, BACKPROP_CURVE, BACKPROP_TABLE):
         doc = function.__doc__
         assert doc and "\n" not in doc.strip(), function.__name__
-    assert udfs.excel_error(ValueError("x")) == "#VALUE! x"
+    assert cells.excel_error(ValueError("x")) == "#VALUE! x"

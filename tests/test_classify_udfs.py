@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from excel_addin import udfs
-from excel_addin.udfs import CLASSIFY_IMAGE, CLASSIFY_PROBS, ERROR_PREFIX, model_location
+from excel_addin import cells
+from excel_addin.cells import ERROR_PREFIX, Files, model_location
+from excel_addin.udfs import CLASSIFY_IMAGE, CLASSIFY_PROBS
 from ml.data import load_mnist
 from ml.predict import load_classifier, shipped_model_path
 from ml.user_pictures import user_style_png
@@ -73,57 +74,58 @@ def test_relative_paths_are_from_the_workbooks_folder(model, digits, tmp_path):
                 fullname = str(path.parent / "workbook_template.xlsm")
 
     assert CLASSIFY_IMAGE(path.name, str(model), caller=Caller()) == CLASSIFY_IMAGE(str(path), str(model))
-    assert model_location("runs/m.pt", Path("/books")) == Path("/books/runs/m.pt")
+    assert model_location("runs/m.pt", Files(Path("/books"))) == Path("/books/runs/m.pt")
 
 
 def test_model_location_order(monkeypatch, tmp_path):
-    monkeypatch.delenv(udfs.MODEL_ENV, raising=False)
+    monkeypatch.delenv(cells.MODEL_ENV, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no user xlwings.conf
     monkeypatch.setattr("xlwings.USER_CONFIG_FILE", str(tmp_path / ".xlwings" / "xlwings.conf"))
     from ml.predict import default_model_path
 
-    assert model_location(None, None) == default_model_path()
+    assert model_location(None, Files()) == default_model_path()
     book_dir = tmp_path / "book"
     (book_dir / "runs" / "mnist").mkdir(parents=True)
     (book_dir / "runs" / "mnist" / "model.pt").write_bytes(b"x")
-    assert model_location("", book_dir) == book_dir / "runs" / "mnist" / "model.pt"
+    assert model_location("", Files(book_dir)) == book_dir / "runs" / "mnist" / "model.pt"
     conf = tmp_path / ".xlwings" / "xlwings.conf"
     conf.parent.mkdir()
     conf.write_text('"GRADSHEET_MODEL","/models/from_conf.pt"\n')
-    assert model_location(None, book_dir) == Path("/models/from_conf.pt")
+    assert model_location(None, Files(book_dir)) == Path("/models/from_conf.pt")
     conf.write_text('"GRADSHEET_MODEL","/models/edited_conf.pt"\n')  # an edit is seen (the read is cached)
-    assert model_location(None, book_dir) == Path("/models/edited_conf.pt")
+    assert model_location(None, Files(book_dir)) == Path("/models/edited_conf.pt")
     import xlwings.utils
 
     reads = []
     real_read = xlwings.utils.read_user_config
     monkeypatch.setattr(xlwings.utils, "read_user_config", lambda: reads.append(1) or real_read())
     for _ in range(50):  # a sheet of CLASSIFY_* cells: the unchanged file is not read again
-        assert model_location(None, book_dir) == Path("/models/edited_conf.pt")
+        assert model_location(None, Files(book_dir)) == Path("/models/edited_conf.pt")
     assert len(reads) == 0
     conf.unlink()
-    assert model_location(None, book_dir) == book_dir / "runs" / "mnist" / "model.pt"
+    assert model_location(None, Files(book_dir)) == book_dir / "runs" / "mnist" / "model.pt"
     conf.write_text('"GRADSHEET_MODEL","/models/from_conf.pt"\n')
-    monkeypatch.setenv(udfs.MODEL_ENV, "/models/from_env.pt")
-    assert model_location(None, book_dir) == Path("/models/from_env.pt")
-    assert model_location("/models/given.pt", book_dir) == Path("/models/given.pt")
+    monkeypatch.setenv(cells.MODEL_ENV, "/models/from_env.pt")
+    assert model_location(None, Files(book_dir)) == Path("/models/from_env.pt")
+    assert model_location("/models/given.pt", Files(book_dir)) == Path("/models/given.pt")
 
 
 def test_classify_follows_the_train_sheets_output_folder(monkeypatch, tmp_path, model, digits):
     """With model_path empty, the cells use <out_dir>/model.pt of the Train sheet's output folder (the
     template passes that cell), not runs/mnist."""
-    monkeypatch.delenv(udfs.MODEL_ENV, raising=False)
+    monkeypatch.delenv(cells.MODEL_ENV, raising=False)
     monkeypatch.setattr("xlwings.USER_CONFIG_FILE", str(tmp_path / "no-xlwings.conf"))
     book_dir = tmp_path / "book"
     (book_dir / "runs" / "mnist").mkdir(parents=True)
     (book_dir / "runs" / "mnist" / "model.pt").write_bytes(b"not this one")
     (book_dir / "results").mkdir()
-    assert model_location(None, book_dir, "results") == shipped_model_path()  # not trained yet
+    files = Files(book_dir)
+    assert model_location(None, files, "results") == shipped_model_path()  # not trained yet
     trained = book_dir / "results" / "model.pt"
     trained.write_bytes(model.read_bytes())
-    assert model_location(None, book_dir, "results") == trained
-    assert model_location(None, book_dir, str(trained.parent)) == trained  # absolute folders too
-    assert model_location("", book_dir, None) == book_dir / "runs" / "mnist" / "model.pt"  # the default
+    assert model_location(None, files, "results") == trained
+    assert model_location(None, files, str(trained.parent)) == trained  # absolute folders too
+    assert model_location("", files, None) == book_dir / "runs" / "mnist" / "model.pt"  # the default
 
     from types import SimpleNamespace
 

@@ -58,6 +58,23 @@ class ThreadLauncher:
         return self.result
 
 
+class GatedLauncher(ThreadLauncher):
+    """Like ThreadLauncher, but the worker's core waits for ``gate``: a worker process starting up."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate = threading.Event()
+
+    def __call__(self, config, book, lock):
+        def work():
+            self.gate.wait(60)
+            self.result = run_with_lock(config, lock, book, progress_every=0.0)
+
+        self.thread = threading.Thread(target=work, daemon=True)
+        self.thread.start()
+        return self.thread
+
+
 def status(book) -> str:
     return read(book, layout.TRAIN_SHEET, layout.TRAIN_STATUS_CELL)
 
@@ -142,6 +159,20 @@ def test_stop_ends_the_run_after_the_current_batch_and_keeps_the_checkpoint(tmp_
     assert checkpoint["epoch"] == ended.epochs_done
     assert run_lock.read_lock(out) is None and not run_lock.stop_path(out).exists()
     assert json.loads((out / "metrics.json").read_text())["run"]["status"] == "stopped"
+
+
+def test_a_stop_pressed_while_the_run_starts_up_is_not_lost(tmp_path):
+    """Stop between the Train button and the first batch (the worker still starting, a run queued on the
+    add-in server) stops the run as soon as it starts."""
+    out = tmp_path / "run"
+    book = make_book({**QUICK, "epochs": 20, "out_dir": str(out)})
+    launcher = GatedLauncher()
+    macros.train(book, launcher=launcher)
+    assert macros.stop(book) is not None
+    launcher.gate.set()
+    ended = launcher.join()
+    assert ended.status == "stopped" and ended.epochs_done == 0
+    assert not run_lock.stop_path(out).exists()
 
 
 def test_second_train_is_refused_while_one_runs(tmp_path):

@@ -38,7 +38,6 @@ from excel_addin.build.spec import (
     ref,
 )
 from ml import config
-from ml.events import BatchEnd, EpochEnd, RunEnded, RunStarted
 from ml.model import LayerRow
 
 NOT_STARTED = "Not started: press Train"
@@ -183,53 +182,7 @@ def chart_picture(name: str, path: str | os.PathLike) -> Picture:
     return Picture(name, ref(layout.TRAIN_PICTURE_CELLS[name]), Path(path), width, height)
 
 
-# ---- status texts: how a run's state reads ----------------------------------------------------------
-
-
-def format_duration(seconds: float) -> str:
-    """A short ETA text: 0:42, 12:05, 1:02:05."""
-    seconds = max(0, int(round(seconds)))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def start_status(event: RunStarted) -> tuple[str, float]:
-    done = (event.start_epoch - 1) / max(event.epochs, 1)
-    return f"Training on {event.device}: starting epoch {event.start_epoch} of {event.epochs}", done
-
-
-def batch_status(started: RunStarted, event: BatchEnd, eta: float | None) -> tuple[str, float]:
-    text = (
-        f"Training on {started.device}: epoch {event.epoch} of {started.epochs}, "
-        f"step {event.step}/{event.steps}, loss {event.loss:.4f}, acc {event.acc:.2%}"
-    )
-    if eta is not None:
-        text += f", ETA {format_duration(eta)}"
-    fraction = event.step / max(event.steps, 1)
-    return text, (event.epoch - 1 + fraction) / max(started.epochs, 1)
-
-
-def epoch_status(device: str, event: EpochEnd, eta: float | None) -> tuple[str, float]:
-    text = f"Training on {device}: epoch {event.epoch} of {event.epochs} done, "
-    text += f"test accuracy {event.test_acc:.2%}"
-    if event.epoch < event.epochs:
-        text += f", ETA {format_duration(eta or 0)}"
-    return text, event.epoch / max(event.epochs, 1)
-
-
-def end_status(event: RunEnded) -> tuple[str, float | None]:
-    """The status line for a finished run, and the progress to show (None: leave it as it is)."""
-    best = f", best {event.best_test_acc:.2%}" if event.best_test_acc is not None else ""
-    final = f"test accuracy {event.final_test_acc:.2%}{best}" if event.final_test_acc is not None else ""
-    epochs = f"{event.epochs_done} epoch{'s' if event.epochs_done != 1 else ''}"
-    if event.status == "completed":
-        text, progress = f"Completed: {epochs}, {final}", 1.0
-    elif event.status == "stopped":
-        text, progress = f"Stopped after {epochs} (checkpoint kept){', ' + final if final else ''}", None
-    else:
-        text, progress = f"Failed after {epochs}: {event.error or 'unknown error'}", None
-    return f"{text}. Files in {event.out_dir}", progress
+# ---- status texts (a live run's wording: excel_addin.status_line) ------------------------------------------
 
 
 def unfinished_status(epochs_done: int, epochs: int) -> tuple[str, float]:

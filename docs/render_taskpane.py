@@ -1,0 +1,67 @@
+"""Draw the README's picture of the add-in's task pane: ``python docs/render_taskpane.py``.
+
+Starts the add-in server on loopback (``python -m excel_addin.server --http``), presses Train for two
+workbooks (one trains, the other waits in the queue), and once the first is in its second epoch, takes
+headless Chromium's picture of the task pane at 350 px wide, as the first workbook's pane shows it (the
+empty page below it cut off). Then stops both and the server. Writes docs/img/taskpane.png.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from chromium import screenshot  # noqa: E402
+from PIL import Image, ImageChops  # noqa: E402
+from server_app import LiveServer, press  # noqa: E402
+
+OUT = ROOT / "docs" / "img" / "taskpane.png"
+RUN = {"subset": 6000, "batch_size": 128, "epochs": 5, "model": "default", "device": "cpu", "seed": 1}
+
+
+def wait_for_status(url: str, workbook: str, prefix: str, timeout: float = 300.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = httpx.get(f"{url}/gradsheet/status", params={"workbook": workbook}).json()["status"]
+        if status.startswith(prefix):
+            return status
+        time.sleep(0.2)
+    raise TimeoutError(f"{workbook}: no status starting with {prefix!r} within {timeout} s")
+
+
+def crop_bottom(path: Path, margin: int = 12) -> None:
+    """Cut the empty page below the pane's last line (keeping ``margin`` pixels)."""
+    image = Image.open(path).convert("RGB")
+    content = ImageChops.difference(image, Image.new("RGB", image.size, "white")).getbbox()
+    if content:
+        image.crop((0, 0, image.width, min(image.height, content[3] + margin))).save(path, optimize=True)
+
+
+def main() -> None:
+    folder = Path(tempfile.mkdtemp(prefix="gradsheet-picture-"))
+    server = LiveServer(folder, "--http").wait_ready()
+    try:
+        press(server.url, "train", "alice", **RUN)
+        press(server.url, "train", "bob", **RUN)
+        print(wait_for_status(server.url, "alice", "Training on cpu: epoch 2 of 5, step 2"))
+        screenshot(f"{server.url}/taskpane.html?preview=picture&workbook=alice", OUT, width=350, height=700)
+        crop_bottom(OUT)
+        print(f"wrote {OUT}")
+        for workbook in ("bob", "alice"):
+            press(server.url, "stop", workbook, **RUN)
+        wait_for_status(server.url, "alice", "Stopped")
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""``python -m excel_addin.server``: serve gradsheet's Office add-in (https on 127.0.0.1:8000).
+
+Excel loads add-ins over https only, so the server needs a certificate that the machine running Excel
+trusts: mkcert makes one (see ``CERTIFICATE_HELP``). ``--http`` serves plain http, for running behind a
+reverse proxy that serves https. ``--shared`` makes a classroom server: it listens on every interface, and
+paths in cells and settings must stay inside its runs folder; ``--max-trainings`` sets how many trainings
+run at once (the rest wait in a queue). The server prints the manifest's URL to sideload in Excel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+from pathlib import Path
+
+from excel_addin.server.options import DEFAULT_RUNS, LICENSE_ENV, LICENSE_HINT, Options
+
+CERT_FILE, KEY_FILE = "localhost+2.pem", "localhost+2-key.pem"  # what `mkcert localhost 127.0.0.1 ::1` writes
+CERTIFICATE_HELP = f"""\
+Excel only loads add-ins over https. Make a certificate that this machine trusts, with mkcert, once:
+  install mkcert   Windows: winget install FiloSottile.mkcert   (or: choco install mkcert)
+                   macOS:   brew install mkcert nss
+                   Debian:  sudo apt install mkcert libnss3-tools
+  mkcert -install  (trusts mkcert's own certificate authority on this machine)
+  mkcert -cert-file certs/{CERT_FILE} -key-file certs/{KEY_FILE} localhost 127.0.0.1 ::1
+Or pass --cert FILE --key FILE, or --http behind a proxy that serves https."""
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def whole(minimum: int):
+    """An argparse type: a whole number of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        if not text.strip().isdigit() or int(text) < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number of at least {minimum}, got {text!r}")
+        return int(text)
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m excel_addin.server",
+        description="Serve gradsheet's Office add-in (cell functions, task pane, training) for Excel on "
+        "Windows, macOS and the web.",
+        epilog=CERTIFICATE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1; with --shared 0.0.0.0)")
+    parser.add_argument("--port", type=whole(1), default=8000, help="port (default 8000)")
+    parser.add_argument(
+        "--certs", type=Path, default=Path("certs"), help=f"folder with {CERT_FILE} and {KEY_FILE}"
+    )
+    parser.add_argument("--cert", type=Path, help="certificate file (PEM), instead of --certs")
+    parser.add_argument("--key", type=Path, help="its private key (PEM)")
+    parser.add_argument(
+        "--http", action="store_true", help="plain http, behind a reverse proxy that serves https"
+    )
+    parser.add_argument(
+        "--runs", type=Path, default=Path(DEFAULT_RUNS), help=f"runs folder (default {DEFAULT_RUNS})"
+    )
+    parser.add_argument(
+        "--shared",
+        action="store_true",
+        help="classroom server: every interface, paths confined to the runs folder",
+    )
+    parser.add_argument("--max-trainings", type=whole(1), help="trainings at once (default: one per device)")
+    parser.add_argument(
+        "--threads",
+        type=whole(0),
+        default=0,
+        help="CPU threads per training (default: the cores shared among them)",
+    )
+    parser.add_argument(
+        "--hostname",
+        help="NAME[:PORT] Excel reaches this server at, for the manifest (default: as requested)",
+    )
+    return parser
+
+
+def certificate(args: argparse.Namespace) -> tuple[Path, Path] | None:
+    """The certificate and key to serve https with; exits with a message naming what is missing."""
+    if args.http:
+        return None
+    cert, key = args.cert or args.certs / CERT_FILE, args.key or args.certs / KEY_FILE
+    missing = [str(path) for path in (cert, key) if not path.is_file()]
+    if missing:
+        sys.exit(f"gradsheet server: no certificate: {' and '.join(missing)} not found.\n{CERTIFICATE_HELP}")
+    return cert, key
+
+
+def manifest_url(args: argparse.Namespace, host: str) -> str:
+    """Where Excel gets the manifest (the name the certificate covers, not 0.0.0.0)."""
+    scheme = "http" if args.http else "https"
+    if args.hostname:
+        return f"{scheme}://{args.hostname}/manifest.xml"
+    name = "localhost" if host in LOOPBACK else socket.getfqdn()
+    return f"{scheme}://{name}:{args.port}/manifest.xml"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    host = args.host or ("0.0.0.0" if args.shared else "127.0.0.1")
+    tls = certificate(args)
+    if not os.environ.get(LICENSE_ENV):
+        sys.exit(f"gradsheet server: xlwings Server needs a licence key: {LICENSE_HINT}.")
+    options = Options(args.runs.expanduser().resolve(), args.shared, args.max_trainings, args.threads)
+    try:
+        Options.from_env(options.to_env())  # the same checks as a server configured by its environment
+        options.runs.mkdir(parents=True, exist_ok=True)
+    except (ValueError, OSError) as error:
+        sys.exit(f"gradsheet server: {error}")
+    os.environ.update(options.to_env())
+    if args.hostname:
+        os.environ["XLWINGS_HOSTNAME"] = args.hostname
+    import uvicorn
+
+    from excel_addin.server.asgi import app  # configures xlwings Server from the environment set above
+
+    print(f"gradsheet add-in server: runs in {options.runs}. Manifest for Excel: {manifest_url(args, host)}")
+    sys.stdout.flush()
+    ssl = {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1])} if tls else {}
+    uvicorn.run(app, host=host, port=args.port, log_level="warning", **ssl)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""TRAIN_PROGRESS live, as Excel gets it: the server runs as ``python -m excel_addin.server`` (uvicorn) in a
+subprocess, a python-socketio client subscribes to the stream the way the task pane's custom-functions
+code does, and the Train button starts a real (tiny) training. Updates arrive as the run goes, ending with
+a "Completed" status and its metric rows; a second workbook's Train waits in the queue (its stream shows
+the position) and starts only when the first run is done."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import xlwings as xw
+from server_app import LiveServer, press
+
+from ml.run_dir import METRIC_COLUMNS
+
+socketio = pytest.importorskip("socketio")
+QUICK = {"subset": 1000, "batch_size": 100, "model": "small", "device": "cpu", "lr": 0.05, "seed": 3}
+pytest.importorskip("websocket")  # python-socketio[client]: its websocket transport
+
+QUICK = {
+    "subset": 1000,
+    "batch_size": 100,
+    "model": "small",
+    "device": "cpu",
+    "lr": 0.05,
+    "seed": 3,
+    "out_dir": "",
+}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    live = LiveServer(tmp_path_factory.mktemp("live"), "--http", "--max-trainings", "1").wait_ready()
+    yield live
+    live.stop()
+
+
+class Stream:
+    """One subscription to =GRADSHEET.TRAIN_PROGRESS(workbook): every value pushed, with its arrival time."""
+
+    def __init__(self, url: str, workbook: str):
+        self.values: list[tuple[float, list[list]]] = []
+        self.changed = threading.Condition()
+        self.task_key = f"TRAIN_PROGRESS_{workbook}"  # the JS shim's key: `${funcName}_${args}`
+        self.sio = socketio.Client(reconnection=False)
+        self.sio.on(f"xlwings:set-result-{self.task_key}", self._receive)
+        self.sio.connect(url, transports=["websocket"], auth={"token": "", "provider": ""}, wait_timeout=10)
+        body = {
+            "client": "Office.js",
+            "version": xw.__version__,
+            "runtime": "1.4",
+            "func_name": "TRAIN_PROGRESS",
+            "args": [[[workbook]]],
+            "task_key": self.task_key,
+            "caller_address": None,
+        }
+        self.sio.emit("xlwings:function-call", body)
+
+    def _receive(self, data):
+        with self.changed:
+            self.values.append((time.monotonic(), data["result"]))
+            self.changed.notify_all()
+
+    def statuses(self) -> list[str]:
+        return [table[0][1] for _, table in self.values]
+
+    def wait_for(self, predicate, timeout: float = 180.0):
+        """The first value (time, table) that satisfies ``predicate``."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while True:
+                found = next(((t, v) for t, v in self.values if predicate(v)), None)
+                if found or time.monotonic() > deadline:
+                    assert found, f"no such value within {timeout} s; statuses: {self.statuses()}"
+                    return found
+                self.changed.wait(1.0)
+
+    def close(self):
+        self.sio.emit("xlwings:cancel-task", {"task_key": self.task_key})
+        self.sio.disconnect()
+
+
+def test_train_progress_streams_a_real_run_and_a_second_train_waits(server):
+    alice, bob = Stream(server.url, "alice"), Stream(server.url, "bob")
+    try:
+        alice.wait_for(lambda v: v[0][1] == "No training yet: press Train.", timeout=30)
+        press(server.url, "train", "alice", **QUICK, epochs=3)
+        press(server.url, "train", "bob", **QUICK, epochs=1)
+        _, queued = bob.wait_for(lambda v: v[0][1].startswith("Queued: position 1 of 1"), timeout=30)
+        assert queued[2][:2] == ["queue", 1]
+
+        done_at, done = alice.wait_for(lambda v: v[0][1].startswith("Completed: 3 epochs"))
+        training = [s for s in alice.statuses() if s.startswith("Training on cpu")]
+        assert len(training) >= 2, alice.statuses()  # live updates while it ran
+        assert any(" of 3 done, test accuracy" in s for s in training)
+        assert [row[0] for row in done[:3]] == ["status", "progress", "queue"] and done[1][1] == 1.0
+        assert done[3] == list(METRIC_COLUMNS)
+        assert [row[0] for row in done[4:]] == [1, 2, 3] and all(isinstance(row[0], int) for row in done[4:])
+        assert all(0 < row[METRIC_COLUMNS.index("test_acc")] <= 1 for row in done[4:])
+        assert all(len(row) == len(METRIC_COLUMNS) for row in done)  # a rectangle: charts can bind to it
+
+        started_at, _ = bob.wait_for(lambda v: v[0][1].startswith(("Starting", "Training on cpu")))
+        assert started_at >= done_at - 1.0  # bob waited for alice's run (allowing for the poll interval)
+        bob.wait_for(lambda v: v[0][1].startswith("Completed: 1 epoch"))
+    finally:
+        alice.close()
+        bob.close()
+
+
+def test_a_bad_workbook_id_streams_a_message(server):
+    stream = Stream(server.url, "not an id!")
+    try:
+        _, value = stream.wait_for(lambda v: True, timeout=30)
+        assert value[0][0].startswith("#VALUE! the workbook id GRADSHEET_ID must be 1 to 64 letters")
+    finally:
+        stream.close()

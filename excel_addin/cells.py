@@ -16,6 +16,7 @@ import functools
 import inspect
 import math
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from ml import backprop, values
 from ml.run_dir import DEFAULT_RUN_DIR, RunDir, is_inside
 
 ERROR_PREFIX = "#VALUE! "
+FUNCTION_NAMESPACE = "GRADSHEET"  # the add-in's functions are =GRADSHEET.<NAME>(...) in Excel
 MODEL_ENV = "GRADSHEET_MODEL"  # environment variable or xlwings.conf key naming the model file
 PIXELS = 28  # CLASSIFY_PIXELS takes a PIXELS x PIXELS range
 
@@ -374,3 +376,17 @@ CELL_FUNCTIONS = (
     CLASSIFY_PROBS,
     CLASSIFY_PIXELS,
 )
+
+
+# ---- the add-in's names -----------------------------------------------------------------------------
+
+
+def function_names() -> tuple[str, ...]:
+    """The Excel names of the shared cell functions (the classic UDFs and the add-in's)."""
+    return tuple(name for name, fn in globals().items() if callable(fn) and hasattr(fn, "cell_arguments"))
+
+
+def in_namespace(formula: str, namespace: str = FUNCTION_NAMESPACE) -> str:
+    """A formula with every shared cell function called by its add-in name: ``=GRADSHEET.BACKPROP_LOSS(``."""
+    names = "|".join(function_names())
+    return re.sub(rf"(?<![\w.])({names})\(", rf"{namespace}.\1(", formula)

@@ -50,6 +50,14 @@ def set_status(book: Any, text: str, progress: float | None = None) -> None:
         sheet[address].value = value
 
 
+Say = Callable[..., None]  # say(text, progress=None): where a button's message goes
+
+
+def status_cell_of(book: Any) -> Say:
+    """The workbook route's way to say things: into the Train sheet's status cell."""
+    return lambda text, progress=None: set_status(book, text, progress)
+
+
 # ---- Train ------------------------------------------------------------------------------------------
 
 
@@ -151,53 +159,58 @@ def train(
     launcher: Launcher | None = None,
     folder: Path | None = None,
     confined: bool = False,
+    say: Say | None = None,
 ) -> Any:
     """Train button: start a training run in its own process and return at once.
 
     Returns what the launcher returned (the worker's Popen), or None when nothing was started; the reason
-    is in the status cell either way. ``folder``: where relative output folders go (default: the
-    workbook's folder); ``confined``: the output folder must be inside it.
+    is said either way (``say``; default: the status cell). ``folder``: where relative output folders go
+    (default: the workbook's folder); ``confined``: the output folder must be inside it.
     """
     book = _book(book)
+    say = say or status_cell_of(book)
     try:
         folder = book_folder(book) if folder is None else folder
         train_config = config_from_settings(read_settings(book), folder, confined)
         RunDir(train_config.out_dir).prepare()
     except (ValueError, TypeError) as error:
-        set_status(book, f"Not started: check the settings: {error}")
+        say(f"Not started: check the settings: {error}")
         return None
     try:
         lock = run_lock.acquire(train_config.out_dir, str(book.fullname))
     except run_lock.RunLockError as error:
-        set_status(book, str(error))
+        say(str(error))
         return None
-    set_status(book, starting_text(train_config), 0.0)
+    say(starting_text(train_config), 0.0)
     try:
         return (launcher or launch_worker)(train_config, book, lock)
     except Exception as error:
         run_lock.release(lock)
-        set_status(book, f"Not started: the training process could not start: {error}")
+        say(f"Not started: the training process could not start: {error}")
         return None
 
 
 # ---- Stop -------------------------------------------------------------------------------------------
 
 
-def stop(book: Any | None = None, folder: Path | None = None) -> run_lock.RunLock | None:
+def stop(
+    book: Any | None = None, folder: Path | None = None, say: Say | None = None
+) -> run_lock.RunLock | None:
     """Stop button: ask the run writing into the Train sheet's output folder to stop after its batch
-    (``folder``: as for ``train``)."""
+    (``folder``, ``say``: as for ``train``)."""
     book = _book(book)
+    say = say or status_cell_of(book)
     try:
         folder = book_folder(book) if folder is None else folder
         out_dir = out_dir_from_settings(read_settings(book), folder)
         lock = run_lock.request_stop(out_dir)
     except (ValueError, run_lock.RunLockError) as error:
-        set_status(book, f"Not stopped: {error}")
+        say(f"Not stopped: {error}")
         return None
     if lock is None:
-        set_status(book, f"No training is running for {out_dir}.")
+        say(f"No training is running for {out_dir}.")
     else:
-        set_status(book, "Stopping after the current batch (the last checkpoint and metrics stay)...")
+        say("Stopping after the current batch (the last checkpoint and metrics stay)...")
     return lock
 
 

@@ -31,6 +31,8 @@ def end_status(event: RunEnded) -> Line:
     epochs = f"{event.epochs_done} epoch{'s' if event.epochs_done != 1 else ''}"
     if event.status == "completed":
         text, progress = f"Completed: {epochs}, {final}", 1.0
+    elif event.status == "stopped" and not event.epochs_done:
+        text, progress = "Stopped before the first epoch finished (no checkpoint yet)", None
     elif event.status == "stopped":
         text, progress = f"Stopped after {epochs} (checkpoint kept){', ' + final if final else ''}", None
     else:

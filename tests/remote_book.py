@@ -155,11 +155,15 @@ def only_sheets(payload: dict[str, Any], include: str | None) -> dict[str, Any]:
 
 
 def apply_actions(payload: dict[str, Any], actions: list[dict[str, Any]]) -> dict[str, Any]:
-    """The workbook after Excel applied a script's actions (values and defined names; other actions, such
-    as pictures, leave the cells as they are): what the task pane would send next."""
+    """The workbook after Excel applied a script's actions (new sheets, values, formulas (their text stands
+    for the value Excel would compute) and defined names; other actions, such as pictures or formats,
+    leave the cells as they are): what the task pane would send next."""
     after = copy.deepcopy(payload)
     for action in actions:
-        if action["func"] == "setValues":
+        if action["func"] == "addSheet":
+            position, name = action["args"][0], action["args"][1]
+            after["sheets"].insert(position, _sheet(name, {}))
+        elif action["func"] in ("setValues", "setFormula") and isinstance(action["values"], list):
             _set_values(after["sheets"][action["sheet_position"]], action)
         elif action["func"] in ("namesAdd", "setNameRefersTo"):
             name, refers_to = action["args"][0], action["args"][-1]

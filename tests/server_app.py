@@ -21,8 +21,10 @@ from typing import Any
 
 import httpx
 import xlwings as xw
-from remote_book import book_payload, only_sheets
+from remote_book import apply_actions, book_payload, only_sheets
 
+from excel_addin import layout
+from excel_addin.server import workbook
 from excel_addin.server.options import RUNS_ENV, THREADS_ENV
 from ml.run_lock import STATE_ENV
 
@@ -125,3 +127,66 @@ def press(url: str, script: str, workbook: str, **settings: Any) -> dict[str, An
     response = httpx.post(f"{url}/xlwings/custom-scripts-call/{script}", json=sent, timeout=60, verify=False)
     response.raise_for_status()
     return response.json()
+
+
+QUICK = {
+    "subset": 1000,
+    "batch_size": 100,
+    "model": "small",
+    "device": "cpu",
+    "lr": 0.05,
+    "seed": 3,
+    "out_dir": "",
+}
+
+
+class Workbook:
+    """A workbook in Excel as far as the server sees it: what the task pane sends, updated by the actions
+    each button returns (as the task pane applies them)."""
+
+    def __init__(self, client, document: str = "", **train_settings):
+        self.client, self.document = client, document
+        self.payload = book_payload({**QUICK, **train_settings}, client="Office.js")
+        self.actions: list[dict] = []
+
+    def press(self, script: str, expect: int = 200):
+        meta = {m["function_name"]: m for m in self.client.get("/xlwings/custom-scripts-meta.json").json()}
+        sent = only_sheets(self.payload, meta[script]["include"])
+        if script != "refresh_backprop":
+            sent["args"] = [self.document]
+        response = self.client.post(f"/xlwings/custom-scripts-call/{script}", json=sent)
+        assert response.status_code == expect, response.text
+        if expect == 200:
+            self.actions = response.json()["actions"]
+            self.payload = apply_actions(self.payload, self.actions)
+        return response
+
+    @property
+    def book(self) -> xw.Book:
+        """The workbook as it is now, as a remote-engine Book (what the next script would get)."""
+        return xw.Book(json=self.payload)
+
+    def cell(self, sheet: str, address: str):
+        return self.book.sheets[sheet][address].value
+
+    @property
+    def status(self) -> str:
+        """What the workbook's status shows: the server's word for it (its status cell streams it)."""
+        return server_status(self.client, self.id)["status"]
+
+    @property
+    def id(self) -> str | None:
+        return workbook.read_constant(self.book, layout.WORKBOOK_ID_NAME)
+
+
+def server_status(client, wid: str) -> dict:
+    return client.get("/gradsheet/status", params={"workbook": wid}).json()
+
+
+def wait_for(condition, timeout: float = 120.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")

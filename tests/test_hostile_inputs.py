@@ -19,7 +19,8 @@ import pytest
 import torch
 from PIL import Image
 
-from excel_addin.udfs import BACKPROP_CURVE, BACKPROP_LOSS, BACKPROP_TABLE, CLASSIFY_IMAGE, ERROR_PREFIX
+from excel_addin.cells import ERROR_PREFIX
+from excel_addin.udfs import BACKPROP_CURVE, BACKPROP_LOSS, BACKPROP_TABLE, CLASSIFY_IMAGE
 from ml import backprop
 from ml.checkpoint import load_checkpoint, save_checkpoint
 from ml.data import load_mnist

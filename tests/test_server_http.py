@@ -127,7 +127,8 @@ def test_functions_metadata(client):
         assert parameters == expected
     progress = meta["TRAIN_PROGRESS"]
     assert progress["options"] == {"stream": True}
-    assert [(p["name"], p.get("optional")) for p in progress["parameters"]] == [("workbook", True)]
+    parameters = [(p["name"], p.get("optional")) for p in progress["parameters"]]
+    assert parameters == [("workbook", True), ("part", True)]
     assert "GRADSHEET_ID" in progress["parameters"][0]["description"]
     js = client.get("/xlwings/custom-functions-code.js").text
     for name in meta:

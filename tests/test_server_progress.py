@@ -6,9 +6,10 @@ from __future__ import annotations
 import server_app  # noqa: F401 - configures the server's runs folder for this session
 from test_progress_file import run_events
 
+from excel_addin.layout import TRAIN_METRIC_COLUMNS
 from excel_addin.server import progress, workbook
 from ml.events import RunStarted
-from ml.run_dir import METRIC_COLUMNS, RunDir
+from ml.run_dir import RunDir
 from ml.sinks import ProgressFileSink
 
 
@@ -29,9 +30,11 @@ def test_a_finished_run_as_the_stream_spills_it():
         "Completed: 2 epochs, test accuracy 87.00%, best 87.00%. Files in runs/finished",
     ]
     assert table[1][:2] == ["progress", 1.0] and table[2][:2] == ["queue", ""]
-    assert table[3] == list(METRIC_COLUMNS)
-    assert [row[0] for row in table[4:]] == [1, 2] and table[5][METRIC_COLUMNS.index("test_acc")] == 0.87
-    assert {len(row) for row in table} == {len(METRIC_COLUMNS)}
+    assert table[3] == list(TRAIN_METRIC_COLUMNS)
+    assert [row[0] for row in table[4:]] == [1, 2] and table[5][
+        TRAIN_METRIC_COLUMNS.index("test_acc")
+    ] == 0.87
+    assert {len(row) for row in table} == {len(TRAIN_METRIC_COLUMNS)}
     assert progress.latest_run("finished") == run_dir
 
 
@@ -50,7 +53,7 @@ def test_a_resumed_run_shows_its_earlier_epochs_too():
     epoch_two = [e for e in rest if getattr(e, "epoch", None) == 2]
     write_run("resumed", [resumed, *epoch_two])
     rows = progress.progress_of("resumed").rows
-    assert [row[0] for row in rows] == [1, 2] and rows[0][METRIC_COLUMNS.index("test_acc")] == 0.75
+    assert [row[0] for row in rows] == [1, 2] and rows[0][TRAIN_METRIC_COLUMNS.index("test_acc")] == 0.75
 
 
 def test_a_run_whose_process_died_says_so():

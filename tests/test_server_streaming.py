@@ -13,7 +13,7 @@ import pytest
 import xlwings as xw
 from server_app import LiveServer, press
 
-from ml.run_dir import METRIC_COLUMNS
+from excel_addin.layout import TRAIN_METRIC_COLUMNS
 
 socketio = pytest.importorskip("socketio")
 QUICK = {"subset": 1000, "batch_size": 100, "model": "small", "device": "cpu", "lr": 0.05, "seed": 3}
@@ -96,10 +96,12 @@ def test_train_progress_streams_a_real_run_and_a_second_train_waits(server):
         assert len(training) >= 2, alice.statuses()  # live updates while it ran
         assert any(" of 3 done, test accuracy" in s for s in training)
         assert [row[0] for row in done[:3]] == ["status", "progress", "queue"] and done[1][1] == 1.0
-        assert done[3] == list(METRIC_COLUMNS)
+        assert done[3] == list(TRAIN_METRIC_COLUMNS)
         assert [row[0] for row in done[4:]] == [1, 2, 3] and all(isinstance(row[0], int) for row in done[4:])
-        assert all(0 < row[METRIC_COLUMNS.index("test_acc")] <= 1 for row in done[4:])
-        assert all(len(row) == len(METRIC_COLUMNS) for row in done)  # a rectangle: charts can bind to it
+        assert all(0 < row[TRAIN_METRIC_COLUMNS.index("test_acc")] <= 1 for row in done[4:])
+        assert all(
+            len(row) == len(TRAIN_METRIC_COLUMNS) for row in done
+        )  # a rectangle: charts can bind to it
 
         started_at, _ = bob.wait_for(lambda v: v[0][1].startswith(("Starting", "Training on cpu")))
         assert started_at >= done_at - 1.0  # bob waited for alice's run (allowing for the poll interval)

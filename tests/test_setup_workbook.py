@@ -22,16 +22,19 @@ from openpyxl.worksheet.formula import ArrayFormula
 from remote_book import actions
 
 from excel_addin import layout
-from excel_addin.build import libreoffice, setup_workbook, template
+from excel_addin.build import libreoffice, setup_workbook, train_sheet
 from excel_addin.build.spec import offset, ref
 from excel_addin.build.workbook import gradsheet_workbook
+from excel_addin.build.xlsx_render import write_workbook
+from excel_addin.cells import FUNCTION_NAMESPACE
 from excel_addin.macros import config_from_settings
 from ml import backprop
 from ml.config import config_from_values
 from ml.run_dir import DEFAULT_RUN_DIR
 
 USER_SHEET = "My data"  # a sheet of the user's, which set-up must leave alone
-GRADSHEET_SHEETS = [sheet.name for sheet in gradsheet_workbook(predict_examples=False).sheets]
+ADDIN = gradsheet_workbook(predict_examples=False, addin=True)  # what Set up writes
+GRADSHEET_SHEETS = [sheet.name for sheet in ADDIN.sheets]
 
 
 def blank_book(sheets=("Sheet1",)) -> xw.Book:
@@ -65,7 +68,10 @@ def set_up(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def template_book(tmp_path_factory):
-    path = template.build(tmp_path_factory.mktemp("template") / "workbook_template.xlsm")
+    """The add-in's workbook description rendered to a file by the template's renderer (XlsxWriter): the
+    Book renderer must give the same cells (the template itself differs only as
+    test_the_addins_sheets_are_the_templates_but_for_its_names_and_live_cells says)."""
+    path = write_workbook(ADDIN.sheets, tmp_path_factory.mktemp("addin") / "addin.xlsx", ADDIN.names)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # openpyxl: "extension is not supported" for data bars
         return openpyxl.load_workbook(path)
@@ -220,11 +226,42 @@ def _last_write(book: xw.Book, sheet: str, address: str):
 
 
 def test_setting_up_over_an_old_train_sheet_clears_its_run():
-    """A Train sheet that holds a finished run's rows and summary comes back empty and "Not started"."""
+    """A Train sheet that holds a finished run's rows and summary comes back empty, its status live."""
     book = blank_book(("Train",))
     first_row = offset(layout.TRAIN_METRICS_HEADER_CELL, rows=1)
     setup_workbook(book)
     assert _last_write(book, "Train", first_row) == ""
     assert _last_write(book, "Train", offset(layout.TRAIN_SUMMARY_HEADER_CELL, rows=1)) == ""
-    assert _last_write(book, "Train", layout.TRAIN_STATUS_CELL) == "Not started: press Train"
+    assert _last_write(book, "Train", layout.TRAIN_STATUS_CELL) == train_sheet.progress_formula("status")
     assert [s.name for s in book.sheets][0] == "Train"  # rewritten where it is, not added again
+
+
+def test_the_addins_sheets_are_the_templates_but_for_its_names_and_live_cells():
+    """Set up writes the template's sheets, with three documented differences: the cell functions by their
+    add-in names (GRADSHEET.*), the Train sheet's run cells as live TRAIN_PROGRESS formulas (and its
+    subtitle pointing at the task pane), and no xlwings settings sheet (the add-in does not read it)."""
+    template = {sheet.name: sheet for sheet in gradsheet_workbook(predict_examples=False).sheets}
+    assert list(template) == [*GRADSHEET_SHEETS, layout.XLWINGS_CONF_SHEET]
+    live = {
+        ref(cell) for cell in (layout.TRAIN_STATUS_CELL, layout.TRAIN_PROGRESS_CELL, layout.TRAIN_DEVICE_CELL)
+    }
+    header = ref(layout.TRAIN_METRICS_HEADER_CELL)
+    spill = {(header[0], header[1] + j) for j in range(len(layout.TRAIN_METRIC_COLUMNS))}
+    namespaced = 0
+    for sheet in ADDIN.sheets:
+        for where, cell in template[sheet.name].cells.items():
+            got = sheet.cells[where]
+            if sheet.name == layout.TRAIN_SHEET and where in live | spill | {ref(layout.TRAIN_SUBTITLE_CELL)}:
+                continue
+            if cell.formula and got.formula != cell.formula:
+                assert got.formula.replace(f"{FUNCTION_NAMESPACE}.", "") == cell.formula, (sheet.name, where)
+                namespaced += 1
+            else:
+                assert got == cell, (sheet.name, where)
+    assert namespaced == 6 * 101 + 6 * 101 + 2 * 10  # the grid, the LR sheets' engine column, Classify
+    train = {sheet.name: sheet for sheet in ADDIN.sheets}[layout.TRAIN_SHEET]
+    for part, cell in (("status", layout.TRAIN_STATUS_CELL), ("progress", layout.TRAIN_PROGRESS_CELL)):
+        assert (
+            train.cells[ref(cell)].formula == f'={FUNCTION_NAMESPACE}.TRAIN_PROGRESS(GRADSHEET_ID,"{part}")'
+        )
+    assert train.cells[header].formula == train_sheet.progress_formula("metrics")

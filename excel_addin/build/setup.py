@@ -3,7 +3,8 @@
 What the Office.js add-in's "Set up gradsheet" button calls, so that a blank workbook (in Excel on the
 web, too) becomes gradsheet: it writes the same sheets as the template (the one description in
 ``workbook``) through the xlwings Book API (``book_render``), minus what a Book cannot hold (listed
-there: macro buttons, tab colours, print setup, ...).
+there: macro buttons, tab colours, print setup, ...), as the add-in needs them: its functions by their
+add-in names (``=GRADSHEET.BACKPROP_LOSS``) and the Train sheet's run cells streaming from the server.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def setup_workbook(book: Any) -> list[str]:
     rewritten; every other sheet is left alone. All sheets and defined names exist before any formula is
     written, so no formula ever refers to a sheet that is not there yet.
     """
-    spec = gradsheet_workbook(predict_examples=False)
+    spec = gradsheet_workbook(predict_examples=False, addin=True)
     existing = {sheet.name.casefold(): sheet for sheet in book.sheets}
     sheets = {}
     for sheet_spec in spec.sheets:

@@ -37,6 +37,7 @@ from excel_addin.build.spec import (
     offset,
     ref,
 )
+from excel_addin.cells import FUNCTION_NAMESPACE
 from ml import config
 from ml.model import LayerRow
 
@@ -193,8 +194,19 @@ def unfinished_status(epochs_done: int, epochs: int) -> tuple[str, float]:
 # ---- the whole sheet ---------------------------------------------------------------------------------
 
 
-def train_sheet(view: TrainView, buttons: bool) -> SheetSpec:
-    """The Train sheet showing ``view``; ``buttons``: the Train/Stop macro buttons (template only)."""
+ADDIN_SUBTITLE = "Pick a preset or fill in the yellow settings, then press Train in the gradsheet task pane."
+
+
+def progress_formula(part: str) -> str:
+    """The add-in's live view of this workbook's run: ``=GRADSHEET.TRAIN_PROGRESS(GRADSHEET_ID,"status")``
+    (a streaming function: the server pushes each change into the cell)."""
+    return f'={FUNCTION_NAMESPACE}.TRAIN_PROGRESS({layout.WORKBOOK_ID_NAME},"{part}")'
+
+
+def train_sheet(view: TrainView, buttons: bool, stream: bool = False) -> SheetSpec:
+    """The Train sheet showing ``view``; ``buttons``: the Train/Stop macro buttons (template only);
+    ``stream``: the add-in's sheet, whose status, progress, device and metrics table are live
+    TRAIN_PROGRESS formulas (its training runs on the server, which cannot write into the sheet)."""
     sheet = SheetSpec(layout.TRAIN_SHEET)
     for col, width in COLUMN_WIDTHS.items():
         sheet.column_width(col, width)
@@ -209,6 +221,8 @@ def train_sheet(view: TrainView, buttons: bool) -> SheetSpec:
     _run(sheet, view)
     _summary(sheet, view)
     _metrics(sheet, view)
+    if stream:
+        _stream(sheet, view)
     _charts(sheet, len(view.metrics))
     sheet.pictures.extend(view.pictures)
     return sheet
@@ -293,6 +307,23 @@ def _metrics(sheet: SheetSpec, view: TrainView) -> None:
     for epoch in range(1, layout.TRAIN_METRICS_MAX_ROWS + 1):
         values = by_epoch.get(epoch, [None] * len(styles))
         sheet.write_row(metric_row_cell(epoch), values, styles)
+
+
+def _stream(sheet: SheetSpec, view: TrainView) -> None:
+    """The run's cells as live formulas; the metrics formula spills its header and rows where the
+    table's are, so the native charts bound to that block follow the run."""
+    cells = {
+        layout.TRAIN_STATUS_CELL: ("status", view.status),
+        layout.TRAIN_PROGRESS_CELL: ("progress", view.progress),
+        layout.TRAIN_DEVICE_CELL: ("device", view.device),
+    }
+    for cell, (part, cached) in cells.items():
+        sheet.formula(cell, progress_formula(part), cached, sheet.cells[ref(cell)].style)
+    header = layout.TRAIN_METRICS_HEADER_CELL
+    sheet.formula(header, progress_formula("metrics"), layout.TRAIN_METRIC_COLUMNS[0], "header")
+    row, col = ref(header)
+    for j in range(1, len(layout.TRAIN_METRIC_COLUMNS)):  # the spill's place: no constants in its way
+        sheet.write((row, col + j), None, "header")
 
 
 def _charts(sheet: SheetSpec, epochs: int) -> None:

@@ -6,6 +6,8 @@ they hold the same sheets, cells and formulas.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from excel_addin import layout
 from excel_addin.build.backprop_sheets import backprop_sheet, input_names, rate_sheet
 from excel_addin.build.classify_sheet import classify_sheet, example_predictions
@@ -13,20 +15,30 @@ from excel_addin.build.conf_sheet import conf_sheet
 from excel_addin.build.derivation_sheet import derivation_sheet
 from excel_addin.build.graphs_sheet import graphs_sheet
 from excel_addin.build.spec import WorkbookSpec
-from excel_addin.build.train_sheet import TrainView, train_sheet
+from excel_addin.build.train_sheet import ADDIN_SUBTITLE, TrainView, train_sheet
+from excel_addin.cells import in_namespace
 
 
-def gradsheet_workbook(predict_examples: bool = True) -> WorkbookSpec:
+def gradsheet_workbook(predict_examples: bool = True, addin: bool = False) -> WorkbookSpec:
     """All of gradsheet's sheets. ``predict_examples``: cache the shipped model's answers for the Classify
-    examples (the file shows them before Python runs; a Book computes them itself)."""
+    examples (the file shows them before Python runs; a Book computes them itself). ``addin``: the sheets
+    as the Office.js add-in's Set up writes them: cell functions by their add-in names (GRADSHEET.*), a
+    Train sheet whose run cells stream from the server, no xlwings settings sheet."""
     predictions = example_predictions() if predict_examples else None
+    train = TrainView(subtitle=ADDIN_SUBTITLE) if addin else TrainView()
     sheets = [
         backprop_sheet(),
         derivation_sheet(),
         *(rate_sheet(k, lr) for k, lr in enumerate(layout.DEFAULT_RATES)),
         graphs_sheet(),
-        train_sheet(TrainView(), buttons=True),
+        train_sheet(train, buttons=not addin, stream=addin),
         classify_sheet(predictions),
-        conf_sheet(),
+        *(() if addin else (conf_sheet(),)),
     ]
+    if addin:
+        for sheet in sheets:
+            sheet.cells = {
+                where: replace(cell, formula=in_namespace(cell.formula)) if cell.formula else cell
+                for where, cell in sheet.cells.items()
+            }
     return WorkbookSpec(sheets, names=input_names(), active=layout.BACKPROP_SHEET)

@@ -23,6 +23,7 @@ import os
 import sys
 from pathlib import Path
 
+from excel_addin.cells import FUNCTION_NAMESPACE
 from excel_addin.server.options import LICENSE_ENV, LICENSE_HINT
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -33,7 +34,7 @@ MANIFEST_ID = "0b3c64a2-58f3-4f8e-9d43-6a0e2b7c4d15"  # gradsheet's own add-in i
 FORCED_SETTINGS = {
     "XLWINGS_ON_SERVER": "true",  # xw.func & co. are the Office.js decorators
     "XLWINGS_PROJECT_DIR": str(PROJECT_DIR),
-    "XLWINGS_FUNCTIONS_NAMESPACE": "GRADSHEET",
+    "XLWINGS_FUNCTIONS_NAMESPACE": FUNCTION_NAMESPACE,
     "XLWINGS_ENVIRONMENT": "prod",  # any other environment renames the namespace GRADSHEET_<ENV>
     "XLWINGS_ENABLE_EXAMPLES": "false",
     "XLWINGS_ENABLE_WASM": "false",

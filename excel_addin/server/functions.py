@@ -27,6 +27,7 @@ from excel_addin import cells, layout
 from excel_addin.server import progress
 from excel_addin.server.options import options
 from excel_addin.server.workbook import check_id
+from ml import values
 
 PROGRESS_INTERVAL_S = 0.5  # how often TRAIN_PROGRESS looks at the run's files
 PROGRESS_RESEND_S = 5.0  # an unchanged value is pushed again after this long (for cells that joined late)
@@ -67,16 +68,18 @@ CLASSIFY_PIXELS = custom_function(cells.CLASSIFY_PIXELS)
     doc=f"Optional. The workbook's id on the server: {layout.WORKBOOK_ID_NAME} (written by Set up or Train). "
     "Empty: the server's latest run.",
 )
-async def TRAIN_PROGRESS(workbook=None):  # no annotations: xlwings would take them as converters
+@arg("part", doc=f"Optional. What to show: {', '.join(progress.PARTS)} (default all: the whole table).")
+async def TRAIN_PROGRESS(workbook=None, part=None):  # no annotations: xlwings would take them as converters
     """This workbook's training on the server, live: status, progress, queue position, one row per epoch."""
     try:
         wid = None if workbook in (None, "") else check_id(workbook)
+        shown = "all" if part in (None, "") else values.as_choice(part, "part", progress.PARTS)
     except ValueError as error:
         yield [[cells.excel_error(error)]]
         return
     last, sent = None, -PROGRESS_RESEND_S
     while True:
-        table = (await asyncio.to_thread(progress.progress_of, wid)).table()
+        table = (await asyncio.to_thread(progress.progress_of, wid)).part(shown)
         if table != last or time.monotonic() - sent >= PROGRESS_RESEND_S:
             yield table
             last, sent = table, time.monotonic()

@@ -18,8 +18,9 @@ import functools
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from excel_addin import macros
 from ml import run_lock
@@ -51,6 +52,7 @@ class Job:
     process: subprocess.Popen | None = None
     slot: Slot | None = None
     error: str | None = None
+    created: float = field(default_factory=time.time)
 
     @property
     def run_dir(self) -> RunDir:

@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,19 +36,21 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import textbook  # bench/textbook.py, beside this script
 import torch
-import torch.nn.functional as F  # noqa: N812 - the conventional name
 from torch import nn
 
-from ml.data import MNIST_MEAN, MNIST_STD, load_mnist
+from ml.config import PRESETS
+from ml.data import load_mnist
 from ml.events import BatchEnd, EpochEnd, Sink
 from ml.model import build_model, count_parameters
+from ml.run_dir import RunDir
 from ml.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
 RESULTS = ROOT / "bench" / "results" / "mnist.json"
-WARMUP_STEPS = 5  # untimed steps before each timed pipeline
+WARMUP_STEPS = textbook.WARMUP_STEPS  # untimed steps before each timed pipeline
 
 
 class _Timer(Sink):
@@ -118,76 +121,127 @@ def run_accuracy(variant: str, seeds: list[int], epochs: int, work: Path, thread
     }
 
 
-# ---------------------------------------------------------------- speed
+# ---------------------------------------------------------------- time to accuracy
 
 
-class _PilMnist(torch.utils.data.Dataset):
-    """What torchvision.datasets.MNIST does per item: a PIL image through per-sample transforms."""
+def train_process(args: list[str], out: Path, threads: int, device: str) -> dict:
+    """``python -m ml.train ARGS`` as its own process, as a user runs it: its wall time from the start of
+    the process to its exit, its peak memory (RSS), and when each epoch's evaluation ended, counted from
+    the start of the process (data loading and set-up included)."""
+    command = [sys.executable, "-m", "ml.train", *args, "--out", str(out), "--device", device]
+    command += ["--threads", str(threads)] if threads else []
+    if out.exists():
+        import shutil
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform):
-        self.images, self.labels, self.transform = images, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int):
-        from PIL import Image
-
-        img = Image.fromarray(self.images[i].numpy(), mode="L")
-        return self.transform(img), int(self.labels[i])
-
-
-def textbook_epoch_seconds(
-    max_steps: int | None, batch_size: int = 128, workers: int = 1, seed: int = 0
-) -> dict:
-    """The textbook pipeline: DataLoader + per-sample torchvision transforms, NCHW fp32, same model."""
-    from torchvision import transforms
-
-    torch.manual_seed(seed)
-    data = load_mnist()
-    tf = transforms.Compose(
-        [
-            transforms.RandomAffine(degrees=10, translate=(0.09, 0.09), scale=(0.9, 1.1), shear=8),
-            transforms.ToTensor(),
-            transforms.Normalize((MNIST_MEAN,), (MNIST_STD,)),
-        ]
-    )
-    loader = torch.utils.data.DataLoader(
-        _PilMnist(data.train_x, data.train_y, tf),
-        batch_size=batch_size,
-        shuffle=True,
-        num_workers=workers,
-        drop_last=True,
-    )
-    model = build_model("default")
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    steps = len(loader) if not max_steps else min(max_steps, len(loader))
-    model.train()
-    warm_model = build_model("default").train()  # untimed warm-up of the same kernels, on a throwaway copy
-    warm_opt = torch.optim.SGD(warm_model.parameters(), lr=0.05, momentum=0.9, nesterov=True)
-    for _ in range(WARMUP_STEPS):
-        loss = F.cross_entropy(warm_model(torch.randn(batch_size, 1, 28, 28)), torch.arange(batch_size) % 10)
-        warm_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        warm_opt.step()
+        shutil.rmtree(out)
+    spawned = time.time()
     t0 = time.perf_counter()
-    for step, (x, y) in enumerate(loader, start=1):
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if step >= steps:
-            break
-    elapsed = time.perf_counter() - t0
+    log = (out.parent / f"{out.name}.log").open("wb")
+    process = subprocess.Popen(command, stdout=log, stderr=log, cwd=ROOT)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - t0
+    log.close()
+    record = RunDir(out).read_record() or {"run": {}, "epochs": []}
+    started = record["run"].get("started_at", spawned) - spawned  # process start to training start
+    at, rows = started, []
+    for row in RunDir(out).read_metrics():
+        at += row["seconds"]
+        rows.append({"epoch": int(row["epoch"]), "test_acc": row["test_acc"], "at_s": at})
     return {
-        "steps": steps,
-        "batch_size": batch_size,
-        "workers": workers,
-        "warmup_steps": WARMUP_STEPS,
-        "elapsed_s": elapsed,
-        "epoch_s": elapsed / steps * len(loader),
-        "full_epoch": steps == len(loader),
+        "command": " ".join(command[1:]),
+        "exit_code": os.waitstatus_to_exitcode(status),
+        "wall_s": wall,
+        "setup_s": started,
+        "peak_rss_mb": usage.ru_maxrss / 1024 if sys.platform != "darwin" else usage.ru_maxrss / 2**20,
+        "epochs": rows,
+        "final_test_acc": rows[-1]["test_acc"] if rows else None,
     }
+
+
+def reached(run: dict, target: float) -> float | None:
+    """Seconds from process start to the end of the first evaluation at or above ``target``."""
+    return next((row["at_s"] for row in run["epochs"] if row["test_acc"] >= target), None)
+
+
+def time_to_target(
+    pipelines: dict[str, list[str]], seeds: list[int], target: float, work: Path, threads: int, device: str
+) -> dict:
+    """Each pipeline (ml.train arguments) once per seed, as its own process."""
+    result = {}
+    for name, args in pipelines.items():
+        runs = []
+        for seed in seeds:
+            run = train_process(
+                [*args, "--seed", str(seed)], work / f"ttt-{name}-seed{seed}", threads, device
+            )
+            run.update(seed=seed, reached_s=reached(run, target))
+            runs.append(run)
+            print(
+                f"  {name} seed {seed}: final {_percent(run['final_test_acc'])}, {target:.1%} at "
+                f"{_seconds(run['reached_s'])}, process {run['wall_s']:.1f} s, "
+                f"peak RSS {run['peak_rss_mb']:.0f} MB",
+                flush=True,
+            )
+        result[name] = {"args": args, "runs": runs, "all_reached": all(r["reached_s"] for r in runs)}
+    return result
+
+
+def _percent(value: float | None) -> str:
+    return f"{value:.2%}" if value is not None else "n/a"
+
+
+def _seconds(value: float | None) -> str:
+    return f"{value:.1f} s" if value is not None else "not reached"
+
+
+def textbook_time_to_target(target: float, seed: int, epochs: int, work: Path, threads: int) -> dict:
+    """The textbook pipeline trained to ``target`` (bench/textbook.py) in its own process."""
+    out = work / f"textbook-seed{seed}.json"
+    command = [sys.executable, str(Path(__file__).with_name("textbook.py")), "--target", str(target),
+               "--epochs", str(epochs), "--seed", str(seed), "--out", str(out)]  # fmt: skip
+    command += ["--threads", str(threads)] if threads else []
+    t0 = time.perf_counter()
+    process = subprocess.Popen(command, cwd=ROOT)
+    _, status, usage = os.wait4(process.pid, 0)
+    record = json.loads(out.read_text()) if out.is_file() else {"epochs": [], "reached_s": None}
+    accs = [row["test_acc"] for row in record["epochs"]]
+    return {
+        "command": " ".join(command[1:]),
+        "exit_code": os.waitstatus_to_exitcode(status),
+        "wall_s": time.perf_counter() - t0,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "epochs": record["epochs"],
+        "reached_s": record["reached_s"],
+        "final_test_acc": accs[-1] if accs else None,
+        "seed": seed,
+    }
+
+
+def concurrent_runs(args: list[str], n: int, work: Path, threads: int, device: str) -> dict:
+    """``n`` trainings started at once on one device (a classroom server): total wall time and images/s."""
+    t0 = time.perf_counter()
+    processes = []
+    for k in range(n):
+        out = work / f"concurrent-{n}-{k}"
+        command = [sys.executable, "-m", "ml.train", *args, "--seed", str(k + 1), "--out", str(out),
+                   "--device", device] + (["--threads", str(threads)] if threads else [])  # fmt: skip
+        processes.append(
+            (out, subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT))
+        )
+    codes = [p.wait() for _, p in processes]
+    wall = time.perf_counter() - t0
+    finals = [(RunDir(out).read_metrics() or [{"test_acc": None, "epoch": 0}])[-1] for out, _ in processes]
+    images = sum(int(f["epoch"]) for f in finals) * 60_000
+    return {
+        "trainings": n,
+        "wall_s": wall,
+        "images_per_s": images / wall,
+        "exit_codes": codes,
+        "final_test_acc": [f["test_acc"] for f in finals],
+    }
+
+
+# ---------------------------------------------------------------- speed
 
 
 def project_epoch_seconds(max_steps: int | None, work: Path, threads: int, **overrides) -> dict:
@@ -287,99 +341,131 @@ def prediction_checks(model_path: Path, n_images: int, work: Path) -> dict:
 # ---------------------------------------------------------------- main
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3], help="seeds for the default model")
+    p.add_argument("--device", default="auto", help="device of the trainings: auto, cpu, cuda, mps")
+    p.add_argument("--threads", type=int, default=0, help="torch threads per training (0: torch's default)")
+    p.add_argument("--target", type=float, default=0.995, help="the test accuracy of time-to-accuracy")
+    p.add_argument("--presets", nargs="*", default=list(PRESETS), help="presets timed to the target")
+    p.add_argument("--ttt-seeds", type=int, nargs="*", default=[1, 2, 3], help="seeds of the timed runs")
+    p.add_argument("--textbook-epochs", type=int, default=20, help="at most this many textbook epochs")
+    p.add_argument("--reuse-textbook", action="store_true", help="take the textbook's time from --out")
+    p.add_argument("--concurrent", type=int, nargs="*", default=[], help="trainings at once (a server)")
+    p.add_argument("--models", nargs="*", default=["default"], help="models whose accuracy is measured")
+    p.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3], help="seeds of the accuracy runs")
     p.add_argument("--epochs", type=int, default=TrainConfig().epochs)
-    p.add_argument("--small-seeds", type=int, nargs="*", default=[1], help="seeds for the small variant")
-    p.add_argument(
-        "--speed-steps", type=int, default=0, help="time only N steps per pipeline (0: full epoch)"
-    )
+    p.add_argument("--speed-steps", type=int, default=0, help="time only N steps per pipeline (0: an epoch)")
     p.add_argument("--compile", action="store_true", help="also time the pipeline with torch.compile")
-    p.add_argument("--threads", type=int, default=0, help="torch threads for the accuracy runs (0: default)")
     p.add_argument("--speed-threads", type=int, nargs="+", default=[2, 1], help="thread counts to time")
     p.add_argument("--predict-images", type=int, default=400)
-    p.add_argument("--skip-accuracy", action="store_true")
-    p.add_argument("--skip-speed", action="store_true")
-    p.add_argument("--skip-predict", action="store_true")
+    for part in PARTS:
+        p.add_argument(f"--skip-{part}", action="store_true")
     p.add_argument("--work", default=str(ROOT / "runs" / "bench"), help="where the bench's runs go")
     p.add_argument("--out", default=str(RESULTS))
-    args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    return p.parse_args(argv)
+
+
+PARTS = ("time", "speed", "accuracy", "predict")
+
+
+def run_time(args: argparse.Namespace, work: Path, previous: dict) -> dict:
+    print(f"time to {args.target:.1%}: presets {args.presets}, seeds {args.ttt_seeds}", flush=True)
+    pipelines = {name: ["--preset", name] for name in args.presets}
+    result = {"target": args.target, "pipelines": {}}
+    result["pipelines"] = time_to_target(
+        pipelines, args.ttt_seeds, args.target, work, args.threads, args.device
+    )
+    old = previous.get("time", {}).get("textbook")
+    if args.reuse_textbook and old:
+        result["textbook"] = {**old, "reused": True}
+    else:
+        print(f"  textbook pipeline to {args.target:.1%} (at most {args.textbook_epochs} epochs)", flush=True)
+        result["textbook"] = textbook_time_to_target(
+            args.target, args.ttt_seeds[0] if args.ttt_seeds else 1, args.textbook_epochs, work, args.threads
+        )
+    result["concurrent"] = [
+        concurrent_runs(["--preset", args.presets[0]], n, work, args.threads, args.device)
+        for n in args.concurrent
+    ]
+    return result
+
+
+def run_speed(args: argparse.Namespace, work: Path) -> dict:
+    print("speed: textbook pipeline vs project pipeline (training-only time of one epoch)", flush=True)
+    steps = args.speed_steps or None
+    flops = training_flops_per_image()
+    result = {"train_gflop_per_image": flops / 1e9, "by_threads": {}}
+    threads = torch.get_num_threads()
+    for n_threads in args.speed_threads:
+        torch.set_num_threads(n_threads)
+        # the textbook batch is 4x smaller: time the same number of images
+        speed = {"textbook": textbook.epoch_seconds(steps * 4 if steps else None)}
+        print(f"  {n_threads} thread(s) textbook: {speed['textbook']['epoch_s']:.1f} s/epoch", flush=True)
+        for name, overrides in speed_pipelines(args).items():
+            speed[name] = project_epoch_seconds(steps, work, n_threads, **overrides)
+            print(f"  {n_threads} thread(s) {name}: {speed[name]['epoch_s']:.1f} s/epoch", flush=True)
+        peak, how = cpu_peak_fp32_gflops(n_threads)
+        for entry in speed.values():
+            entry["images_per_s"] = 60000 / entry["epoch_s"]
+            entry["gflops"] = entry["images_per_s"] * flops / 1e9
+            entry["fraction_of_peak_fp32"] = entry["gflops"] / peak
+            entry["speedup_vs_textbook"] = speed["textbook"]["epoch_s"] / entry["epoch_s"]
+        result["by_threads"][str(n_threads)] = {
+            "pipelines": speed,
+            "peak_fp32_gflops": peak,
+            "peak_formula": how,
+        }
+    torch.set_num_threads(threads)
+    return result
+
+
+def speed_pipelines(args: argparse.Namespace) -> dict[str, dict]:
+    """The project's pipelines timed against the textbook: the defaults, fp32, each preset's model."""
+    pipelines = {"project": {}, "project_fp32": {"amp": "off"}}
+    for name, preset in PRESETS.items():
+        if preset.get("model"):
+            pipelines[f"project_{name}_preset_model"] = {"model": preset["model"]}
+    if args.compile:
+        pipelines["project_compile"] = {"compile": "default"}
+    return pipelines
+
+
+def run_accuracies(args: argparse.Namespace, work: Path) -> dict:
+    result = {}
+    for model in args.models:
+        print(f"accuracy: {model} model, seeds {args.seeds}, {args.epochs} epochs", flush=True)
+        result[model] = run_accuracy(model, args.seeds, args.epochs, work, args.threads)
+    return result
+
+
+def run_predict(args: argparse.Namespace, work: Path) -> dict:
+    trained = work / f"default-seed{args.seeds[0] if args.seeds else 1}" / "model.pt"
+    from ml.predict import default_model_path
+
+    model_path = trained if trained.is_file() else default_model_path()
+    with tempfile.TemporaryDirectory() as tmp:
+        return prediction_checks(model_path, args.predict_images, Path(tmp))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    threads = torch.get_num_threads()
-    result: dict = {
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "threads": threads,
-            "cpu_count": os.cpu_count(),
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "load_avg_start": os.getloadavg(),
-        },
-        "args": vars(args),
-    }
+    out = Path(args.out)
+    previous = json.loads(out.read_text()) if out.is_file() else {}
+    result: dict = {"machine": machine(), "args": vars(args)}
     t_start = time.perf_counter()
-
-    if not args.skip_speed:
-        print("speed: textbook pipeline vs project pipeline (training-only time of one epoch)", flush=True)
-        steps = args.speed_steps or None
-        flops = training_flops_per_image()
-        result["speed"] = {"train_gflop_per_image": flops / 1e9, "by_threads": {}}
-        for n_threads in args.speed_threads:
-            torch.set_num_threads(n_threads)
-            # the textbook batch is 4x smaller: time the same number of images
-            speed = {"textbook": textbook_epoch_seconds(steps * 4 if steps else None)}
-            print(f"  {n_threads} thread(s) textbook: {speed['textbook']['epoch_s']:.1f} s/epoch", flush=True)
-            variants = {
-                "project": {},
-                "project_fp32": {"amp": "off"},
-                "project_strided_model": {"model": "strided"},
-            }
-            if args.compile:
-                variants["project_compile"] = {"compile": "default"}
-            for name, overrides in variants.items():
-                speed[name] = project_epoch_seconds(steps, work, n_threads, **overrides)
-                print(f"  {n_threads} thread(s) {name}: {speed[name]['epoch_s']:.1f} s/epoch", flush=True)
-            peak, how = cpu_peak_fp32_gflops(n_threads)
-            for entry in speed.values():
-                entry["images_per_s"] = 60000 / entry["epoch_s"]
-                entry["gflops"] = entry["images_per_s"] * flops / 1e9
-                entry["fraction_of_peak_fp32"] = entry["gflops"] / peak
-                entry["speedup_vs_textbook"] = speed["textbook"]["epoch_s"] / entry["epoch_s"]
-            result["speed"]["by_threads"][str(n_threads)] = {
-                "pipelines": speed,
-                "peak_fp32_gflops": peak,
-                "peak_formula": how,
-            }
-        torch.set_num_threads(threads)
-
-    if not args.skip_accuracy:
-        result["accuracy"] = {}
-        if args.seeds:
-            print(f"accuracy: default model, seeds {args.seeds}, {args.epochs} epochs", flush=True)
-            result["accuracy"]["default"] = run_accuracy(
-                "default", args.seeds, args.epochs, work, args.threads
-            )
-        if args.small_seeds:
-            print(f"accuracy: small model, seeds {args.small_seeds}, {args.epochs} epochs", flush=True)
-            result["accuracy"]["small"] = run_accuracy(
-                "small", args.small_seeds, args.epochs, work, args.threads
-            )
-
-    if not args.skip_predict:
-        trained = work / f"default-seed{args.seeds[0] if args.seeds else 1}" / "model.pt"
-        from ml.predict import default_model_path
-
-        model_path = trained if trained.is_file() else default_model_path()
-        with tempfile.TemporaryDirectory() as tmp:
-            result["predict"] = prediction_checks(model_path, args.predict_images, Path(tmp))
-
+    sections = {
+        "time": lambda: run_time(args, work, previous),
+        "speed": lambda: run_speed(args, work),
+        "accuracy": lambda: run_accuracies(args, work),
+        "predict": lambda: run_predict(args, work),
+    }
+    for part, run in sections.items():
+        if not getattr(args, f"skip_{part}"):
+            result[part] = run()
     result["machine"]["load_avg_end"] = os.getloadavg()
     result["wall_s"] = time.perf_counter() - t_start
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
     print()
@@ -388,8 +474,54 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def machine() -> dict:
+    """What the figures were measured on."""
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "gpu": gpu,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "load_avg_start": os.getloadavg(),
+    }
+
+
+def format_time(time_result: dict) -> list[str]:
+    """The time-to-accuracy table: each preset (one process per seed) and the textbook pipeline."""
+    target = time_result["target"]
+    lines = [
+        f"| pipeline | final test acc per seed | all >= {target:.1%} | time to {target:.1%} per seed "
+        "(process start, data loading included) | process wall per seed | peak RSS |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, block in time_result["pipelines"].items():
+        runs = block["runs"]
+        finals = ", ".join(_percent(r["final_test_acc"]) for r in runs)
+        passed = "yes" if all((r["final_test_acc"] or 0) >= target for r in runs) else "no"
+        times = ", ".join(_seconds(r["reached_s"]) for r in runs)
+        walls = ", ".join(f"{r['wall_s']:.1f} s" for r in runs)
+        rss = max(r["peak_rss_mb"] for r in runs)
+        lines.append(f"| preset `{name}` | {finals} | {passed} | {times} | {walls} | {rss:.0f} MB |")
+    tb = time_result.get("textbook")
+    if tb:
+        reused = " (figure reused from an earlier run)" if tb.get("reused") else ""
+        final = f"{_percent(tb['final_test_acc'])} after {len(tb['epochs'])} epochs"
+        passed = "yes" if tb["reached_s"] else "no"
+        lines.append(
+            f"| textbook{reused} | {final} | {passed} | {_seconds(tb['reached_s'])} | {tb['wall_s']:.0f} s | "
+            f"{tb['peak_rss_mb']:.0f} MB |"
+        )
+    for entry in time_result.get("concurrent", []):
+        lines.append(
+            f"\n{entry['trainings']} trainings at once: {entry['wall_s']:.1f} s, "
+            f"{entry['images_per_s']:,.0f} images/s together, final accuracies {entry['final_test_acc']}"
+        )
+    return lines + [""]
+
+
 def format_table(result: dict) -> str:
-    lines = []
+    lines = format_time(result["time"]) if "time" in result else []
     if "accuracy" in result:
         lines += [
             "| model | params | epochs | seeds | final test acc per seed | mean | wall time per run |",

@@ -16,6 +16,7 @@ import json
 import math
 import sys
 import time
+import time
 import traceback
 from collections.abc import Callable
 from typing import TextIO
@@ -118,6 +119,7 @@ class MetricsFileSink(Sink):
             "n_params": event.n_params,
             "epochs": event.epochs,
             "status": "running",
+            "started_at": time.time(),  # when training began (after set-up): for time-to-accuracy figures
         }
         self._write()
 

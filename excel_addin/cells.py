@@ -132,6 +132,12 @@ def _cells(value: Any, name: str) -> list[Any] | None:
     return flat
 
 
+def _trajectory(lr: Any, epochs: Any, network: backprop.Network) -> np.ndarray:
+    """The per-epoch table for epochs 0..epochs (from the engine's cache)."""
+    last = backprop.validate_epochs(epochs)
+    return backprop.longest_cached_trajectory(lr, last, network)[: last + 1]
+
+
 def finite_cells(values, table, lr) -> list[float | str]:
     """Numbers as cell values; a value that overflowed reads as the message saying where and why."""
     values = [float(v) for v in values]
@@ -174,9 +180,7 @@ def BACKPROP_CURVE(lr, epochs, inputs=None, targets=None, weights=None, biases=N
     """A column of E_total for epochs 0..epochs at learning rate `lr` (spills)."""
 
     def compute():
-        network = network_from_cells(inputs, targets, weights, biases, output)
-        last = backprop.validate_epochs(epochs)
-        table = backprop.longest_cached_trajectory(lr, last, network)[: last + 1]
+        table = _trajectory(lr, epochs, network_from_cells(inputs, targets, weights, biases, output))
         losses = table[:, backprop.COLUMNS.index("E_total")]
         return [[cell] for cell in finite_cells(losses, table, lr)]
 
@@ -192,9 +196,7 @@ def BACKPROP_TABLE(lr, epochs, inputs=None, targets=None, weights=None, biases=N
     """The per-epoch table (weights, h1 .. E_total, dE/dw1..8) with a header row, at rate `lr` (spills)."""
 
     def compute():
-        network = network_from_cells(inputs, targets, weights, biases, output)
-        last = backprop.validate_epochs(epochs)
-        table = backprop.longest_cached_trajectory(lr, last, network)[: last + 1]
+        table = _trajectory(lr, epochs, network_from_cells(inputs, targets, weights, biases, output))
         rows = [[int(row[0]), *finite_cells(row[1:], table, lr)] for row in table]
         return [list(backprop.COLUMNS), *rows]
 

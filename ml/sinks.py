@@ -16,7 +16,6 @@ import json
 import math
 import sys
 import time
-import time
 import traceback
 from collections.abc import Callable
 from typing import TextIO

@@ -11,23 +11,12 @@ import time
 
 import pytest
 import xlwings as xw
-from server_app import LiveServer, press
+from server_app import QUICK, LiveServer, press
 
 from excel_addin.layout import TRAIN_METRIC_COLUMNS
 
 socketio = pytest.importorskip("socketio")
-QUICK = {"subset": 1000, "batch_size": 100, "model": "small", "device": "cpu", "lr": 0.05, "seed": 3}
 pytest.importorskip("websocket")  # python-socketio[client]: its websocket transport
-
-QUICK = {
-    "subset": 1000,
-    "batch_size": 100,
-    "model": "small",
-    "device": "cpu",
-    "lr": 0.05,
-    "seed": 3,
-    "out_dir": "",
-}
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from excel_addin.build.spec import (
     Axis,
     Button,
     Chart,
+    Ref,
     SheetSpec,
     a1,
     ref,
@@ -184,6 +185,30 @@ def loss_axes(log: bool = False) -> tuple[Axis, Axis]:
     return x, y
 
 
+def loss_curves_chart(
+    name: str, anchor: Ref, size: tuple[float, float], title: str, sheet: str, head: Ref, log: bool = False
+) -> Chart:
+    """A chart of the six loss curves of a table on ``sheet`` whose header is at ``head``: epochs 0..EPOCHS
+    in the header's column, one rate per column to its right."""
+    head_row, head_col = head
+    x, y = loss_axes(log)
+    return Chart(
+        name=name,
+        anchor=anchor,
+        width=size[0],
+        height=size[1],
+        title=title,
+        data_sheet=sheet,
+        header_row=head_row,
+        last_row=head_row + 1 + EPOCHS,
+        x_col=head_col,
+        y_first=head_col + 1,
+        y_last=head_col + len(layout.DEFAULT_RATES),
+        x_axis=x,
+        y_axis=y,
+    )
+
+
 def backprop_sheet() -> SheetSpec:
     """Inputs, rates, the engine's loss grid (=BACKPROP_LOSS) and its chart, the Refresh button."""
     sheet = SheetSpec(layout.BACKPROP_SHEET)
@@ -295,22 +320,14 @@ def _loss_grid(sheet: SheetSpec) -> None:
             sheet.formula((row, head_col + 1 + j), formula, float(curve[epoch]), "loss")
     for epoch in range(EPOCHS + 1):
         sheet.write((head_row + 1 + epoch, head_col), epoch, "int")
-    x, y = loss_axes()
     sheet.charts.append(
-        Chart(
-            name="backprop_loss",
-            anchor=ref(layout.BACKPROP_CHART_CELL),
-            width=480 * 1.6 * 0.75,
-            height=288 * 1.7 * 0.75,
-            title="Loss curves: E_total by epoch, six learning rates (Python engine)",
-            data_sheet=layout.BACKPROP_SHEET,
-            header_row=head_row,
-            last_row=head_row + 1 + EPOCHS,
-            x_col=head_col,
-            y_first=head_col + 1,
-            y_last=head_col + len(layout.DEFAULT_RATES),
-            x_axis=x,
-            y_axis=y,
+        loss_curves_chart(
+            "backprop_loss",
+            ref(layout.BACKPROP_CHART_CELL),
+            (480 * 1.6 * 0.75, 288 * 1.7 * 0.75),
+            "Loss curves: E_total by epoch, six learning rates (Python engine)",
+            layout.BACKPROP_SHEET,
+            (head_row, head_col),
         )
     )
 

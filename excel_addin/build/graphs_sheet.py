@@ -7,8 +7,8 @@ columns per chart is what Excel on the web can bind), so they follow every edit 
 from __future__ import annotations
 
 from excel_addin import layout
-from excel_addin.build.backprop_sheets import EPOCHS, loss_axes, lr_col, lr_first_data_row
-from excel_addin.build.spec import Chart, SheetSpec, a1, quote_sheet, ref
+from excel_addin.build.backprop_sheets import EPOCHS, loss_curves_chart, lr_col, lr_first_data_row
+from excel_addin.build.spec import SheetSpec, a1, quote_sheet, ref
 from ml import backprop
 
 CHART_SIZE = (480 * 1.9 * 0.75, 288 * 1.75 * 0.75)  # points
@@ -18,27 +18,13 @@ CHART_GAP_ROWS = 28  # the log-scale chart sits this many rows below the linear 
 def graphs_sheet() -> SheetSpec:
     sheet = SheetSpec(layout.GRAPHS_SHEET)
     sheet.write("B1", "Loss curves from the formula sheets (plain Excel, no Python needed)", "title")
-    head_row, head_col = _curve_table(sheet)
+    head = head_row, head_col = _curve_table(sheet)
     row, col = ref(layout.GRAPHS_CHART_CELL)
     for log, below in ((False, 0), (True, CHART_GAP_ROWS)):
-        x, y = loss_axes(log)
-        sheet.charts.append(
-            Chart(
-                name="loss_curves_log" if log else "loss_curves",
-                anchor=(row + below, col),
-                width=CHART_SIZE[0],
-                height=CHART_SIZE[1],
-                title="E_total by epoch for six learning rates" + (" (log scale)" if log else ""),
-                data_sheet=layout.GRAPHS_SHEET,
-                header_row=head_row,
-                last_row=head_row + 1 + EPOCHS,
-                x_col=head_col,
-                y_first=head_col + 1,
-                y_last=head_col + len(layout.DEFAULT_RATES),
-                x_axis=x,
-                y_axis=y,
-            )
-        )
+        title = "E_total by epoch for six learning rates" + (" (log scale)" if log else "")
+        name = "loss_curves_log" if log else "loss_curves"
+        chart = loss_curves_chart(name, (row + below, col), CHART_SIZE, title, layout.GRAPHS_SHEET, head, log)
+        sheet.charts.append(chart)
     sheet.column_width(head_col, 7)
     sheet.column_width(head_col + 1, 12, last=head_col + len(layout.DEFAULT_RATES))
     return sheet

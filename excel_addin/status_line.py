@@ -9,6 +9,7 @@ feed a run's events to a ``StatusLine`` and show what it says, so a run reads th
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ml.events import BatchEnd, EpochEnd, RunEnded, RunStarted, Sink, event_from_dict
@@ -93,10 +94,9 @@ class StatusLine(Sink):
     def on_epoch(self, event: EpochEnd) -> Line:
         self.epoch_seconds.append(event.seconds)
         device = self.started.device if self.started else "?"
-        text = (
-            f"Training on {device}: epoch {event.epoch} of {event.epochs} done, "
-            f"test accuracy {event.test_acc:.2%}"
-        )
+        text = f"Training on {device}: epoch {event.epoch} of {event.epochs} done"
+        if math.isfinite(event.test_acc):
+            text += f", test accuracy {event.test_acc:.2%}"
         if event.epoch < event.epochs:
             text += f", ETA {format_duration(self.eta(event.epoch + 1, 0.0, None) or 0)}"
         return self._set(text, event.epoch / max(event.epochs, 1))

@@ -59,3 +59,23 @@ class AffineAugment:
         theta = self.matrices(n, h, generator, images01.device).to(images01.dtype)
         grid = F.affine_grid(theta, [n, c, h, w], align_corners=False)
         return F.grid_sample(images01, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+# Test-time augmentation: the views whose softmax is averaged (pixel shifts dy, dx), by their number.
+TTA_VIEWS: dict[int, tuple[tuple[int, int], ...]] = {
+    0: ((0, 0),),
+    5: ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)),
+    9: tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)),
+}
+
+
+def shifted(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """(..., H, W) images moved by (dy, dx) pixels, black (0) shifted in."""
+    if (dy, dx) == (0, 0):
+        return images
+    out = torch.zeros_like(images)
+    h, w = images.shape[-2:]
+    out[..., max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = images[
+        ..., max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+    ]
+    return out

@@ -6,6 +6,7 @@ refreshed from a training loop in any process, headless or not.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +32,12 @@ def _epochs(history: Sequence[dict]) -> list[float]:
     return [r["epoch"] for r in history]
 
 
+def _tested(history: Sequence[dict], key: str, scale: float = 1.0) -> tuple[list[float], list[float]]:
+    """(epochs, values) of the epochs that were evaluated on the test set (the others are NaN)."""
+    points = [(r["epoch"], scale * r[key]) for r in history if math.isfinite(r[key])]
+    return [e for e, _ in points], [v for _, v in points]
+
+
 def plot_loss_curves(history: Sequence[dict], path: str | os.PathLike) -> str:
     """Train and test loss per epoch."""
     fig = Figure(figsize=(6, 4))
@@ -38,7 +45,7 @@ def plot_loss_curves(history: Sequence[dict], path: str | os.PathLike) -> str:
     ax.plot(
         _epochs(history), [r["train_loss"] for r in history], "o-", label="train (augmented, label-smoothed)"
     )
-    ax.plot(_epochs(history), [r["test_loss"] for r in history], "s-", label="test")
+    ax.plot(*_tested(history, "test_loss"), "s-", label="test")
     ax.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
     ax.set_yscale("log")
     ax.grid(True, alpha=0.3)
@@ -50,14 +57,14 @@ def plot_accuracy_curves(history: Sequence[dict], path: str | os.PathLike) -> st
     """Train and test accuracy (percent) per epoch, with the best test accuracy marked."""
     fig = Figure(figsize=(6, 4))
     ax = fig.add_subplot()
-    test = [100 * r["test_acc"] for r in history]
+    tested, test = _tested(history, "test_acc", 100)
     ax.plot(_epochs(history), [100 * r["train_acc"] for r in history], "o-", label="train (augmented)")
-    ax.plot(_epochs(history), test, "s-", label="test")
+    ax.plot(tested, test, "s-", label="test")
     if test:
         best = int(np.argmax(test))
         ax.annotate(
             f"{test[best]:.2f}%",
-            (history[best]["epoch"], test[best]),
+            (tested[best], test[best]),
             textcoords="offset points",
             xytext=(0, 8),
             ha="center",

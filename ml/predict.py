@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .augment import TTA_VIEWS, shifted
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, normalisation_of
 from .errors import (
     EmptyImageError,
@@ -80,21 +81,24 @@ def default_model_path(run_dir: str | os.PathLike = DEFAULT_RUN_DIR) -> Path:
 
 
 class Classifier:
-    """A loaded CNN with its normalisation; thread-safe for prediction."""
+    """A loaded CNN with its normalisation; thread-safe for prediction. ``tta``: the test-time views its
+    training was evaluated with (ml.augment.TTA_VIEWS), so a prediction is what the run's accuracy says."""
 
-    def __init__(self, model: torch.nn.Module, mean: float, std: float, path: str = ""):
+    def __init__(self, model: torch.nn.Module, mean: float, std: float, path: str = "", tta: int = 0):
         self.model = model.eval()
         self.mean, self.std = float(mean), float(std)
         self.path = path
+        self.views = TTA_VIEWS[tta]
         self._lock = threading.Lock()
 
     def probabilities(self, images28: np.ndarray) -> np.ndarray:
         """The (N, 10) digit probabilities of MNIST-style images (N, 28, 28), 0..1 with ink = 1, as they
         are: no preprocessing (``predict`` and ``predict_array`` prepare a picture first)."""
-        x = torch.from_numpy(np.ascontiguousarray(images28, dtype=np.float32)).reshape(-1, 1, 28, 28)
-        x = (x - self.mean) / self.std
+        images = torch.from_numpy(np.ascontiguousarray(images28, dtype=np.float32)).reshape(-1, 1, 28, 28)
         with self._lock, torch.inference_mode():
-            return self.model(x).float().softmax(1).numpy()
+            views = [(shifted(images, dy, dx) - self.mean) / self.std for dy, dx in self.views]
+            probs = sum(self.model(x).float().softmax(1) for x in views) / len(views)
+            return probs.numpy()
 
     def predict_array(
         self, image: np.ndarray, source: str = "image", bright_ink: bool | None = None
@@ -143,13 +147,21 @@ def load_classifier(model_path: str | os.PathLike | None = None) -> Classifier:
                 ckpt = load_checkpoint(path)
                 model = model_from_checkpoint(ckpt, str(path))
                 mean, std = normalisation_of(ckpt, str(path))
+                tta = tta_of(ckpt)
             except CheckpointError as exc:
                 raise ModelNotFoundError(f"{exc}; {TRAIN_HINT}") from exc  # the message names the file
-            clf = Classifier(model, mean, std, str(path))
+            clf = Classifier(model, mean, std, str(path), tta)
             for stale in [k for k in _cache if k[0] == key[0]]:
                 del _cache[stale]
             _cache[key] = clf
     return clf
+
+
+def tta_of(ckpt: dict) -> int:
+    """The test-time views a checkpoint's run was evaluated with (0 for older or odd checkpoints)."""
+    config = ckpt.get("config")
+    views = config.get("tta", 0) if isinstance(config, dict) else 0
+    return views if isinstance(views, int) and not isinstance(views, bool) and views in TTA_VIEWS else 0
 
 
 def main(argv: list[str] | None = None) -> int:

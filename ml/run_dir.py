@@ -30,6 +30,7 @@ PROGRESS_JSON = "progress.json"  # the latest training events, for whoever shows
 REPORT = "report.xlsx"
 # The per-epoch metric columns, in the order written to metrics.csv and to the Train sheet.
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds")
+TEST_COLUMNS = ("test_loss", "test_acc")  # missing (NaN; null in JSON) after an epoch not evaluated
 # PNG charts: the curves are redrawn after every epoch, the others at the end of a run.
 CURVE_CHARTS = ("loss_curves", "accuracy_curves")
 FINAL_CHARTS = ("confusion_matrix", "misclassified")
@@ -72,12 +73,14 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def metric_row(raw: Any) -> dict[str, float] | None:
-    """A per-epoch metrics row checked (every column a finite number; epoch whole), or None."""
+    """A per-epoch metrics row checked (every column a finite number, but the test columns of an epoch
+    that was not evaluated, which are NaN; epoch whole), or None."""
     try:
-        row = {c: float(raw[c]) for c in METRIC_COLUMNS}
+        row = {c: math.nan if c in TEST_COLUMNS and raw[c] is None else float(raw[c]) for c in METRIC_COLUMNS}
     except (KeyError, TypeError, ValueError):
         return None
-    if not all(math.isfinite(v) for v in row.values()) or row["epoch"] != int(row["epoch"]):
+    required = [v for c, v in row.items() if c not in TEST_COLUMNS]
+    if not all(math.isfinite(v) for v in required) or row["epoch"] != int(row["epoch"]):
         return None
     row["epoch"] = int(row["epoch"])
     return row

@@ -82,10 +82,14 @@ class ConsoleSink(Sink):
 
     def on_epoch(self, event: EpochEnd) -> None:
         self._close_bar()
+        test = (
+            f"test loss {event.test_loss:.4f} acc {event.test_acc:.4%}"
+            if math.isfinite(event.test_acc)
+            else "test: not evaluated after this epoch"
+        )
         print(
             f"epoch {event.epoch:>2}/{event.epochs}  "
-            f"train loss {event.train_loss:.4f} acc {event.train_acc:.4%}  "
-            f"test loss {event.test_loss:.4f} acc {event.test_acc:.4%}  "
+            f"train loss {event.train_loss:.4f} acc {event.train_acc:.4%}  {test}  "
             f"lr {event.lr:.4g}  {event.seconds:.1f}s",
             file=self.stream,
         )
@@ -136,10 +140,15 @@ class MetricsFileSink(Sink):
         text = io.StringIO(newline="")
         writer = csv.writer(text)
         writer.writerow(METRIC_COLUMNS)
-        writer.writerows([row[c] for c in METRIC_COLUMNS] for row in self.rows)
+        writer.writerows([_csv_value(row[c]) for c in METRIC_COLUMNS] for row in self.rows)
         atomic_write_text(self.run_dir.metrics_csv, text.getvalue())
         record = {"run": self.run, "epochs": [_finite_or_none(row) for row in self.rows]}
         atomic_write_text(self.run_dir.metrics_json, json.dumps(record, indent=2, allow_nan=False))
+
+
+def _csv_value(value: float) -> float | str:
+    """A metrics value as metrics.csv holds it: a missing one (not evaluated) is an empty field."""
+    return value if math.isfinite(value) else ""
 
 
 def _finite_or_none(row: dict[str, float]) -> dict[str, float | None]:

@@ -37,7 +37,7 @@ import torch.nn.functional as F  # noqa: N812 - the conventional name
 from torch import nn
 
 from . import run_lock
-from .augment import AffineAugment
+from .augment import TTA_VIEWS, AffineAugment, shifted
 from .checkpoint import (
     RESUME_KEYS,
     CheckpointError,
@@ -176,9 +176,15 @@ class EvalResult:
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, x_u8: torch.Tensor, y: torch.Tensor, batch_size: int = 2000, channels_last: bool = True
+    model: nn.Module,
+    x_u8: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int = 2000,
+    channels_last: bool = True,
+    tta: int = 0,
 ) -> EvalResult:
-    """Test loss and accuracy in fp32 (the precision prediction uses), with per-image predictions.
+    """Test loss and accuracy in fp32 (the precision prediction uses), with per-image predictions; with
+    ``tta`` views the softmax is averaged over the image and its small shifts (ml.augment.TTA_VIEWS).
 
     Everything accumulates on the data's device and comes back in one transfer at the end.
     """
@@ -187,12 +193,16 @@ def evaluate(
     total_loss = torch.zeros((), device=x_u8.device)
     preds, confidence = [], []
     for xb, yb in batches(x_u8, y, batch_size, shuffle=False):
-        x = normalise(to_float(xb))
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        logits = model(x).float()
-        total_loss += F.cross_entropy(logits, yb, reduction="sum")
-        top = logits.softmax(1).max(1)
+        images = to_float(xb)
+        probs = torch.zeros(len(yb), 10, device=x_u8.device)
+        for dy, dx in TTA_VIEWS[tta]:
+            x = normalise(shifted(images, dy, dx).clone())
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            probs += model(x).float().softmax(1)
+        probs /= len(TTA_VIEWS[tta])
+        total_loss += F.nll_loss(probs.clamp_min(1e-12).log(), yb, reduction="sum")
+        top = probs.max(1)
         preds.append(top.indices)
         confidence.append(top.values)
     model.train(was_training)
@@ -427,8 +437,15 @@ def save(run: Run, epoch: int, row: dict[str, float]) -> None:
 
 
 def _evaluate(run: Run) -> EvalResult:
-    data = run.data
-    return evaluate(run.model, data.test_x, data.test_y, run.config.eval_batch_size, run.config.channels_last)
+    data, config = run.data, run.config
+    return evaluate(
+        run.model, data.test_x, data.test_y, config.eval_batch_size, config.channels_last, config.tta
+    )
+
+
+def evaluated(config: TrainConfig, epoch: int, epochs: int) -> bool:
+    """Whether the test set is evaluated after this epoch (every ``eval_every``; the last one always)."""
+    return epoch == epochs or (config.eval_every > 0 and epoch % config.eval_every == 0)
 
 
 def _run_epochs(run: Run, should_stop: Callable[[], bool]) -> tuple[str, str | None, EvalResult | None]:
@@ -440,13 +457,13 @@ def _run_epochs(run: Run, should_stop: Callable[[], bool]) -> tuple[str, str | N
             stats = train_epoch(run, epoch, should_stop)
             if stats is None:
                 return "stopped", None, last_eval
-            last_eval = _evaluate(run)
+            test = last_eval = _evaluate(run) if evaluated(run.config, epoch, run.epochs) else None
             row = {
                 "epoch": epoch,
                 "train_loss": stats.train_loss,
                 "train_acc": stats.train_acc,
-                "test_loss": last_eval.loss,
-                "test_acc": last_eval.acc,
+                "test_loss": test.loss if test else math.nan,  # NaN: not evaluated after this epoch
+                "test_acc": test.acc if test else math.nan,
                 "lr": run.optimizer.param_groups[0]["lr"],
                 "seconds": time.perf_counter() - t0,
             }
@@ -486,11 +503,12 @@ def finish(run: Run, status: str, error: str | None, last_eval: EvalResult | Non
     except Exception:  # noqa: BLE001 - charts are a nicety; the run's files are complete
         traceback.print_exc(file=sys.stderr)
     history = run.history
+    tested = [r["test_acc"] for r in history if math.isfinite(r["test_acc"])]
     ended = RunEnded(
         status=status,
         epochs_done=int(history[-1]["epoch"]) if history else 0,
-        best_test_acc=max((r["test_acc"] for r in history), default=None),
-        final_test_acc=history[-1]["test_acc"] if history else None,
+        best_test_acc=max(tested, default=None),
+        final_test_acc=tested[-1] if tested else None,
         out_dir=str(run.run_dir.path),
         error=error,
     )

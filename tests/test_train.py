@@ -2,9 +2,12 @@
 
 import csv
 import json
+import math
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F  # noqa: N812
 
 from ml.checkpoint import export_weights, load_checkpoint, model_from_checkpoint, save_checkpoint
 from ml.data import load_mnist, normalise, to_float
@@ -227,3 +230,61 @@ def test_a_custom_design_trains_and_its_checkpoint_rebuilds_it(tmp_path):
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
     with pytest.raises(SystemExit):
         main(["--model", "custom", "--out", str(tmp_path)])  # no stages: a usage error naming them
+
+
+def test_evaluating_only_after_the_last_epoch_keeps_every_row(tmp_path):
+    """eval_every 0 (the fast preset): the test columns of the other epochs are missing, not zero, in the
+    files, the charts and a resume."""
+    ended = train(quick(tmp_path, epochs=3, eval_every=0), [])
+    rows = RunDir(tmp_path).read_metrics()
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert [math.isnan(r["test_acc"]) for r in rows] == [True, True, False]
+    assert ended.final_test_acc == rows[-1]["test_acc"] == ended.best_test_acc
+    assert json.loads((tmp_path / "metrics.json").read_text())["epochs"][0]["test_acc"] is None
+    assert (tmp_path / "metrics.csv").read_text().splitlines()[1].split(",")[3:5] == ["", ""]
+    assert set(RunDir(tmp_path).charts()) == set(CHART_NAMES)
+    train(quick(tmp_path, epochs=4, eval_every=0, resume=True), [])
+    assert [r["epoch"] for r in RunDir(tmp_path).read_metrics()] == [1, 2, 3, 4]
+
+
+def test_test_time_augmentation_averages_the_shifted_views(tmp_path):
+    from ml.augment import TTA_VIEWS, shifted
+    from ml.data import MNIST_MEAN, MNIST_STD
+    from ml.predict import load_classifier
+    from ml.train import evaluate
+
+    torch.manual_seed(0)
+    model = build_model("small").eval()
+    data = load_mnist().subset(1000)
+    x, y = data.test_x[:200], data.test_y[:200]
+    result = evaluate(model, x, y, batch_size=64, channels_last=False, tta=5)
+    images = to_float(x)
+    with torch.no_grad():
+        views = [model(normalise(shifted(images, dy, dx).clone())).softmax(1) for dy, dx in TTA_VIEWS[5]]
+    expected = torch.stack(views).mean(0)
+    assert np.array_equal(result.preds, expected.argmax(1).numpy())
+    assert result.loss == pytest.approx(float(F.nll_loss(expected.log(), y)), rel=1e-5)
+    # a run evaluated with TTA predicts with it too
+    train(quick(tmp_path, epochs=1, tta=5), [])
+    classifier = load_classifier(tmp_path / "model.pt")
+    assert len(classifier.views) == 5
+    digits = data.test_x[:50].numpy() / 255.0
+    with torch.no_grad():
+        one = classifier.model(
+            torch.from_numpy(((digits - MNIST_MEAN) / MNIST_STD).astype("float32")).unsqueeze(1)
+        )
+    assert not np.allclose(classifier.probabilities(digits), one.softmax(1).numpy())
+
+
+def test_the_fast_preset_from_the_command_line(tmp_path):
+    assert (
+        main(
+            ["--preset", "fast", "--subset", "600", "--epochs", "2", "--threads", "1", "--out", str(tmp_path)]
+        )
+        == 0
+    )
+    ckpt = load_checkpoint(tmp_path / "model.pt")
+    config = ckpt["config"]
+    assert (config["preset"], config["model"], config["eval_every"], config["tta"]) == ("fast", "fast", 0, 5)
+    assert config["epochs"] == 2  # an explicit option wins over the preset's value
+    assert ckpt["model"]["name"] == "fast"

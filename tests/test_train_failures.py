@@ -168,9 +168,11 @@ def test_metrics_with_a_non_finite_value_are_still_valid_json(tmp_path):
     sink = MetricsFileSink(RunDir(tmp_path))
     sink.handle(RunStarted({}, "cpu", 1, [], 1, 1, 1, str(tmp_path)))
     sink.handle(EpochEnd(1, 0.5, 0.9, math.inf, 0.9, 0.1, 1.0, 1, ""))
+    sink.handle(EpochEnd(2, math.nan, 0.9, 0.2, 0.9, 0.1, 1.0, 1, ""))
     data = json.loads((tmp_path / "metrics.json").read_text())  # strict JSON: no NaN/Infinity
-    assert data["epochs"][0]["test_loss"] is None
-    assert RunDir(tmp_path).read_metrics() == []  # a row with a missing value is not a metrics row
+    assert data["epochs"][0]["test_loss"] is None and data["epochs"][1]["train_loss"] is None
+    rows = RunDir(tmp_path).read_metrics()  # a missing test value reads as "not evaluated"; a missing
+    assert [r["epoch"] for r in rows] == [1] and math.isnan(rows[0]["test_loss"])  # train value: no row
 
 
 def test_the_thread_count_is_restored_when_a_run_ends(tmp_path):

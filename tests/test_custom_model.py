@@ -330,6 +330,12 @@ def test_train_trains_the_students_design_and_the_report_shows_it(tmp_path):
     expected = cells.MODEL_SUMMARY(table)
     written = read(book, layout.TRAIN_SHEET, layout.TRAIN_SUMMARY_HEADER_CELL, len(expected), 5)
     assert written == [[None if v == "" else v for v in row] for row in expected]
+    # its receptive fields, derived by hand: 3x3 convolutions add 2 x jump, a 2x2 pool 1 x jump (and doubles
+    # the jump), 1x1 convolutions nothing, the global average pool over 7x7 adds 6 x 4
+    windows = [(row[0], row[4]) for row in written[1:-1] if row[0].split("-")[0] in ("Conv2d", "MaxPool2d")]
+    windows.append(tuple(written[-2][::4]))
+    assert [rf for _, rf in windows] == [3, 5, 6, 10, 10, 12, 20, 20, 44]
+    assert windows[-1][0].startswith("AdaptiveAvgPool2d")
     assert status(book).startswith("Completed: 1 epoch,")
 
     report = _load(build_report(out, tmp_path / "report.xlsx"))[layout.TRAIN_SHEET]

@@ -198,8 +198,8 @@ def config_from_values(given: Mapping[str, Any], apply_preset: bool = True) -> T
 
 def chosen_values(given: Mapping[str, Any], apply_preset: bool = True) -> dict[str, Any]:
     """The values raw settings choose, each parsed, before the whole is checked: the explicit ones and
-    (with ``apply_preset``) the preset's for the others; fields left out take their defaults. A caller
-    can so see the model chosen before its stages are needed (the Train sheet's Custom model table)."""
+    (with ``apply_preset``) the preset's for the others; a field not in it keeps TrainConfig's default.
+    A caller so sees the model chosen before its stages are needed (the Train sheet's Custom model table)."""
     unknown = sorted(set(given) - set(FIELDS))
     if unknown:
         raise ValueError(f"unknown training settings: {', '.join(unknown)}")

@@ -369,6 +369,37 @@ def CLASSIFY_PIXELS(pixels, probabilities=None, model_path=None, out_dir=None, *
     return in_cell(compute)
 
 
+# ---- Model: a CNN design's layer table, live ---------------------------------------------------------
+
+_SPEC_DOC = Argument(
+    "The CNN: the Train sheet's Custom model table (rows of channels, separable, dropout), a model's name "
+    "(default, small, wide, strided, s6) or a stages text such as '8,16 drop=0.05 | 16,24 | 24,32 sep'.",
+    {"ndim": 2},
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _summary_of(spec) -> tuple[tuple[Any, ...], ...]:
+    """MODEL_SUMMARY's rows for a ``ml.model.ModelSpec`` (one forward pass of the built network, once per
+    design: Excel asks again whenever the sheet recalculates)."""
+    from excel_addin.build.train_sheet import summary_table
+    from ml.model import layer_table
+
+    return tuple(map(tuple, summary_table(layer_table(spec), spec.n_params, empty="")))
+
+
+@cell_function(spec=_SPEC_DOC)
+def MODEL_SUMMARY(spec):
+    """A CNN's layer table: output shape, parameters, jump, receptive field (RF), and the total (spills)."""
+
+    def compute():
+        from excel_addin.custom_model import spec_from_cells
+
+        return [list(row) for row in _summary_of(spec_from_cells(spec))]
+
+    return in_cell(compute, spill=True)
+
+
 #: Every cell function, in the order the faces list them.
 CELL_FUNCTIONS = (
     BACKPROP_LOSS,
@@ -377,6 +408,7 @@ CELL_FUNCTIONS = (
     CLASSIFY_IMAGE,
     CLASSIFY_PROBS,
     CLASSIFY_PIXELS,
+    MODEL_SUMMARY,
 )
 
 

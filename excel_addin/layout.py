@@ -6,7 +6,11 @@ layout change happens here and nowhere else.
 
 from __future__ import annotations
 
+from xlsxwriter.utility import xl_cell_to_rowcol, xl_rowcol_to_cell
+
+from excel_addin import custom_model
 from ml.config import sheet_settings
+from ml.model import MAX_STAGES
 from ml.run_dir import METRIC_COLUMNS
 
 # ---- Backprop sheet: the editable network and the six learning rates -------------------------------
@@ -93,20 +97,39 @@ TRAIN_METRICS_MAX_ROWS = 100  # rows reserved for the table (native charts are b
 TRAIN_CHART_SERIES = {"loss": ("train_loss", "test_loss"), "accuracy": ("train_acc", "test_acc")}
 _CHARTED = tuple(m for series in TRAIN_CHART_SERIES.values() for m in series)
 TRAIN_METRIC_COLUMNS = ("epoch", *_CHARTED, *(m for m in METRIC_COLUMNS if m not in ("epoch", *_CHARTED)))
-# model summary: Layer | Output shape | Params | Jump | RF, one row per layer (up to 36) and a Total row,
-# from I3 on; it sits right of the status column (long status lines overflow into D:H) and above nothing.
-TRAIN_SUMMARY_HEADER_CELL = "I3"
+
+
+def _cell(where: str, rows: int = 0, columns: int = 0) -> str:
+    """The A1 address ``rows`` below and ``columns`` right of ``where``."""
+    row, col = xl_cell_to_rowcol(where)
+    return xl_rowcol_to_cell(row + rows, col + columns)
+
+
+# The custom model's design (model "custom"), right of the settings and presets: a header row at
+# TRAIN_CUSTOM_HEADER_CELL, below it one row per stage (ml.model.MAX_STAGES): its number, then its
+# custom_model.COLUMNS (the yellow TRAIN_CUSTOM_CELLS); under the table, its live
+# =MODEL_SUMMARY(TRAIN_CUSTOM_CELLS) at TRAIN_CUSTOM_SUMMARY_CELL, spilling the layer table as the student
+# edits (in columns as wide as the run's model summary's, so both read alike).
+TRAIN_CUSTOM_HEADER_CELL = "I3"
+_CUSTOM_LAST = _cell(TRAIN_CUSTOM_HEADER_CELL, MAX_STAGES, len(custom_model.COLUMNS))
+TRAIN_CUSTOM_CELLS = f"{_cell(TRAIN_CUSTOM_HEADER_CELL, 1, 1)}:{_CUSTOM_LAST}"
+TRAIN_CUSTOM_SUMMARY_CELL = _cell(TRAIN_CUSTOM_HEADER_CELL, MAX_STAGES + 3)  # its title in the row above
+# model summary of a run: Layer | Output shape | Params | Jump | RF, one row per layer (up to 36) and a
+# Total row; it sits right of the custom model and its live summary (5 columns and a spacer), and above
+# nothing.
+TRAIN_SUMMARY_HEADER_CELL = _cell(TRAIN_CUSTOM_HEADER_CELL, columns=6)
 TRAIN_SUMMARY_MAX_ROWS = 40  # rows reserved below the header
 # native line charts bound to the metrics table (live while a run fills it): name -> top-left anchor cell,
-# right of the model summary at the top, so they are in view when the sheet opens
-TRAIN_CHART_CELLS = {"loss": "O3", "accuracy": "W3"}
+# right of the run's model summary at the top (5 columns and a spacer), each 8 columns wide
+_CHARTS = _cell(TRAIN_SUMMARY_HEADER_CELL, columns=6)
+TRAIN_CHART_CELLS = {"loss": _CHARTS, "accuracy": _cell(_CHARTS, columns=8)}
 # matplotlib pictures written by a run: name -> top-left anchor cell (each ~8 columns wide, 20 rows tall):
 # the final results under the charts, then the curves as pictures (for viewers without native charts)
 TRAIN_PICTURE_CELLS = {
-    "confusion_matrix": "O23",
-    "misclassified": "W23",
-    "loss_curves": "O43",
-    "accuracy_curves": "W43",
+    "confusion_matrix": _cell(_CHARTS, 20),
+    "misclassified": _cell(_CHARTS, 20, 8),
+    "loss_curves": _cell(_CHARTS, 40),
+    "accuracy_curves": _cell(_CHARTS, 40, 8),
 }
 TRAIN_BUTTON_CELLS = {"Train": "B1", "StopTraining": "C1"}  # macro name -> cell the button covers
 

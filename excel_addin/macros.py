@@ -23,10 +23,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from excel_addin import layout
+from excel_addin import custom_model, layout
 from excel_addin.build.train_sheet import status_cells
 from ml import config, run_lock
 from ml.config import TrainConfig
+from ml.model import CUSTOM
 from ml.run_dir import DEFAULT_RUN_DIR, RunDir, is_inside
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,9 +69,12 @@ def book_folder(book: Any) -> Path:
 
 
 def read_settings(book: Any) -> dict[str, Any]:
-    """The Train sheet's setting cells as they are: setting name -> cell value."""
+    """The Train sheet's setting cells as they are: setting name -> cell value; and under "stages" its
+    Custom model table, as rows of cell values."""
     sheet = book.sheets[layout.TRAIN_SHEET]
-    return {name: sheet[address].value for name, address in layout.TRAIN_SETTING_CELLS.items()}
+    settings = {name: sheet[address].value for name, address in layout.TRAIN_SETTING_CELLS.items()}
+    settings["stages"] = sheet[layout.TRAIN_CUSTOM_CELLS].options(ndim=2).value
+    return settings
 
 
 def out_dir_from_settings(settings: dict[str, Any], folder: Path, confined: bool = False) -> Path:
@@ -94,10 +98,16 @@ def config_from_settings(settings: dict[str, Any], folder: Path, confined: bool 
     """A validated TrainConfig from the Train sheet's cells (empty cells take the preset or default).
 
     A relative output folder is relative to the workbook's folder, so results sit beside the workbook
-    whatever Excel's current folder is (``confined``: see ``out_dir_from_settings``).
+    whatever Excel's current folder is (``confined``: see ``out_dir_from_settings``). When the model is
+    custom, its stages come from the Custom model table (``settings["stages"]``: rows of cells, or the
+    stages text); another model's run ignores the table.
     """
     training = {name: value for name, value in settings.items() if name in config.FIELDS}
-    parsed = config.config_from_values(training)
+    table = training.pop("stages", None)
+    chosen = config.chosen_values(training)
+    if chosen.get("model") == CUSTOM:
+        chosen["stages"] = custom_model.stages_text(table)
+    parsed = TrainConfig(**chosen).validate()
     return replace(parsed, out_dir=str(out_dir_from_settings(settings, folder, confined)))
 
 

@@ -1,11 +1,11 @@
 """A training run as a workbook, without Excel: ``python -m excel_addin.report RUN_DIR [--out FILE.xlsx]``.
 
 Writes the Train sheet the Train button fills in Excel (the same writer, ``excel_addin.build.train_sheet``):
-the settings, the final status, the model summary, the metrics table with native charts bound to it, and
-the run's PNG charts as pictures. Everything comes from the run folder's own files, found by name in the
-folder (``ml.run_dir.RunDir``), never through paths stored at training time, so a moved or copied run
-folder makes the same report; a run trained headless (``python -m ml.train``) or on CI can be opened in
-any spreadsheet program.
+the settings, the final status, the model summary (and a custom model's stages as its table), the metrics
+table with native charts bound to it, and the run's PNG charts as pictures. Everything comes from the run
+folder's own files, found by name in the folder (``ml.run_dir.RunDir``), never through paths stored at
+training time, so a moved or copied run folder makes the same report; a run trained headless (``python -m
+ml.train``) or on CI can be opened in any spreadsheet program.
 
 A broken run folder is named, not a traceback: a missing or malformed metrics.json or an unwritable
 output fails with a message (exit code 2); NaN metrics become empty cells, an unknown model leaves the
@@ -30,7 +30,7 @@ from excel_addin.build.train_sheet import TrainView, chart_picture, train_sheet,
 from excel_addin.build.xlsx_render import write_workbook
 from excel_addin.status_line import end_status
 from ml.events import RunEnded
-from ml.model import LayerRow
+from ml.model import CUSTOM, LayerRow, ModelSpecError, Stage, parse_stages
 from ml.run_dir import RunDir, atomic_path
 
 Warn = Callable[[str], None]
@@ -84,6 +84,18 @@ def model_summary(run: RunDir, model: Any, warn: Warn) -> list[LayerRow]:
         return []
 
 
+def custom_stages(config: dict[str, Any], warn: Warn) -> list[Stage] | None:
+    """A custom run's stages, for the sheet's Custom model table; None for another model (no table), or
+    (with a warning) when the recorded stages do not parse."""
+    if config.get("model") != CUSTOM:
+        return None
+    try:
+        return parse_stages(config.get("stages"))
+    except ModelSpecError as error:
+        warn(f"no custom model table: the run's stages do not parse ({error})")
+        return None
+
+
 def run_status(record: dict[str, Any], run: RunDir, epochs_done: int) -> tuple[str, float]:
     """The status line and progress: the run's end as recorded (files: this folder), or unfinished."""
     info = record["run"]
@@ -130,6 +142,7 @@ def report_view(run_dir: str | Path, warn: Warn = print_warning) -> TrainView:
     status, progress = run_status(record, run, len(rows))
     summary = model_summary(run, config.get("model"), warn)
     n_params = info.get("n_params")
+    stages = custom_stages(config, warn)
     return TrainView(
         settings=settings,
         status=status,
@@ -139,6 +152,7 @@ def report_view(run_dir: str | Path, warn: Warn = print_warning) -> TrainView:
         n_params=n_params if isinstance(n_params, int) else sum(int(r.params) for r in summary),
         metrics=rows,
         pictures=readable_pictures(run, warn),
+        custom_stages=stages,
         title=f"Training report: {config.get('model', '?')} CNN on MNIST",
         subtitle=f"From the run folder {run.path} (python -m excel_addin.report)",
     )

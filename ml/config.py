@@ -72,7 +72,8 @@ class TrainConfig:
         choices=lambda: tuple(PRESETS),
     )  # fmt: skip
     model: str = setting(
-        "default", "the CNN: a gradsheet variant, s6 (the course's), or custom (the stages below)",
+        "default", "the CNN: a gradsheet variant, s6 (the course's), or custom (your own stages: --stages, "
+        "or the Train sheet's Custom model table)",
         label="model", choices=_models,
     )  # fmt: skip
     stages: str = setting(
@@ -206,13 +207,19 @@ def config_from_values(given: Mapping[str, Any], apply_preset: bool = True) -> T
 
     Unknown names are an error. With ``apply_preset`` the preset's values fill what was not given.
     """
+    return TrainConfig(**chosen_values(given, apply_preset)).validate()
+
+
+def chosen_values(given: Mapping[str, Any], apply_preset: bool = True) -> dict[str, Any]:
+    """The values raw settings choose, each parsed, before the whole is checked: the explicit ones and
+    (with ``apply_preset``) the preset's for the others; a field not in it keeps TrainConfig's default.
+    A caller so sees the model chosen before its stages are needed (the Train sheet's Custom model table)."""
     unknown = sorted(set(given) - set(FIELDS))
     if unknown:
         raise ValueError(f"unknown training settings: {', '.join(unknown)}")
     explicit = {name: parse_setting(name, raw) for name, raw in given.items() if not is_empty(raw)}
     preset = explicit.get("preset", default_of("preset"))
-    merged = {**(PRESETS[preset] if apply_preset else {}), **explicit}
-    return TrainConfig(**merged).validate()
+    return {**(PRESETS[preset] if apply_preset else {}), **explicit}
 
 
 def preset_values(preset: str) -> dict[str, Any]:

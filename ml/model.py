@@ -79,7 +79,12 @@ LAYER_ARGS: dict[str, tuple[str, ...]] = {
 
 
 class ModelSpecError(ValueError):
-    """A model spec that cannot be built (names the layer and what is wrong)."""
+    """A model spec that cannot be built (names the layer and what is wrong); ``layer``: the 0-based index
+    of the layer at fault, when one is (so a staged design can name the stage that holds it)."""
+
+    def __init__(self, message: str, layer: int | None = None):
+        super().__init__(message)
+        self.layer = layer
 
 
 def _int(value: Any, what: str, low: int, high: int) -> int:
@@ -180,10 +185,15 @@ class ModelSpec:
         object.__setattr__(self, "layers", layers)
         shape, total = Shape(INPUT_SIZE[0], INPUT_SIZE[1]), 0
         for k, layer in enumerate(layers):
-            shape, params = _after(layer, shape, f"layer {k + 1}")
+            try:
+                shape, params = _after(layer, shape, f"layer {k + 1}")
+            except ModelSpecError as error:
+                raise ModelSpecError(str(error), layer=k) from None
             total += params
             if total > MAX_PARAMS:
-                raise ModelSpecError(f"the model has more than {MAX_PARAMS:,} parameters (at layer {k + 1})")
+                raise ModelSpecError(
+                    f"the model has more than {MAX_PARAMS:,} parameters (at layer {k + 1})", layer=k
+                )
         if shape.channels != N_CLASSES or shape.size > 1:
             raise ModelSpecError(
                 f"the model must end in {N_CLASSES} values (one per digit), it ends in "
@@ -288,8 +298,10 @@ def staged(
     ``stem_stride=2`` the very first convolution (kernel ``stem_kernel``) has stride 2, so the first stage
     already runs at 14x14 and only the input is ever 28x28: on a CPU, where the passes over the 28x28
     activations cost most, the cheapest layout.
+    A design that does not build is refused with a message naming the stage at fault (ModelSpecError).
     """
     layers: list[tuple] = []
+    stage_of: list[int] = []  # the stage of each layer (the head after the stages: none)
     c_in = INPUT_SIZE[0]
     for i, stage in enumerate(stages):
         last_stage = i == len(stages) - 1
@@ -308,8 +320,14 @@ def staged(
             if not pool_first and not (strided_stem and i == 0):
                 layers.append(("maxpool", 2))
             layers.append(("dropout2d", stage.dropout))  # kept at p=0 too: layer indices stay put
+        stage_of += [i] * (len(layers) - len(stage_of))
     layers += [("conv", c_in, N_CLASSES, 1, 1, 0, 1, True), ("gap",)]
-    return ModelSpec(tuple(layers), name)
+    try:
+        return ModelSpec(tuple(layers), name)
+    except ModelSpecError as error:
+        if error.layer is None or error.layer >= len(stage_of):
+            raise
+        raise ModelSpecError(f"stage {stage_of[error.layer] + 1}: {error}", layer=error.layer) from None
 
 
 MAX_STAGES, MAX_CONVS_PER_STAGE, MAX_STAGE_CHANNELS = 6, 6, 512
@@ -394,15 +412,16 @@ def _s6() -> ModelSpec:
     return ModelSpec(tuple(layers), "s6")
 
 
-_DEFAULT_STAGES = (Stage((8, 16), dropout=0.05), Stage((16, 24), dropout=0.05), Stage((24, 32)))
+# gradsheet's default design (also the Train sheet's custom model until a student changes it)
+DEFAULT_STAGES = (Stage((8, 16), dropout=0.05), Stage((16, 24), dropout=0.05), Stage((24, 32)))
 VARIANTS: dict[str, ModelSpec] = {
-    "default": staged(_DEFAULT_STAGES, name="default"),
+    "default": staged(DEFAULT_STAGES, name="default"),
     "small": staged((Stage((8, 12)), Stage((16, 16)), Stage((32, 40), separable=True)), name="small"),
     "wide": staged(
         (Stage((8, 16), dropout=0.05), Stage((24, 32), dropout=0.05), Stage((64, 64), separable=True)),
         name="wide",
     ),
-    "strided": staged(_DEFAULT_STAGES, strided_stem=True, name="strided"),
+    "strided": staged(DEFAULT_STAGES, strided_stem=True, name="strided"),
     # the fast preset's model: a stride-2 5x5 stem, stages at 14x14, 7x7 and 3x3 (34,602 parameters)
     "fast": staged(
         (Stage((16, 24)), Stage((32, 32)), Stage((48,))), stem_stride=2, stem_kernel=5, name="fast"

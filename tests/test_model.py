@@ -274,7 +274,9 @@ def test_custom_stages_read_back_and_build_the_staged_network():
         ("8 drop=2", "dropout is a probability from 0 to below 1, got '2'"),
         ("|".join(["8"] * 7), "at most 6 stages"),
         ("1,2,3,4,5,6,7", "stage 1 has 7 convolutions; at most 6"),
-        ("512,512,512 | 512,512,512", "more than 1,000,000 parameters"),
+        ("512,512,512 | 512,512,512", "stage 1: the model has more than 1,000,000 parameters"),
+        ("8 | 16 sep | 512,512,512,512", "stage 3: the model has more than 1,000,000 parameters"),
+        ("8|8|8|8|8|8", r"stage 5: layer 22 \(maxpool\): a 2x2 window does not fit the 1x1 map"),
     ],
 )
 def test_a_bad_custom_design_gets_a_message(text, message):

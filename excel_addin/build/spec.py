@@ -54,7 +54,10 @@ class Cell:
     """One cell: a constant ``value``, or a ``formula`` with its ``cached`` value, in a named ``style``.
 
     A formula with ``spill`` = (rows, columns) returns a block: an array formula over that block in the
-    file, a dynamic array that spills in Excel. Its ``cached`` value is then a list of rows.
+    file, a dynamic array that spills in Excel. Its ``cached`` value is then a list of rows. With
+    ``dynamic`` the file's formula is a dynamic array too (its block follows the result's size when Excel
+    recalculates; ``spill`` is the cached result's). A styled empty cell inside the block styles that
+    cell of the result (e.g. a header row); the formula's style covers the rest.
     """
 
     value: Any = None
@@ -62,6 +65,7 @@ class Cell:
     cached: Any = None
     style: str | None = None
     spill: tuple[int, int] | None = None
+    dynamic: bool = False
 
 
 @dataclass(frozen=True)
@@ -209,11 +213,14 @@ class SheetSpec:
         cached: Any,
         style: str | None = None,
         spill: tuple[int, int] | None = None,
+        dynamic: bool = False,
     ) -> None:
-        """A formula (starting with "=") and the value it has as built."""
+        """A formula (starting with "=") and the value it has as built (see ``Cell``)."""
         if not formula.startswith("="):
             raise ValueError(f"a formula starts with '=': {formula!r}")
-        self.cells[ref(where)] = Cell(formula=formula, cached=cached, style=style, spill=spill)
+        self.cells[ref(where)] = Cell(
+            formula=formula, cached=cached, style=style, spill=spill, dynamic=dynamic
+        )
 
     def write_row(
         self, where: str | Ref, values: Iterable[Any], style: str | Sequence[str | None] | None = None

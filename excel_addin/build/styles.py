@@ -43,6 +43,11 @@ STYLES: dict[str, Style] = {
     "input": Style(fill=INPUT_FILL, border="box", number_format="0.00##"),
     "input_text": Style(fill=INPUT_FILL, border="box", align="left"),
     "input_int": Style(fill=INPUT_FILL, border="box", number_format="0"),
+    # text format: "8,16" stays text in any locale; a header row that a message can overflow (the first
+    # cell left-aligned, no wrap, no borders between the cells, dark text: readable past the fill)
+    "input_channels": Style(fill=INPUT_FILL, border="box", align="left", number_format="@"),
+    "live_header": Style(bold=True, fill="#D9E1F2", border="bottom"),
+    "live_head": Style(bold=True, fill="#D9E1F2", align="center", border="bottom"),
     "preset": Style(color="#404040", fill="#F2F2F2", border="box", align="left"),
     "preset_name": Style(bold=True, color=NAVY, fill="#D9E1F2", border="box", align="center"),
     "status": Style(bold=True),

@@ -1,9 +1,11 @@
 """The Train sheet, written by one piece of code for its three writers.
 
-* the template (``train_sheet(TrainView(), buttons=True)``): settings from the preset table, an empty
-  run, the native charts waiting for metric rows;
-* the headless report (``excel_addin.report``): a finished run's settings, status, summary, metric rows
-  and PNG charts, as a description rendered to a file;
+* the template (``train_sheet(TrainView(), buttons=True)``): settings from the preset table, the Custom
+  model table (gradsheet's default design) with its live ``=MODEL_SUMMARY``, an empty run, the native
+  charts waiting for metric rows;
+* the headless report (``excel_addin.report``): a finished run's settings, status, summary (a custom
+  run's stages in the Custom model table), metric rows and PNG charts, as a description rendered to a
+  file;
 * the live sheet sink (``excel_addin.sheet_sink``): the same cells, written into an open Book while a
   run goes (``status_cells``, ``summary_block``, ``metric_cells``, ``chart_picture``, the status texts).
 
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from excel_addin import layout
+from excel_addin import custom_model, layout
 from excel_addin.build.spec import (
     Axis,
     Button,
@@ -37,9 +39,9 @@ from excel_addin.build.spec import (
     offset,
     ref,
 )
-from excel_addin.cells import FUNCTION_NAMESPACE
+from excel_addin.cells import FUNCTION_NAMESPACE, MODEL_SUMMARY
 from ml import config
-from ml.model import LayerRow
+from ml.model import DEFAULT_STAGES, MAX_CONVS_PER_STAGE, MAX_STAGE_CHANNELS, MAX_STAGES, LayerRow, Stage
 
 NOT_STARTED = "Not started: press Train"
 SUMMARY_HEADER = ("Layer", "Output shape", "Params", "Jump", "RF")
@@ -69,6 +71,8 @@ class TrainView:
     """What the Train sheet shows of a run: the defaults are the template's (no run yet).
 
     ``settings`` None: the preset formulas (the template); else each setting's value as run.
+    ``custom_stages``: the template's starting design (gradsheet's default), a custom run's stages, or
+    None for a run of another model (no Custom model table).
     """
 
     settings: Mapping[str, Any] | None = None
@@ -79,6 +83,7 @@ class TrainView:
     n_params: int | None = None
     metrics: Sequence[Mapping[str, Any]] = ()
     pictures: Sequence[Picture] = ()
+    custom_stages: Sequence[Stage] | None = DEFAULT_STAGES  # the Custom model table's (None: no table)
     title: str = "Train a CNN on MNIST (60,000 handwritten digits) from this sheet"
     subtitle: str = "Pick a preset or fill in the yellow settings, then press Train."
 
@@ -140,13 +145,20 @@ def summary_cells(row) -> list:
     return [layer.layer, layer.shape, int(layer.params), int(layer.jump), int(layer.rf)]
 
 
-def summary_block(summary: Sequence[Any], n_params: int | None) -> list[list[Any]]:
-    """The summary from its header down: header, one row per layer, Total, then blank rows to the end
-    of the reserved area (so a shorter model's summary leaves nothing of a longer one)."""
+def summary_table(summary: Sequence[Any], n_params: int | None, empty: Any = None) -> list[list[Any]]:
+    """The summary's header, one row per layer and (with layers) the Total row; ``empty`` fills the
+    Total row's empty cells (a cell function's result spells them "")."""
     rows = [list(SUMMARY_HEADER)]
     if summary:
         rows += [summary_cells(row) for row in summary]
-        rows.append(["Total", None, int(n_params or 0), None, None])
+        rows.append(["Total", empty, int(n_params or 0), empty, empty])
+    return rows
+
+
+def summary_block(summary: Sequence[Any], n_params: int | None) -> list[list[Any]]:
+    """The summary from its header down: ``summary_table``, then blank rows to the end of the reserved
+    area (so a shorter model's summary leaves nothing of a longer one)."""
+    rows = summary_table(summary, n_params)
     rows += [[None] * len(SUMMARY_HEADER)] * max(0, layout.TRAIN_SUMMARY_MAX_ROWS + 1 - len(rows))
     return rows
 
@@ -219,6 +231,7 @@ def train_sheet(view: TrainView, buttons: bool, stream: bool = False) -> SheetSp
     _settings(sheet, view.settings)
     _presets_table(sheet)
     _run(sheet, view)
+    _custom_model(sheet, view)
     _summary(sheet, view)
     _metrics(sheet, view)
     if stream:
@@ -280,6 +293,76 @@ def _run(sheet: SheetSpec, view: TrainView) -> None:
         sheet.write(cell, None if value == "" else value, styles.get(cell, "text"))
     progress = ref(layout.TRAIN_PROGRESS_CELL)
     sheet.conditional_formats.append(DataBar(progress, progress, "#5B9BD5", 0, 1))
+
+
+# ---- the custom model: a student's design as cells, and its layers live -------------------------------
+
+CUSTOM_TITLE = "Custom model: design your own CNN (train it with model = custom)"
+CUSTOM_RUN_TITLE = "Custom model: this run's stages"
+CUSTOM_NOTES = {
+    "channels": "Stage {k}: the output channels of its 3x3 convolutions, one number per convolution, e.g. "
+    f"8, 16 (1 to {MAX_STAGE_CHANNELS} each, at most {MAX_CONVS_PER_STAGE}). Leave the rows below your "
+    "last stage empty. After each stage but the last: 2x2 max-pooling (the map halves).",
+    "separable": "Stage {k}: yes = depthwise-separable convolutions (a 3x3 filter per channel, then a 1x1 "
+    "mix across channels): far fewer parameters. Empty = no.",
+    "dropout": "Stage {k}: channel dropout (Dropout2d) after the stage's pooling, 0 to below 1, e.g. 0.05. "
+    "Empty = 0; unused in the last stage (no pooling after it).",
+}
+CUSTOM_STYLES = {"channels": "input_channels", "separable": "input_text", "dropout": "input"}
+LIVE_SUMMARY_NOTE = (
+    "MODEL_SUMMARY computes the custom model's layers from the table as you edit it, before training: "
+    "output shape, parameters, jump (input pixels between neighbouring outputs) and receptive field (RF: "
+    "the input square one output sees). A design that does not work shows #VALUE! and the reason."
+)
+
+
+def live_summary_formula() -> str:
+    """The Train sheet's =MODEL_SUMMARY of its Custom model table."""
+    return f"=MODEL_SUMMARY({layout.TRAIN_CUSTOM_CELLS})"
+
+
+def _custom_model(sheet: SheetSpec, view: TrainView) -> None:
+    """The Custom model table: yellow inputs and their live summary below (the template), or a custom
+    run's stages (the report); nothing for a run of another model."""
+    if view.custom_stages is None:
+        return
+    live = view.settings is None
+    row, col = ref(layout.TRAIN_CUSTOM_HEADER_CELL)
+    for k, width in enumerate(SUMMARY_WIDTHS):
+        sheet.column_width(col + k, width)
+    sheet.write((row - 1, col), CUSTOM_TITLE if live else CUSTOM_RUN_TITLE, "section")
+    sheet.write_row((row, col), ("stage", *custom_model.COLUMNS), "header")
+    styles = [CUSTOM_STYLES[name] if live else "preset" for name in custom_model.COLUMNS]
+    for k, cells in enumerate(custom_model.table_of(view.custom_stages), start=1):
+        sheet.write((row + k, col), k, "int")
+        sheet.write_row((row + k, col + 1), cells, styles)
+    if live:
+        _custom_inputs(sheet)
+        _live_summary(sheet, view.custom_stages)
+
+
+def _custom_inputs(sheet: SheetSpec) -> None:
+    """Each input cell's note, and the separable column's yes/no dropdowns."""
+    row, col = ref(layout.TRAIN_CUSTOM_HEADER_CELL)
+    for k in range(1, MAX_STAGES + 1):
+        for j, name in enumerate(custom_model.COLUMNS, start=1):
+            sheet.note((row + k, col + j), CUSTOM_NOTES[name].format(k=k))
+            if name == "separable":
+                sheet.validate_list((row + k, col + j), custom_model.SEPARABLE_CHOICES)
+
+
+def _live_summary(sheet: SheetSpec, stages: Sequence[Stage]) -> None:
+    """=MODEL_SUMMARY of the table, caching its result for ``stages`` (what the sheet shows before it
+    recalculates); a dynamic array, so it spills as long as the student's design needs."""
+    row, col = ref(layout.TRAIN_CUSTOM_SUMMARY_CELL)
+    sheet.write((row - 1, col), "Its layers, live as you edit the table (MODEL_SUMMARY)", "section")
+    table = MODEL_SUMMARY(custom_model.table_of(stages))
+    for i, cells in enumerate(table):  # the result's header row styled as one, the rest plain
+        for j in range(len(cells)):
+            sheet.write((row + i, col + j), None, "live_head" if i == 0 else "text")
+    spill = (len(table), len(table[0]))
+    sheet.formula((row, col), live_summary_formula(), table, "live_header", spill=spill, dynamic=True)
+    sheet.note((row, col), LIVE_SUMMARY_NOTE)
 
 
 def _summary(sheet: SheetSpec, view: TrainView) -> None:

@@ -94,12 +94,15 @@ def _render_sheet(wb, ws, sheet: SheetSpec, fmt: _Formats) -> None:
     for row, height in sorted(sheet.row_heights.items()):
         ws.set_row(row, height)
     merged = {first: last for first, last in sheet.merges}
+    spilled = _spilled(sheet)
     for (row, col), cell in sorted(sheet.cells.items()):
         if (row, col) in merged:
             last = merged[(row, col)]
             ws.merge_range(row, col, last[0], last[1], cell.value, fmt(cell.style))
+        elif (row, col) in spilled:
+            continue  # written with its formula's cached block
         elif not any(_inside((row, col), first, last) for first, last in sheet.merges):
-            _write_cell(ws, row, col, cell, fmt)
+            _write_cell(ws, row, col, cell, fmt, sheet)
     for (row, col), text in sorted(sheet.notes.items()):
         ws.write_comment(row, col, text)
     for rule in sheet.validations:
@@ -128,18 +131,29 @@ def _inside(cell, first, last) -> bool:
     return first[0] <= cell[0] <= last[0] and first[1] <= cell[1] <= last[1]
 
 
-def _write_cell(ws, row: int, col: int, cell, fmt: _Formats) -> None:
+def _spilled(sheet: SheetSpec) -> set[tuple[int, int]]:
+    """The cells inside array formulas' blocks, other than the formulas' own."""
+    covered = set()
+    for (row, col), cell in sheet.cells.items():
+        if cell.formula is not None and cell.spill:
+            rows, cols = cell.spill
+            covered |= {(row + i, col + j) for i in range(rows) for j in range(cols)} - {(row, col)}
+    return covered
+
+
+def _write_cell(ws, row: int, col: int, cell, fmt: _Formats, sheet: SheetSpec) -> None:
     style = fmt(cell.style)
     if cell.formula is not None and cell.spill:
         rows, cols = cell.spill
         cached = cell.cached
-        ws.write_array_formula(
-            row, col, row + rows - 1, col + cols - 1, "{" + cell.formula + "}", style, cached[0][0]
-        )
+        write = ws.write_dynamic_array_formula if cell.dynamic else ws.write_array_formula
+        formula = cell.formula if cell.dynamic else "{" + cell.formula + "}"
+        write(row, col, row + rows - 1, col + cols - 1, formula, style, cached[0][0])
         for i in range(rows):  # the other cells of the block show their cached values
             for j in range(cols):
                 if (i, j) != (0, 0):
-                    ws.write(row + i, col + j, cached[i][j], style)
+                    own = sheet.cells.get((row + i, col + j))
+                    ws.write(row + i, col + j, cached[i][j], fmt(own.style) if own else style)
     elif cell.formula is not None:
         ws.write_formula(row, col, cell.formula, style, cell.cached)
     elif cell.value is None:

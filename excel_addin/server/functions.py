@@ -60,6 +60,7 @@ BACKPROP_TABLE = custom_function(cells.BACKPROP_TABLE)
 CLASSIFY_IMAGE = custom_function(cells.CLASSIFY_IMAGE)
 CLASSIFY_PROBS = custom_function(cells.CLASSIFY_PROBS)
 CLASSIFY_PIXELS = custom_function(cells.CLASSIFY_PIXELS)
+MODEL_SUMMARY = custom_function(cells.MODEL_SUMMARY)
 
 
 @func

@@ -23,7 +23,11 @@ class Clock:
 
 def run_events(out_dir: str) -> list:
     """A two-epoch run of 4 steps per epoch, as ml.train emits it."""
-    events = [RunStarted({"model": "small"}, "cpu", 7850, [("conv", "8x28x28", 80, 1, 3)], 2, 1, 4, out_dir)]
+    events = [
+        RunStarted(
+            {"model": "small"}, "cpu", 7850, [("Conv2d-1", "[-1, 8, 28, 28]", 80, 28, 1, 3)], 2, 1, 4, out_dir
+        )
+    ]
     for epoch in (1, 2):
         for step in range(1, 5):
             events.append(BatchEnd(epoch, step, 4, 1.0 / step, 0.2 * step, 0.1, 0.5 * step))

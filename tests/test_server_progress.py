@@ -67,3 +67,17 @@ def test_a_run_whose_process_died_says_so():
 
 def test_no_run_yet():
     assert progress.progress_of("never-trained").status == progress.NO_RUN_TEXT
+
+
+def test_the_summary_part_is_the_train_sheets_summary_table():
+    """TRAIN_PROGRESS(id, "summary") fills the add-in Train sheet's model-summary block, as the sink does in
+    the workbook route."""
+    from excel_addin.build.train_sheet import SUMMARY_HEADER, summary_cells
+
+    started, *rest = run_events("runs/summary")
+    write_run("summary", [started, *rest])
+    table = progress.progress_of("summary").part("summary")
+    assert table[0] == list(SUMMARY_HEADER)
+    assert table[1:-1] == [summary_cells(row) for row in started.summary] and len(table) == 3
+    assert table[-1] == ["Total", "", started.n_params, "", ""]
+    assert progress.progress_of("no-run-yet").part("summary") == [list(SUMMARY_HEADER)]

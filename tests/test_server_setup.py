@@ -82,7 +82,7 @@ def test_set_up_calls_the_functions_by_their_add_in_names(set_up):
     train = book.book.sheets[layout.TRAIN_SHEET]
     assert train[layout.TRAIN_STATUS_CELL].value == progress_formula("status")
     assert train[layout.TRAIN_METRICS_HEADER_CELL].value == progress_formula("metrics")
-    assert json.dumps(formulas).count("TRAIN_PROGRESS(GRADSHEET_ID,") == 4
+    assert json.dumps(formulas).count("TRAIN_PROGRESS(GRADSHEET_ID,") == 5  # status, progress, device, tables
 
 
 def test_the_other_buttons_work_on_a_set_up_workbook(set_up):

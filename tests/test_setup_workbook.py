@@ -247,6 +247,8 @@ def test_the_addins_sheets_are_the_templates_but_for_its_names_and_live_cells():
     }
     header = ref(layout.TRAIN_METRICS_HEADER_CELL)
     spill = {(header[0], header[1] + j) for j in range(len(layout.TRAIN_METRIC_COLUMNS))}
+    summary = ref(layout.TRAIN_SUMMARY_HEADER_CELL)
+    spill |= {(summary[0], summary[1] + j) for j in range(len(train_sheet.SUMMARY_HEADER))}
     namespaced = 0
     for sheet in ADDIN.sheets:
         for where, cell in template[sheet.name].cells.items():

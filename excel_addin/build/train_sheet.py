@@ -402,11 +402,15 @@ def _stream(sheet: SheetSpec, view: TrainView) -> None:
     }
     for cell, (part, cached) in cells.items():
         sheet.formula(cell, progress_formula(part), cached, sheet.cells[ref(cell)].style)
-    header = layout.TRAIN_METRICS_HEADER_CELL
-    sheet.formula(header, progress_formula("metrics"), layout.TRAIN_METRIC_COLUMNS[0], "header")
-    row, col = ref(header)
-    for j in range(1, len(layout.TRAIN_METRIC_COLUMNS)):  # the spill's place: no constants in its way
-        sheet.write((row, col + j), None, "header")
+    tables = {
+        layout.TRAIN_METRICS_HEADER_CELL: ("metrics", layout.TRAIN_METRIC_COLUMNS),
+        layout.TRAIN_SUMMARY_HEADER_CELL: ("summary", SUMMARY_HEADER),
+    }
+    for header, (part, columns) in tables.items():
+        sheet.formula(header, progress_formula(part), columns[0], sheet.cells[ref(header)].style)
+        row, col = ref(header)
+        for j in range(1, len(columns)):  # the spill's place: no constants in its way
+            sheet.write((row, col + j), None, sheet.cells[(row, col + j)].style)
 
 
 def _charts(sheet: SheetSpec, epochs: int) -> None:

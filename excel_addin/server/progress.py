@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from excel_addin import layout, macros
-from excel_addin.build.train_sheet import metric_cells
+from excel_addin.build.train_sheet import metric_cells, summary_table
 from excel_addin.server import training, workbook
 from excel_addin.server.options import options
 from excel_addin.status_line import replay
@@ -27,7 +27,7 @@ ENDED_EARLY_TEXT = "Interrupted: the training process ended unexpectedly"
 LABELS = ("status", "progress", "queue")  # the first column of the rows above the metrics table
 # TRAIN_PROGRESS(workbook, part): the whole table, or one part of it (what the Train sheet of a set-up
 # workbook shows in its status, progress and device cells and its metrics table)
-PARTS = ("all", "status", "progress", "queue", "device", "metrics")
+PARTS = ("all", "status", "progress", "queue", "device", "metrics", "summary")
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,8 @@ class Progress:
     queue: int | None = None
     rows: tuple[tuple[float, ...], ...] = ()
     device: str = ""
+    layers: tuple[tuple, ...] = ()  # the run's model summary rows (ml.model.LayerRow)
+    n_params: int | None = None
 
     def table(self) -> list[list[Any]]:
         """The spill of TRAIN_PROGRESS: a status, a progress and a queue row, then the metrics table
@@ -63,6 +65,8 @@ class Progress:
         if name in single:
             value = single[name]
             return [["" if value is None else value]]
+        if name == "summary":
+            return summary_table(self.layers, self.n_params, empty="")
         return self.metrics() if name == "metrics" else self.table()
 
     def summary(self) -> dict[str, Any]:
@@ -172,5 +176,6 @@ def _from_files(run_dir: RunDir, job: training.Job | None) -> Progress:
         return Progress(f"Cannot read {run_dir.progress}: {error}")
     if not record.get("ended") and not running:
         text = f"{ENDED_EARLY_TEXT}: {text}. See {run_dir.worker_log}"
-    device = (record.get("started") or {}).get("device", "")
-    return Progress(text, progress, None, rows, device)
+    started = record.get("started") or {}
+    summary = tuple(tuple(row) for row in started.get("summary", []))
+    return Progress(text, progress, None, rows, started.get("device", ""), summary, started.get("n_params"))

@@ -258,7 +258,8 @@ def test_the_addins_sheets_are_the_templates_but_for_its_names_and_live_cells():
                 namespaced += 1
             else:
                 assert got == cell, (sheet.name, where)
-    assert namespaced == 6 * 101 + 6 * 101 + 2 * 10  # the grid, the LR sheets' engine column, Classify
+    # the grid, the LR sheets' engine column, Classify's examples and drawing grid
+    assert namespaced == 6 * 101 + 6 * 101 + 2 * 10 + 2
     train = {sheet.name: sheet for sheet in ADDIN.sheets}[layout.TRAIN_SHEET]
     for part, cell in (("status", layout.TRAIN_STATUS_CELL), ("progress", layout.TRAIN_PROGRESS_CELL)):
         assert (

@@ -1,5 +1,6 @@
 """The Classify sheet's buttons on real Books: Random test digit, Clear and What the network sees, as the
-workbook's macros (xlwings' remote-engine Book fed the template's cells).
+workbook's macros (xlwings' remote-engine Book fed the template's cells) and as the add-in's task-pane
+buttons (custom scripts over HTTP, their actions applied to the workbook as the task pane would).
 
 Real parts throughout: MNIST's test set, the shipped model, ml.explain's pictures (real PNGs in the
 recorded picture actions) and the CLASSIFY_PIXELS cell function on what the grid holds afterwards.
@@ -16,6 +17,8 @@ import pytest
 from openpyxl.utils import get_column_letter
 from PIL import Image
 from remote_book import actions, make_book, picture_png, read
+from server_app import Workbook
+from server_app import client as make_client
 
 from excel_addin import cells, layout, macros
 from excel_addin.build import classify_sheet
@@ -192,3 +195,45 @@ def test_an_empty_grid_and_a_missing_model_are_said_too(tmp_path):
     assert macros.what_the_network_sees(book) is None
     assert status(book).startswith(f"Not drawn: no trained model at {missing}: train one with")
     assert not picture_actions(book)
+
+
+# ---- the add-in's task pane ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def client():
+    with make_client() as c:
+        yield c
+
+
+def test_the_task_panes_buttons_load_clear_and_explain_the_grid(client):
+    book = Workbook(client, model_path=SHIPPED["model_path"])
+    book.press("random_test_digit")
+    index, label = caption_of(book.book)
+    image = load_mnist().test_x[index].numpy()
+    pixels = book.book.sheets[SHEET].range(classify_sheet.grid_range()).value
+    assert np.abs(as_ink(pixels) - image / 255.0).max() <= 0.005
+
+    book.press("what_the_network_sees")  # the grid ("grid" in B21) as the workbook now holds it
+    (added,) = [a for a in book.actions if a["func"] == "addPicture"]
+    assert picture_png(added).startswith(PNG)
+    seen = CLASSIFY_PIXELS(pixels, False, SHIPPED["model_path"])
+    assert book.cell(SHEET, STATUS).startswith(f"Shows the drawing grid, seen as {seen} (p = ")
+
+    book.press("what_the_network_sees")  # again: the picture the workbook now holds is replaced in place
+    assert [a["func"] for a in book.actions if "Picture" in a["func"]] == ["updatePicture"]
+
+    book.press("clear_grid")
+    assert book.book.sheets[SHEET].range(classify_sheet.grid_range()).value == [[None] * 28] * 28
+    assert book.cell(SHEET, CAPTION) == classify_sheet.CLEARED
+    book.press("what_the_network_sees")
+    assert book.cell(SHEET, STATUS).startswith("Not drawn: pixels: the grid is empty")
+    assert not [a for a in book.actions if a["func"] in ("addPicture", "updatePicture")]
+
+
+def test_the_task_panes_buttons_need_the_classify_sheet(client):
+    book = Workbook(client)
+    book.payload["sheets"] = [s for s in book.payload["sheets"] if s["name"] != SHEET]
+    for script in ("random_test_digit", "clear_grid", "what_the_network_sees"):
+        response = book.press(script, expect=400)
+        assert "has no Classify sheet: press Set up gradsheet first" in response.text

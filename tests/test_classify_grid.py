@@ -206,6 +206,17 @@ def test_libreoffice_recalculates_and_draws_the_grid_black_on_white(built, tmp_p
     assert middle.any() and ((brightness[middle] > 80) & (brightness[middle] < 180)).all()
 
 
+@pytest.mark.skipif(not libreoffice.available(), reason="LibreOffice (soffice) is not installed")
+def test_a_viewer_sees_the_cached_probabilities_not_errors(built, cached):
+    """LibreOffice recalculates array formulas on load even when told not to; shown with the file's cached
+    values (as the README's pictures are), the probability rows hold the shipped model's numbers."""
+    shown = libreoffice.sheet_values(built, recalc=False)[layout.CLASSIFY_SHEET]
+    values = cached[layout.CLASSIFY_SHEET]
+    for row in (layout.CLASSIFY_FIRST_ROW, RESULT):
+        expected = [values.cell(row, 2 + c).value for c in range(11)]  # the digit and its 10 probabilities
+        assert shown[row - 1][1:12] == expected and all(isinstance(v, float) for v in expected[1:]), row
+
+
 # ---- CLASSIFY_PIXELS on grids made from real digit pictures -------------------------------------------
 
 

@@ -1,7 +1,9 @@
 """Render the README's pictures of the workbook with LibreOffice: ``python -m docs.render_pictures``.
 
 LibreOffice prints the template (cached values, as any viewer shows them before Python runs) to PDF, the
-first page of each sheet is rasterised and cropped to its top rows, and the PNGs go to docs/img/. With
+first page of each sheet is rasterised and cropped to its top rows, and the PNGs go to docs/img/. The
+Classify sheet is drawn once more as What the network sees leaves it for the drawing grid
+(``classify_explained.png``: the template's sheet with the button's picture and status line). With
 ``--report RUN_DIR`` the Train sheet after a run is drawn too (``train_sheet.png``), from the headless
 report of that run folder (``python -m excel_addin.report``).
 """
@@ -16,6 +18,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from excel_addin.build import libreoffice, template
+from excel_addin.build.xlsx_render import write_workbook
 from excel_addin.report import build_report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,8 +31,9 @@ PICTURES = {
     "sheet-lr": ("Learning rate 0.5:", 0.6, 0.45),
     "sheet-graphs": ("Loss curves from the formula sheets", 1.0, 0.62),
     "sheet-train": ("Train a CNN on MNIST", 1.0, 0.45),
-    "sheet-classify": ("Classify handwritten digits", 1.0, 0.22),
+    "sheet-classify": ("Classify handwritten digits", 1.0, 0.36),
 }
+EXPLAINED_PICTURE = ("classify_explained", "Classify handwritten digits", 1.0, 0.64)
 REPORT_PICTURE = ("train_sheet", "Training report", 1.0, 0.45)
 MAX_WIDTH = 1400  # pixels; keeps each PNG well under 300 KB
 
@@ -46,9 +50,12 @@ def _page_count(pdf: Path) -> int:
     return int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")))
 
 
-def _crop_page(pdf: Path, page: int, width: float, aspect: float, path: Path, dpi: int, tmp: Path) -> Path:
+def _crop_page(
+    pdf: Path, page: int, width: float, aspect: float, path: Path, dpi: int, tmp: Path, colors: int = 64
+) -> Path:
     """Rasterise one page, crop it to its content (``width`` of it, at most ``aspect`` x width tall),
-    shrink it to MAX_WIDTH and save it with a small palette (text and flat colours: small PNGs)."""
+    shrink it to MAX_WIDTH and save it with a palette of ``colors`` (text and flat colours: small PNGs;
+    a sheet showing a picture with colour maps needs the most a palette holds, 256)."""
     prefix = tmp / f"page{page}"
     subprocess.run(
         [
@@ -72,7 +79,7 @@ def _crop_page(pdf: Path, page: int, width: float, aspect: float, path: Path, dp
     crop = image.crop((x0 - 8, y0 - 8, x1 + 8, min(y1 + 8, y0 + int((x1 - x0) * aspect))))
     if crop.width > MAX_WIDTH:
         crop = crop.resize((MAX_WIDTH, round(crop.height * MAX_WIDTH / crop.width)), Image.LANCZOS)
-    crop.quantize(colors=64, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+    crop.quantize(colors=colors, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
     prefix.with_suffix(".png").unlink()
     return path
 
@@ -105,6 +112,39 @@ def render_report(run_dir: Path, out_dir: Path = OUT_DIR, dpi: int = 200) -> Pat
         return _crop_page(pdf, page, width, aspect, out_dir / f"{name}.png", dpi, tmp)
 
 
+def explained_classify_sheet(folder: Path):
+    """The template's Classify sheet as What the network sees leaves it for the drawing grid: the grid's
+    explanation (``ml.explain``, the shipped model) as the button's picture, and its status line."""
+    from excel_addin import drawing, layout
+    from excel_addin.build import classify_sheet as cs
+    from excel_addin.build.spec import ref
+    from excel_addin.build.workbook import gradsheet_workbook
+    from excel_addin.cells import prepared_pixels
+    from ml.explain import explain, plot_explanation
+    from ml.predict import load_classifier, shipped_model_path
+
+    (sheet,) = [s for s in gradsheet_workbook().sheets if s.name == layout.CLASSIFY_SHEET]
+    image = prepared_pixels(cs.shipped_grid())
+    expl = explain(load_classifier(shipped_model_path()), image, source=cs.GRID_SOURCE)
+    png = plot_explanation(expl, folder / f"{cs.EXPLAIN_PICTURE}.png")
+    status = layout.CLASSIFY_EXPLAIN_STATUS_CELL
+    sheet.write(status, drawing.explained_text(cs.GRID_TARGET, expl), sheet.cells[ref(status)].style)
+    sheet.pictures.append(cs.explain_picture(png))
+    return sheet
+
+
+def render_explained(out_dir: Path = OUT_DIR, dpi: int = 200) -> Path:
+    """The Classify sheet after What the network sees (its other sheets' cells are not needed: the file's
+    cached values are what LibreOffice shows)."""
+    name, start, width, aspect = EXPLAINED_PICTURE
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        workbook = write_workbook([explained_classify_sheet(tmp)], tmp / "classify.xlsx")
+        pdf, texts = _pdf_pages(workbook, tmp)
+        page = next(p for p, text in texts.items() if text.lstrip().startswith(start))
+        return _crop_page(pdf, page, width, aspect, out_dir / f"{name}.png", dpi, tmp, colors=256)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m docs.render_pictures", description=__doc__.splitlines()[0]
@@ -113,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         "--report", metavar="RUN_DIR", type=Path, help="also draw train_sheet.png from this run"
     )
     args = parser.parse_args(argv)
-    written = render()
+    written = [*render(), render_explained()]
     if args.report:
         written.append(render_report(args.report))
     for path in written:

@@ -52,7 +52,7 @@ def main() -> None:
         press(server.url, "train", "alice", **RUN)
         press(server.url, "train", "bob", **RUN)
         print(wait_for_status(server.url, "alice", "Training on cpu: epoch 2 of 5, step 2"))
-        screenshot(f"{server.url}/taskpane.html?preview=picture&workbook=alice", OUT, width=350, height=700)
+        screenshot(f"{server.url}/taskpane.html?preview=picture&workbook=alice", OUT, width=350, height=1000)
         crop_bottom(OUT)
         print(f"wrote {OUT}")
         for workbook in ("bob", "alice"):

@@ -349,10 +349,20 @@ def _pixel(cell: Any, row: int, column: int) -> float:
     return number
 
 
+def prepared_pixels(pixels: Any) -> np.ndarray:
+    """A grid of pixel cells as the network gets it: MNIST-style 28 x 28, ink 1 (cropped to the ink,
+    fitted into 20 x 20, centred by mass), as ``ml.preprocess`` prepares any picture."""
+    from ml.preprocess import mnistify
+
+    return mnistify(pixel_grid(pixels).astype(np.float32), "pixels", bright_ink=True)
+
+
 def classify_pixels(pixels: Any, model_path: Any = None, out_dir: Any = None, files: Files = HERE):
     """The ``ml.predict.Prediction`` for a grid of pixel cells (ink brighter than paper)."""
-    grid = pixel_grid(pixels)
-    return _classifier(model_path, out_dir, files).predict_array(grid, source="pixels", bright_ink=True)
+    from ml.predict import Prediction
+
+    image = prepared_pixels(pixels)
+    return Prediction.from_probs(_classifier(model_path, out_dir, files).probabilities(image[None])[0])
 
 
 @cell_function(

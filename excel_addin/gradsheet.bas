@@ -20,3 +20,20 @@ End Sub
 Sub RefreshBackprop()
     RunPython "import excel_addin.macros as m; m.refresh_backprop()"
 End Sub
+
+' ---- Classify sheet: the drawing grid and what the network sees ----
+
+' Write a random MNIST test digit into the drawing grid (its number and label beside the grid).
+Sub RandomTestDigit()
+    RunPython "import excel_addin.macros as m; m.random_test_digit()"
+End Sub
+
+' Empty the drawing grid, to draw a digit of your own (1 = ink).
+Sub ClearGrid()
+    RunPython "import excel_addin.macros as m; m.clear_grid()"
+End Sub
+
+' Draw what the network sees in the chosen image (a row number, or grid): filters, feature maps, evidence.
+Sub WhatTheNetworkSees()
+    RunPython "import excel_addin.macros as m; m.what_the_network_sees()"
+End Sub

@@ -137,6 +137,27 @@ TRAIN_BUTTON_CELLS = {"Train": "B1", "StopTraining": "C1"}  # macro name -> cell
 CLASSIFY_SHEET = "Classify"
 CLASSIFY_FIRST_ROW = 5  # image paths in column A from this row; =CLASSIFY_IMAGE(A5) in B, probs in C:L
 
+# The drawing grid (a digit drawn in cells): 28 x 28 square cells right of the image table, shaded from
+# paper (0 or empty) to ink (1); its title above it, the Random test digit and Clear buttons and a caption
+# (which test digit it holds) in the row above the grid. =CLASSIFY_PIXELS(grid) gives its digit in the
+# result row, under the image table: a label in A, the digit in B, the probabilities in C:L (header above).
+CLASSIFY_GRID_CELL = "N5"  # the grid's top-left cell (N5:AO32)
+CLASSIFY_GRID_TITLE_CELL = "N1"
+CLASSIFY_GRID_CAPTION_CELL = "AA3"  # "MNIST test digit #15, labelled 5", "Cleared: ...", or what went wrong
+CLASSIFY_GRID_RESULT_ROW = 17  # 1-based, like CLASSIFY_FIRST_ROW
+# What the network sees: which image (a row number, its path in column A; or "grid") with the button
+# beside it (two rows tall: these rows are the grid's, whose height stays), a status line under them (the
+# top-left cell of a two-row box over the image table's columns, so a long line wraps instead of running
+# over the grid), and the picture (ml.explain) under that, replaced in place on every press.
+CLASSIFY_EXPLAIN_TARGET_CELL = "B21"
+CLASSIFY_EXPLAIN_STATUS_CELL = "A23"
+CLASSIFY_EXPLAIN_PICTURE_CELL = "A26"
+CLASSIFY_BUTTON_CELLS = {  # macro name -> cell the button covers
+    "RandomTestDigit": "N3",
+    "ClearGrid": "V3",
+    "WhatTheNetworkSees": "C21",
+}
+
 # ---- xlwings settings sheet (key in column A from A1, value in column B) -------------------------------
 XLWINGS_CONF_SHEET = "xlwings.conf"
 
@@ -146,6 +167,10 @@ MACROS = {
     "Train": "train",
     "StopTraining": "stop",
     "RefreshBackprop": "refresh_backprop",
+    # the Classify sheet's drawing grid and what the network sees
+    "RandomTestDigit": "random_test_digit",
+    "ClearGrid": "clear_grid",
+    "WhatTheNetworkSees": "what_the_network_sees",
 }
 
 # ---- Defined names the add-in server keeps in a workbook (Formulas > Name Manager) ---------------------

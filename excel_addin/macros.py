@@ -8,8 +8,11 @@ Each macro is a thin function on ``xw.Book.caller()`` (or the Book given, for te
 * ``stop``: asks the running training to stop after its current batch (checkpoint and metrics stay).
 * ``refresh_backprop``: recomputes the per-rate sheets' engine column and the Graphs picture from the
   Backprop sheet's inputs, targets, weights, biases, activation, rates and epochs.
+* ``random_test_digit``, ``clear_grid``, ``what_the_network_sees``: the Classify sheet's drawing grid (a
+  random MNIST test digit into it, or empty it) and the picture of what the network sees in a chosen image
+  (``excel_addin.drawing``).
 
-Problems never raise into Excel's VBA error box: they are written, readably, into the status cell.
+Problems never raise into Excel's VBA error box: they are written, readably, into a status cell.
 """
 
 from __future__ import annotations
@@ -297,3 +300,32 @@ def refresh_backprop(book: Any | None = None) -> dict[float, Any]:
         layout.BACKPROP_STATUS_CELL
     ].value = f"Refreshed: {len(rates)} rates x {epochs} epochs, {network.output} output"
     return curves
+
+
+# ---- Classify sheet: the drawing grid and what the network sees ---------------------------------------
+# (what they do: excel_addin.drawing; relative paths start in the workbook's folder, as for the cells)
+
+
+def random_test_digit(book: Any | None = None, seed: int | None = None) -> int | None:
+    """Random test digit button: a random MNIST test digit into the Classify sheet's drawing grid (the
+    same one for the same ``seed``); its number in the test set, or None (the caption says why)."""
+    from excel_addin import drawing
+
+    return drawing.write_test_digit(_book(book), seed)
+
+
+def clear_grid(book: Any | None = None) -> None:
+    """Clear button: an empty drawing grid."""
+    from excel_addin import drawing
+
+    drawing.clear_grid(_book(book))
+
+
+def what_the_network_sees(book: Any | None = None) -> Any | None:
+    """What the network sees button: the chosen image's filters, feature maps and class evidence as a
+    picture on the Classify sheet; the ml.explain Explanation, or None (the status line says why)."""
+    from excel_addin import drawing
+    from excel_addin.cells import Files
+
+    book = _book(book)
+    return drawing.explain(book, Files(book_folder(book)))

@@ -78,12 +78,16 @@ def _side(size) -> int:
 
 
 @torch.inference_mode()
-def explain(classifier: Classifier, picture: str | os.PathLike | np.ndarray) -> Explanation:
-    """The filters, feature maps and class evidence of one picture (a file, or a prepared 28x28 array)."""
+def explain(
+    classifier: Classifier, picture: str | os.PathLike | np.ndarray, source: str | None = None
+) -> Explanation:
+    """The filters, feature maps and class evidence of one picture (a file, or a prepared 28x28 array);
+    ``source`` names it in the picture's title (default: the file's name, or "pixels")."""
     if isinstance(picture, np.ndarray):
-        image, source = np.asarray(picture, dtype=np.float32).reshape(28, 28), "pixels"
+        image, named = np.asarray(picture, dtype=np.float32).reshape(28, 28), "pixels"
     else:
-        image, source = preprocess_file(picture), str(picture)
+        image, named = preprocess_file(picture), str(picture)
+    source = source or named
     layers = _layers(classifier.model)
     x = torch.from_numpy(image).reshape(1, 1, 28, 28)
     x = (x - classifier.mean) / classifier.std

@@ -204,6 +204,9 @@ def _clear_conditional(sheet, action, *_) -> None:
         del sheet.conditional_formatting[block]
 
 
+_SCALE_ENDS = {"LowestValue": "min", "HighestValue": "max"}  # the engine's threshold types -> openpyxl's
+
+
 def _conditional(sheet, action, entry) -> None:
     if entry["type"] == "DataBar":
         low, high = entry["thresholds"]
@@ -216,7 +219,12 @@ def _conditional(sheet, action, entry) -> None:
         )
     elif entry["type"] == "ColorScale":
         low, high = (c.lstrip("#") for c in entry["colors"])
-        rule = ColorScaleRule(start_type="min", start_color=low, end_type="max", end_color=high)
+        (start, start_value), (end, end_value) = (
+            ("num", value) if kind == "Number" else (_SCALE_ENDS[kind], None)
+            for kind, value in zip(entry["threshold_types"], entry["thresholds"], strict=True)
+        )
+        rule = ColorScaleRule(start_type=start, start_value=start_value, start_color=low,
+                              end_type=end, end_value=end_value, end_color=high)  # fmt: skip
     else:
         raise ValueError(f"the replayer does not know conditional formats of type {entry['type']!r}")
     sheet.conditional_formatting.add(_block(action), rule)

@@ -156,8 +156,8 @@ def only_sheets(payload: dict[str, Any], include: str | None) -> dict[str, Any]:
 
 def apply_actions(payload: dict[str, Any], actions: list[dict[str, Any]]) -> dict[str, Any]:
     """The workbook after Excel applied a script's actions (new sheets, values, formulas (their text stands
-    for the value Excel would compute) and defined names; other actions, such as pictures or formats,
-    leave the cells as they are): what the task pane would send next."""
+    for the value Excel would compute), defined names and added pictures (by name); other actions, such as
+    formats, leave the cells as they are): what the task pane would send next."""
     after = copy.deepcopy(payload)
     for action in actions:
         if action["func"] == "addSheet":
@@ -165,6 +165,11 @@ def apply_actions(payload: dict[str, Any], actions: list[dict[str, Any]]) -> dic
             after["sheets"].insert(position, _sheet(name, {}))
         elif action["func"] in ("setValues", "setFormula") and isinstance(action["values"], list):
             _set_values(after["sheets"][action["sheet_position"]], action)
+        elif action["func"] == "addPicture":
+            after["sheets"][action["sheet_position"]]["pictures"].append(_picture("Image"))
+        elif action["func"] == "setPictureName":
+            index, name = action["args"]
+            after["sheets"][action["sheet_position"]]["pictures"][index]["name"] = name
         elif action["func"] in ("namesAdd", "setNameRefersTo"):
             name, refers_to = action["args"][0], action["args"][-1]
             after["names"] = [n for n in after["names"] if n["name"] != name] + [_name(name, refers_to)]
@@ -182,6 +187,11 @@ def _set_values(sheet: dict[str, Any], action: dict[str, Any]) -> None:
         for c, value in enumerate(row):
             grid[action["start_row"] + r][action["start_column"] + c] = value
     sheet["values"] = grid
+
+
+def _picture(name: str) -> dict[str, Any]:
+    """A picture as the task pane sends it (its size and place are Excel's)."""
+    return {"name": name, "width": None, "height": None, "left": 0, "top": 0, "lock_aspect_ratio": None}
 
 
 def _name(name: str, refers_to: str) -> dict[str, Any]:

@@ -140,6 +140,9 @@ QUICK = {
 }
 
 
+DOCUMENT_SCRIPTS = ("train", "stop", "setup_gradsheet")  # the scripts that take the document's location
+
+
 class Workbook:
     """A workbook in Excel as far as the server sees it: what the task pane sends, updated by the actions
     each button returns (as the task pane applies them)."""
@@ -152,7 +155,7 @@ class Workbook:
     def press(self, script: str, expect: int = 200):
         meta = {m["function_name"]: m for m in self.client.get("/xlwings/custom-scripts-meta.json").json()}
         sent = only_sheets(self.payload, meta[script]["include"])
-        if script != "refresh_backprop":
+        if script in DOCUMENT_SCRIPTS:
             sent["args"] = [self.document]
         response = self.client.post(f"/xlwings/custom-scripts-call/{script}", json=sent)
         assert response.status_code == expect, response.text

@@ -251,7 +251,8 @@ def test_unknown_function_and_crash_are_plain_500s(client):
 def test_scripts_module_exposes_only_scripts(client):
     public = {name: value for name, value in vars(scripts).items() if not name.startswith("_")}
     public.pop("annotations")  # from __future__
-    assert set(public) == {"train", "stop", "refresh_backprop", "setup_gradsheet"}
+    classify = {"random_test_digit", "clear_grid", "what_the_network_sees"}
+    assert set(public) == {"train", "stop", "refresh_backprop", "setup_gradsheet", *classify}
     assert all(hasattr(value, "__xlscript__") for value in public.values())
     meta = {m["function_name"]: m for m in client.get("/xlwings/custom-scripts-meta.json").json()}
     assert {name: m["name"] for name, m in meta.items()} == {
@@ -259,9 +260,14 @@ def test_scripts_module_exposes_only_scripts(client):
         "stop": "Stop",
         "refresh_backprop": "Refresh backprop",
         "setup_gradsheet": "Set up gradsheet",
+        "random_test_digit": "Random test digit",
+        "clear_grid": "Clear",
+        "what_the_network_sees": "What the network sees",
     }
     assert meta["train"]["include"] == meta["stop"]["include"] == "Train"
     assert meta["refresh_backprop"]["include"] == "Backprop,Graphs"
+    assert meta["random_test_digit"]["include"] == meta["clear_grid"]["include"] == "Classify"
+    assert meta["what_the_network_sees"]["include"] == "Classify,Train"
 
 
 def test_task_pane_is_gradsheets_own_and_local(client):

@@ -260,8 +260,8 @@ def test_the_addins_sheets_are_the_templates_but_for_its_names_and_live_cells():
                 namespaced += 1
             else:
                 assert got == cell, (sheet.name, where)
-    # the grid, the LR sheets' engine column, Classify, the Train sheet's live MODEL_SUMMARY
-    assert namespaced == 6 * 101 + 6 * 101 + 2 * 10 + 1
+    # the grid, the LR sheets' engine column, Classify's examples and drawing grid, the live MODEL_SUMMARY
+    assert namespaced == 6 * 101 + 6 * 101 + 2 * 10 + 2 + 1
     train = {sheet.name: sheet for sheet in ADDIN.sheets}[layout.TRAIN_SHEET]
     for part, cell in (("status", layout.TRAIN_STATUS_CELL), ("progress", layout.TRAIN_PROGRESS_CELL)):
         assert (

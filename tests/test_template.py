@@ -175,6 +175,11 @@ def test_buttons_call_macros_that_exist(built, modules):
     buttons = _buttons(built)
     assert sorted(buttons[layout.TRAIN_SHEET]) == [("Stop", "StopTraining"), ("Train", "Train")]
     assert buttons[layout.BACKPROP_SHEET] == [("Refresh (Python)", "RefreshBackprop")]
+    assert sorted(buttons[layout.CLASSIFY_SHEET]) == [
+        ("Clear", "ClearGrid"),
+        ("Random test digit", "RandomTestDigit"),
+        ("What the network sees", "WhatTheNetworkSees"),
+    ]
     subs = _subs(modules["gradsheet"])
     for sheet_buttons in buttons.values():
         for _, macro in sheet_buttons:

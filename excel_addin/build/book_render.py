@@ -181,10 +181,11 @@ def apply_style(rng: Any, style: Style) -> None:
         _optional(setattr, rng, "vertical_alignment", style.valign)
     if style.wrap:
         rng.wrap_text = True
+    color = {"color": style.border_color} if style.border_color else {}
     if style.border == "box":
-        rng.borders.set("all", line_style="continuous", weight="thin")
+        rng.borders.set("all", line_style="continuous", weight="thin", **color)
     elif style.border == "bottom":
-        rng.borders.set(["edge_bottom", "inside_horizontal"], line_style="continuous", weight="thin")
+        rng.borders.set(["edge_bottom", "inside_horizontal"], line_style="continuous", weight="thin", **color)
 
 
 def _optional(func, *args) -> None:
@@ -246,8 +247,12 @@ def _conditional(rng: Any, rule: DataBar | ColorScale) -> None:
     rng.conditional_formats.clear()
     if isinstance(rule, DataBar):
         rng.conditional_formats.add_data_bar(rule.color, minimum=rule.minimum, maximum=rule.maximum)
-    else:
+    elif rule.minimum is None or rule.maximum is None:
         rng.conditional_formats.add_color_scale([rule.min_color, rule.max_color])
+    else:
+        rng.conditional_formats.add_color_scale(
+            [rule.min_color, rule.max_color], thresholds=[rule.minimum, rule.maximum]
+        )
 
 
 def _freeze(sheet: Any, first_scrolling: Ref) -> None:

@@ -3,7 +3,9 @@
 Each call runs ``soffice --headless --convert-to`` with a fresh user profile, so runs never share state
 or lock each other out. ``recalc=True`` sets that profile to recalculate every formula when a file is
 loaded (Calc's OOXMLRecalcMode/ODFRecalcMode = 0, "always"); ``recalc=False`` keeps the cached values
-the file carries, which is what a viewer shows before anything runs.
+the file carries, which is what a viewer shows before anything runs. (Calc recalculates array formulas on
+load whatever that setting says, so with ``recalc=False`` an .xlsx/.xlsm is converted from a copy whose
+array formulas are dropped and their cached values kept.)
 
 Public API:
     available() -> bool
@@ -15,9 +17,11 @@ Public API:
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
+import zipfile
 from pathlib import Path
 
 import openpyxl
@@ -54,6 +58,22 @@ def _make_profile(root: Path, recalc: bool) -> Path:
     return root
 
 
+_ARRAY_FORMULA = re.compile(rb'<f t="array"[^>]*?(?:/>|>.*?</f>)', re.S)
+
+
+def cached_arrays_copy(path: Path, folder: Path) -> Path:
+    """A copy of an .xlsx/.xlsm in ``folder`` (same name) whose array formulas are dropped, their cached
+    values kept as plain values: how Calc shows the values the file carries for them."""
+    copy = folder / path.name
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(copy, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename.startswith("xl/worksheets/") and item.filename.endswith(".xml"):
+                data = _ARRAY_FORMULA.sub(b"", data)
+            target.writestr(item, data)
+    return copy
+
+
 def convert(path: str | Path, fmt: str, out_dir: str | Path, recalc: bool = True) -> Path:
     """Convert ``path`` with LibreOffice to ``fmt`` (an extension, optionally with a filter, e.g.
     ``"csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,-1"``) into
@@ -66,6 +86,9 @@ def convert(path: str | Path, fmt: str, out_dir: str | Path, recalc: bool = True
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="lo-profile-") as tmp:
         profile = _make_profile(Path(tmp), recalc)
+        source = path
+        if not recalc and path.suffix.lower() in (".xlsx", ".xlsm"):
+            source = cached_arrays_copy(path, Path(tmp))
         cmd = [
             exe,
             f"-env:UserInstallation={profile.as_uri()}",
@@ -76,7 +99,7 @@ def convert(path: str | Path, fmt: str, out_dir: str | Path, recalc: bool = True
             fmt,
             "--outdir",
             str(out_dir),
-            str(path),
+            str(source),
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
     ext = fmt.split(":")[0]

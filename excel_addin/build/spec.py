@@ -110,12 +110,15 @@ class DataBar:
 
 @dataclass(frozen=True)
 class ColorScale:
-    """A 2-colour scale over a block: lowest value ``min_color``, highest ``max_color``."""
+    """A 2-colour scale over a block: ``min_color`` at ``minimum``, ``max_color`` at ``maximum`` (numbers;
+    values beyond take the end colour), or at the block's lowest and highest values where None."""
 
     first: Ref
     last: Ref
     min_color: str
     max_color: str
+    minimum: float | None = None
+    maximum: float | None = None
 
 
 @dataclass(frozen=True)

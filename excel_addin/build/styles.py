@@ -11,6 +11,10 @@ from dataclasses import dataclass
 NAVY = "#1F3864"
 INPUT_FILL = "#FFF2CC"  # yellow: a cell the user edits
 GRID_LINE = "#E0E0E0"
+# The Classify sheet's colour scales: the drawing grid from paper (0) to ink (1), probabilities 0 to 1
+PAPER = "#FFFFFF"
+INK = "#000000"
+PROBABILITY = "#63BE7B"
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class Style:
     valign: str | None = None  # "top" | "center" | "bottom"
     wrap: bool = False
     border: str | None = None  # "box" (thin, all sides) | "bottom" (thin underline)
+    border_color: str | None = None  # None: black
 
 
 STYLES: dict[str, Style] = {
@@ -76,4 +81,8 @@ STYLES: dict[str, Style] = {
     "equation_head": Style(bold=True, italic=True, color=NAVY),
     "worked_value": Style(number_format="0.000000000"),
     "worked_check": Style(color="#548235", align="center"),
+    # the Classify sheet's drawing grid: a light frame per cell; the numbers hidden (the colour scale shows
+    # them), so the cells read as a picture
+    "pixel": Style(number_format=";;;", border="box", border_color=GRID_LINE),
+    "status_wrapped": Style(bold=True, wrap=True, valign="top"),  # a status line that may take two lines
 }  # fmt: skip

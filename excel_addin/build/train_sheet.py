@@ -179,13 +179,13 @@ def metric_row_cell(epoch: int) -> str:
     return offset(layout.TRAIN_METRICS_HEADER_CELL, rows=epoch)
 
 
-def picture_size(path: str | os.PathLike) -> tuple[float, float]:
-    """Width and height in points that fit the PNG into PICTURE_BOX, keeping its aspect ratio."""
+def picture_size(path: str | os.PathLike, box: tuple[float, float] = PICTURE_BOX) -> tuple[float, float]:
+    """Width and height in points that fit the PNG into ``box``, keeping its aspect ratio."""
     from PIL import Image
 
     with Image.open(path) as image:
         width, height = image.size
-    scale = min(PICTURE_BOX[0] / width, PICTURE_BOX[1] / height)
+    scale = min(box[0] / width, box[1] / height)
     return round(width * scale, 1), round(height * scale, 1)
 
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from excel_addin import layout
 from excel_addin.build.backprop_sheets import backprop_sheet, input_names, rate_sheet
-from excel_addin.build.classify_sheet import classify_sheet, example_predictions
+from excel_addin.build.classify_sheet import classify_sheet, example_predictions, grid_prediction
 from excel_addin.build.conf_sheet import conf_sheet
 from excel_addin.build.derivation_sheet import derivation_sheet
 from excel_addin.build.graphs_sheet import graphs_sheet
@@ -21,10 +21,11 @@ from excel_addin.cells import in_namespace
 
 def gradsheet_workbook(predict_examples: bool = True, addin: bool = False) -> WorkbookSpec:
     """All of gradsheet's sheets. ``predict_examples``: cache the shipped model's answers for the Classify
-    examples (the file shows them before Python runs; a Book computes them itself). ``addin``: the sheets
-    as the Office.js add-in's Set up writes them: cell functions by their add-in names (GRADSHEET.*), a
-    Train sheet whose run cells stream from the server, no xlwings settings sheet."""
+    examples and drawing grid (the file shows them before Python runs; a Book computes them itself).
+    ``addin``: the sheets as the Office.js add-in's Set up writes them: cell functions by their add-in names
+    (GRADSHEET.*), a Train sheet whose run cells stream from the server, no xlwings settings sheet."""
     predictions = example_predictions() if predict_examples else None
+    grid = grid_prediction() if predict_examples else None
     train = TrainView(subtitle=ADDIN_SUBTITLE) if addin else TrainView()
     sheets = [
         backprop_sheet(),
@@ -32,7 +33,7 @@ def gradsheet_workbook(predict_examples: bool = True, addin: bool = False) -> Wo
         *(rate_sheet(k, lr) for k, lr in enumerate(layout.DEFAULT_RATES)),
         graphs_sheet(),
         train_sheet(train, buttons=not addin, stream=addin),
-        classify_sheet(predictions),
+        classify_sheet(predictions, grid),
         *(() if addin else (conf_sheet(),)),
     ]
     if addin:

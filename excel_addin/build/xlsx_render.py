@@ -85,6 +85,8 @@ def format_properties(style: Style) -> dict[str, Any]:
         props["border"] = 1
     elif style.border == "bottom":
         props["bottom"] = 1
+    if style.border and style.border_color:
+        props["border_color"] = style.border_color
     return props
 
 
@@ -203,7 +205,11 @@ def _conditional(rule: DataBar | ColorScale) -> dict[str, Any]:
             "max_type": "num",
             "max_value": rule.maximum,
         }
-    return {"type": "2_color_scale", "min_color": rule.min_color, "max_color": rule.max_color}
+    scale = {"type": "2_color_scale", "min_color": rule.min_color, "max_color": rule.max_color}
+    for end, value in (("min", rule.minimum), ("max", rule.maximum)):
+        if value is not None:
+            scale.update({f"{end}_type": "num", f"{end}_value": value})
+    return scale
 
 
 def _button(ws, button: Button) -> None:

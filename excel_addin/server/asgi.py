@@ -82,6 +82,7 @@ from xlwings_server.config import settings  # noqa: E402
 from xlwings_server.templates import env as _templates  # noqa: E402
 
 from excel_addin import layout  # noqa: E402
+from excel_addin.build.classify_sheet import grid_range  # noqa: E402
 from excel_addin.server import scripts  # noqa: E402
 from excel_addin.server.guard import SameOriginGuard  # noqa: E402
 from excel_addin.server.routes import router  # noqa: E402
@@ -95,9 +96,19 @@ _templates.globals["gradsheet"] = {
     "id_name": layout.WORKBOOK_ID_NAME,
     "progress_formula": f"={settings.functions_namespace.upper()}.TRAIN_PROGRESS({layout.WORKBOOK_ID_NAME})",
     "status_url": f"{settings.app_path}{router.prefix}/status",
+    "grid": grid_range(),  # the Classify sheet's drawing grid
+    "explain_cell": layout.CLASSIFY_EXPLAIN_TARGET_CELL,  # which image What the network sees draws
     "buttons": {
         button.__name__: button.__xlscript__["name"]
-        for button in (scripts.train, scripts.stop, scripts.setup_gradsheet, scripts.refresh_backprop)
+        for button in (
+            scripts.train,
+            scripts.stop,
+            scripts.setup_gradsheet,
+            scripts.refresh_backprop,
+            scripts.random_test_digit,
+            scripts.clear_grid,
+            scripts.what_the_network_sees,
+        )
     },
 }
 

@@ -86,3 +86,29 @@ def set_up(book: Any, document: str = "") -> None:
     from excel_addin.build import setup_workbook
 
     setup_workbook(book)
+
+
+# ---- the Classify sheet: the drawing grid and what the network sees ------------------------------------
+# (written into the Classify sheet, like the workbook's macros: nothing there streams)
+
+
+def random_test_digit(book: Any) -> int | None:
+    """Random test digit: a random MNIST test digit into the Classify sheet's drawing grid."""
+    require_sheets(book, layout.CLASSIFY_SHEET)
+    return macros.random_test_digit(book)
+
+
+def clear_grid(book: Any) -> None:
+    """Clear: an empty drawing grid."""
+    require_sheets(book, layout.CLASSIFY_SHEET)
+    macros.clear_grid(book)
+
+
+def what_the_network_sees(book: Any) -> Any | None:
+    """What the network sees: the chosen image's picture on the Classify sheet. Image and model paths
+    start where the server's CLASSIFY_* functions start them, so the picture explains what the cells show."""
+    from excel_addin import drawing
+    from excel_addin.server.functions import server_files
+
+    require_sheets(book, layout.CLASSIFY_SHEET, layout.TRAIN_SHEET)
+    return drawing.explain(book, server_files())

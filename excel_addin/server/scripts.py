@@ -40,3 +40,21 @@ async def refresh_backprop(book: _xw.Book):
 async def setup_gradsheet(book: _xw.Book, document: str = ""):
     """Write gradsheet's sheets into this workbook and give it its id on the server."""
     await _asyncio.to_thread(_buttons.set_up, book, document)
+
+
+@_script(name="Random test digit", include=[_layout.CLASSIFY_SHEET])
+async def random_test_digit(book: _xw.Book):
+    """Write a random MNIST test digit into the Classify sheet's drawing grid."""
+    await _asyncio.to_thread(_buttons.random_test_digit, book)
+
+
+@_script(name="Clear", include=[_layout.CLASSIFY_SHEET])
+async def clear_grid(book: _xw.Book):
+    """Empty the Classify sheet's drawing grid."""
+    await _asyncio.to_thread(_buttons.clear_grid, book)
+
+
+@_script(name="What the network sees", include=[_layout.CLASSIFY_SHEET, _layout.TRAIN_SHEET])
+async def what_the_network_sees(book: _xw.Book):
+    """Draw the first layer's filters, feature maps and class evidence of the chosen Classify image."""
+    await _asyncio.to_thread(_buttons.what_the_network_sees, book)

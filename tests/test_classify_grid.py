@@ -260,7 +260,8 @@ def test_set_up_writes_the_grid_its_shading_and_the_addins_function(tmp_path):
     ink = np.array([[0.0 if v in (None, "") else v for v in row] for row in grid_values(ws)])
     assert np.abs(ink - image / 255.0).max() <= 0.005
     digit = ws.cell(RESULT, 2).value
-    assert digit == f"={FUNCTION_NAMESPACE}.CLASSIFY_PIXELS($N$5:$AO$32,FALSE,{MODEL_ARGS})"
+    addin_args = classify_sheet.addin_model_args()  # the model inside the workbook's folder on the server
+    assert digit == f"={FUNCTION_NAMESPACE}.CLASSIFY_PIXELS($N$5:$AO$32,FALSE,{addin_args})"
     assert _scales(ws)[GRID] == ("num", 0, PAPER.lstrip("#"), "num", 1, INK.lstrip("#"))  # as written
     assert ws.cell(TOP + 1, LEFT + 1).number_format == ";;;"
     assert ws.row_dimensions[TOP + 1].height == 14.25

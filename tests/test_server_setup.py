@@ -123,3 +123,44 @@ def _put(sheet: dict, address: str, value) -> None:
         grid.append([None] * len(grid[0]))
     grid[row] += [None] * (col + 1 - len(grid[row]))
     grid[row][col] = value
+
+
+def test_the_add_ins_classify_cells_use_the_model_this_workbook_trained(set_up, client):
+    """Set up's CLASSIFY_* cells prefix the Train sheet's output folder with the workbook's id: on the
+    server relative paths start in its runs folder, and this workbook's runs are in <runs>/<id>."""
+    import shutil
+
+    import numpy as np
+    from server_app import call_body
+
+    from excel_addin.build.classify_sheet import shipped_grid
+    from ml.model import build_model
+    from ml.predict import Classifier, shipped_model_path
+
+    book, _ = set_up
+    run = workbook.folder(book.id) / DEFAULT_RUN_DIR
+    run.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(shipped_model_path(), run / "model.pt")
+    grid = [list(row) for row in shipped_grid()]
+    out_dir = f"{book.id}/{DEFAULT_RUN_DIR}"  # what the formula's GRADSHEET_ID&"/"&Train!out_dir gives
+    body = call_body("CLASSIFY_PIXELS", [grid, [[True]], [[""]], [[out_dir]]])
+    probs = client.post("/xlwings/custom-functions-call", json=body).json()["result"][0]
+    assert np.argmax(probs) == 5  # the shipped test digit #15, by the model in the workbook's folder
+    elsewhere = call_body("CLASSIFY_PIXELS", [grid, [[True]], [[""]], [["nobody/runs/mnist"]]])
+    assert (
+        client.post("/xlwings/custom-functions-call", json=elsewhere).json()["result"][0] == probs
+    )  # shipped
+    untrained = Classifier(build_model("default").eval(), 0.1307, 0.3081)
+    (run / "model.pt").unlink()
+    torch_save_untrained(untrained, run / "model.pt")
+    changed = client.post("/xlwings/custom-functions-call", json=body).json()["result"][0]
+    assert changed != probs  # the workbook's own model file is the one read
+
+
+def torch_save_untrained(classifier, path) -> None:
+    from ml.checkpoint import save_checkpoint
+    from ml.model import VARIANTS
+
+    save_checkpoint(
+        path, {"model": VARIANTS["default"].to_dict(), "state_dict": classifier.model.state_dict()}
+    )

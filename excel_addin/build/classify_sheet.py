@@ -20,6 +20,7 @@ from excel_addin.build.spec import Button, ColorScale, Picture, Ref, SheetSpec, 
 from excel_addin.build.styles import INK, PAPER, PROBABILITY
 from excel_addin.build.train_sheet import picture_size
 from excel_addin.cells import PIXELS
+from ml.run_dir import DEFAULT_RUN_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 # The example images the Classify sheet points at (paths relative to the workbook's folder).
@@ -109,6 +110,18 @@ def model_args() -> str:
     model = sheet_ref(layout.TRAIN_SHEET, layout.TRAIN_SETTING_CELLS["model_path"])
     run_folder = sheet_ref(layout.TRAIN_SHEET, layout.TRAIN_SETTING_CELLS["out_dir"])
     return f"{model},{run_folder}"
+
+
+def addin_model_args() -> str:
+    """``model_args`` as the add-in's cells need them: on the server relative paths start in its runs
+    folder, and this workbook's runs are in its own folder there (``<runs>/<GRADSHEET_ID>``), so the Train
+    sheet's model file and output folder are prefixed with the workbook's id."""
+    model = sheet_ref(layout.TRAIN_SHEET, layout.TRAIN_SETTING_CELLS["model_path"])
+    run_folder = sheet_ref(layout.TRAIN_SHEET, layout.TRAIN_SETTING_CELLS["out_dir"])
+    wid = layout.WORKBOOK_ID_NAME
+    return (
+        f'IF({model}="","",{wid}&"/"&{model}),{wid}&"/"&IF({run_folder}="","{DEFAULT_RUN_DIR}",{run_folder})'
+    )
 
 
 def _results(sheet: SheetSpec, row: int, digit: str, probabilities: str, cached: Prediction | None) -> None:

@@ -10,7 +10,13 @@ from dataclasses import replace
 
 from excel_addin import layout
 from excel_addin.build.backprop_sheets import backprop_sheet, input_names, rate_sheet
-from excel_addin.build.classify_sheet import classify_sheet, example_predictions, grid_prediction
+from excel_addin.build.classify_sheet import (
+    addin_model_args,
+    classify_sheet,
+    example_predictions,
+    grid_prediction,
+    model_args,
+)
 from excel_addin.build.conf_sheet import conf_sheet
 from excel_addin.build.derivation_sheet import derivation_sheet
 from excel_addin.build.graphs_sheet import graphs_sheet
@@ -39,7 +45,13 @@ def gradsheet_workbook(predict_examples: bool = True, addin: bool = False) -> Wo
     if addin:
         for sheet in sheets:
             sheet.cells = {
-                where: replace(cell, formula=in_namespace(cell.formula)) if cell.formula else cell
+                where: replace(cell, formula=_addin_formula(cell.formula)) if cell.formula else cell
                 for where, cell in sheet.cells.items()
             }
     return WorkbookSpec(sheets, names=input_names(), active=layout.BACKPROP_SHEET)
+
+
+def _addin_formula(formula: str) -> str:
+    """A formula as the add-in needs it: its functions' add-in names, the Classify cells' model paths
+    inside the workbook's own folder on the server."""
+    return in_namespace(formula.replace(model_args(), addin_model_args()))

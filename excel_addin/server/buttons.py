@@ -105,10 +105,15 @@ def clear_grid(book: Any) -> None:
 
 
 def what_the_network_sees(book: Any) -> Any | None:
-    """What the network sees: the chosen image's picture on the Classify sheet. Image and model paths
-    start where the server's CLASSIFY_* functions start them, so the picture explains what the cells show."""
+    """What the network sees: the chosen image's picture on the Classify sheet. Image and model paths start
+    in the workbook's own folder on the server, as its Set-up CLASSIFY_* cells' do (``addin_model_args``),
+    so the picture explains what the cells show."""
     from excel_addin import drawing
+    from excel_addin.cells import Files
     from excel_addin.server.functions import server_files
+    from excel_addin.server.options import options
 
     require_sheets(book, layout.CLASSIFY_SHEET, layout.TRAIN_SHEET)
-    return drawing.explain(book, server_files())
+    wid = workbook.workbook_id(book, create=False)
+    files = Files(workbook.folder(wid), confined=options().shared) if wid else server_files()
+    return drawing.explain(book, files)

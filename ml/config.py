@@ -249,7 +249,7 @@ def add_arguments(parser: argparse.ArgumentParser, skip: Iterable[str] = ()) -> 
         flags = [flag_of(name)]
         if spec.flag:
             flags.append("--" + name.replace("_", "-"))
-        shown = "all" if name == "subset" and default == 0 else default
+        shown = "all" if name == "subset" and default == 0 else default if default != "" else "none"
         help_text = f"{spec.help} (default: {shown})"
         if isinstance(default, bool):
             parser.add_argument(

@@ -287,6 +287,7 @@ def staged(
     strided_stem: bool = False,
     stem_stride: int = 1,
     stem_kernel: int = 3,
+    separable_from: int | None = None,
     name: str = "custom",
 ) -> ModelSpec:
     """Stages of 3x3 convolutions with BN/ReLU, 2x2 max-pooling and Dropout2d between them, then a 1x1
@@ -297,20 +298,23 @@ def staged(
     ``strided_stem`` the first stage's last convolution has stride 2 instead of a pooling after it. With
     ``stem_stride=2`` the very first convolution (kernel ``stem_kernel``) has stride 2, so the first stage
     already runs at 14x14 and only the input is ever 28x28: on a CPU, where the passes over the 28x28
-    activations cost most, the cheapest layout.
+    activations cost most, the cheapest layout. ``separable_from=k`` makes every convolution from the
+    k-th on (0-based, counted over all stages) depthwise-separable, also within a stage.
     A design that does not build is refused with a message naming the stage at fault (ModelSpecError).
     """
     layers: list[tuple] = []
     stage_of: list[int] = []  # the stage of each layer (the head after the stages: none)
-    c_in = INPUT_SIZE[0]
+    c_in, n_convs = INPUT_SIZE[0], 0
     for i, stage in enumerate(stages):
         last_stage = i == len(stages) - 1
         for j, c_out in enumerate(stage.channels):
+            separable = stage.separable or (separable_from is not None and n_convs >= separable_from)
+            n_convs += 1
             last_conv = j == len(stage.channels) - 1
             stem = i == j == 0
             stride = 2 if strided_stem and i == 0 and last_conv else 1  # instead of the first pooling
             conv_stride = stride * (stem_stride if stem else 1)
-            conv = _conv3x3(c_in, c_out, conv_stride, stage.separable, stem_kernel if stem else 3)
+            conv = _conv3x3(c_in, c_out, conv_stride, separable, stem_kernel if stem else 3)
             if pool_first and last_conv and not last_stage and stride == 1:
                 layers += [*conv, ("maxpool", 2), ("bn", c_out), ("relu",)]
             else:
@@ -422,6 +426,8 @@ VARIANTS: dict[str, ModelSpec] = {
         name="wide",
     ),
     "strided": staged(DEFAULT_STAGES, strided_stem=True, name="strided"),
+    # under 5,000 parameters: a full 3x3 stem of 16 channels, every later convolution depthwise-separable
+    "tiny": staged((Stage((16, 16)), Stage((24, 24)), Stage((32, 32))), separable_from=1, name="tiny"),
     # the fast preset's model: a stride-2 5x5 stem, stages at 14x14, 7x7 and 3x3 (34,602 parameters)
     "fast": staged(
         (Stage((16, 24)), Stage((32, 32)), Stage((48,))), stem_stride=2, stem_kernel=5, name="fast"
@@ -456,19 +462,14 @@ def _legacy_spec(data: Mapping[str, Any]) -> ModelSpec:
     """A spec from the stage settings older checkpoints store (variant, stages, dropout, pool_first,
     strided_stem, separable_from: convolutions from that index on are separable)."""
     try:
-        stages = [tuple(int(c) for c in stage) for stage in data["stages"]]
         dropout = float(data["dropout"])
+        stages = [Stage(tuple(int(c) for c in stage), dropout=dropout) for stage in data["stages"]]
         separable_from = data.get("separable_from")
-        first_conv = [sum(len(s) for s in stages[:i]) for i in range(len(stages))]
-        if separable_from is not None and int(separable_from) not in first_conv:
-            raise ModelSpecError(f"separable_from={separable_from} does not start a stage")
         return staged(
-            [
-                Stage(s, separable_from is not None and first >= int(separable_from), dropout)
-                for s, first in zip(stages, first_conv, strict=True)
-            ],
+            stages,
             pool_first=bool(data.get("pool_first", False)),
             strided_stem=bool(data.get("strided_stem", False)),
+            separable_from=None if separable_from is None else int(separable_from),
             name=str(data.get("variant", "custom")),
         )
     except ModelSpecError:

@@ -9,7 +9,15 @@ from ml.model import LayerRow, Stage, build_model, count_parameters, format_summ
 
 
 @pytest.mark.parametrize(
-    ("variant", "limit"), [("default", 20000), ("small", 8000), ("wide", 20000), ("strided", 20000)]
+    ("variant", "limit"),
+    [
+        ("default", 20000),
+        ("small", 8000),
+        ("wide", 20000),
+        ("strided", 20000),
+        ("tiny", 5000),
+        ("fast", 40000),
+    ],
 )
 def test_parameter_budget_and_output_shape(variant, limit):
     model = build_model(variant).eval()

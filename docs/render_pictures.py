@@ -28,6 +28,8 @@ OUT_DIR = ROOT / "docs" / "img"
 # content, crop height as a fraction of the crop's width)
 PICTURES = {
     "sheet-backprop": ("Backpropagation by hand", 1.0, 0.42),
+    "sheet-derivation": ("The chain rule on a sheet", 1.0, 0.62),
+    "sheet-derivation-worked": ("Worked example: the first update", 1.0, 0.42),
     "sheet-lr": ("Learning rate 0.5:", 0.6, 0.45),
     "sheet-graphs": ("Loss curves from the formula sheets", 1.0, 0.62),
     "sheet-train": ("Train a CNN on MNIST", 1.0, 0.45),
@@ -50,12 +52,10 @@ def _page_count(pdf: Path) -> int:
     return int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")))
 
 
-def _crop_page(
-    pdf: Path, page: int, width: float, aspect: float, path: Path, dpi: int, tmp: Path, colors: int = 64
-) -> Path:
+def _crop_page(pdf: Path, page: int, width: float, aspect: float, path: Path, dpi: int, tmp: Path) -> Path:
     """Rasterise one page, crop it to its content (``width`` of it, at most ``aspect`` x width tall),
-    shrink it to MAX_WIDTH and save it with a palette of ``colors`` (text and flat colours: small PNGs;
-    a sheet showing a picture with colour maps needs the most a palette holds, 256)."""
+    shrink it to MAX_WIDTH and save it with a 256-colour palette (small PNGs; a smaller palette merges the
+    charts' series colours into greys)."""
     prefix = tmp / f"page{page}"
     subprocess.run(
         [
@@ -79,7 +79,7 @@ def _crop_page(
     crop = image.crop((x0 - 8, y0 - 8, x1 + 8, min(y1 + 8, y0 + int((x1 - x0) * aspect))))
     if crop.width > MAX_WIDTH:
         crop = crop.resize((MAX_WIDTH, round(crop.height * MAX_WIDTH / crop.width)), Image.LANCZOS)
-    crop.quantize(colors=colors, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+    crop.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
     prefix.with_suffix(".png").unlink()
     return path
 
@@ -142,7 +142,7 @@ def render_explained(out_dir: Path = OUT_DIR, dpi: int = 200) -> Path:
         workbook = write_workbook([explained_classify_sheet(tmp)], tmp / "classify.xlsx")
         pdf, texts = _pdf_pages(workbook, tmp)
         page = next(p for p, text in texts.items() if text.lstrip().startswith(start))
-        return _crop_page(pdf, page, width, aspect, out_dir / f"{name}.png", dpi, tmp, colors=256)
+        return _crop_page(pdf, page, width, aspect, out_dir / f"{name}.png", dpi, tmp)
 
 
 def main(argv: list[str] | None = None) -> int:

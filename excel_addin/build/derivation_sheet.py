@@ -203,7 +203,7 @@ def derivation_sheet() -> SheetSpec:
     """The whole sheet (see the module docstring)."""
     sheet = SheetSpec(layout.DERIVATION_SHEET, tab_color="#C9A0DC")
     sheet.column_width("A", 2)
-    sheet.column_width("B", 9, last="N")
+    sheet.column_width("B", 10, last="N")  # the rule (B:F) fits its longest line, δh1
     sheet.column_width("O", 13, last="P")
     sheet.column_width("Q", 12)
     sheet.write("B1", "The chain rule on a sheet: how the 2-2-2 network learns", "title")
@@ -220,6 +220,7 @@ def derivation_sheet() -> SheetSpec:
     _equations(sheet, tops["equations"])
     _chain_rule(sheet, tops["chain"])
     _worked_example(sheet, tops["worked"], refs, values)
+    sheet.page_breaks.append(tops["worked"] - 1)  # the worked example starts a printed page
     return sheet
 
 

@@ -203,6 +203,7 @@ class SheetSpec:
     landscape: bool = True
     fit_pages_tall: int | None = 0  # printed 1 page wide and this many tall (0: as needed; None: no fit)
     repeat_rows: tuple[int, int] | None = None  # printed on every page
+    page_breaks: list[int] = field(default_factory=list)  # a printed page ends above each of these rows
 
     # ---- cells ------------------------------------------------------------------------------------
     def write(self, where: str | Ref, value: Any, style: str | None = None) -> None:

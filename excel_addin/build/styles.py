@@ -11,6 +11,8 @@ from dataclasses import dataclass
 NAVY = "#1F3864"
 INPUT_FILL = "#FFF2CC"  # yellow: a cell the user edits
 GRID_LINE = "#E0E0E0"
+# chart series colours in order (Office's classic palette, spelled out so every renderer draws the same)
+SERIES_COLORS = ("#4F81BD", "#C0504D", "#9BBB59", "#8064A2", "#4BACC6", "#F79646", "#2C4D75", "#772C2A")
 # The Classify sheet's colour scales: the drawing grid from paper (0) to ink (1), probabilities 0 to 1
 PAPER = "#FFFFFF"
 INK = "#000000"

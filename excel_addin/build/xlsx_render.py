@@ -17,7 +17,7 @@ import xlsxwriter
 from PIL import Image
 
 from excel_addin.build.spec import Axis, Button, Chart, ColorScale, DataBar, Picture, SheetSpec, Validation
-from excel_addin.build.styles import GRID_LINE, STYLES, Style
+from excel_addin.build.styles import GRID_LINE, SERIES_COLORS, STYLES, Style
 
 CHART_PIXELS = (480, 288)  # XlsxWriter's chart size at scale 1
 POINTS_PER_PIXEL = 0.75
@@ -127,6 +127,8 @@ def _render_sheet(wb, ws, sheet: SheetSpec, fmt: _Formats) -> None:
         ws.fit_to_pages(1, sheet.fit_pages_tall)
     if sheet.repeat_rows:
         ws.repeat_rows(*sheet.repeat_rows)
+    if sheet.page_breaks:
+        ws.set_h_pagebreaks(sheet.page_breaks)
 
 
 def _inside(cell, first, last) -> bool:
@@ -263,15 +265,21 @@ def _chart(wb, ws, chart: Chart) -> None:
         {"type": "scatter", "subtype": "straight_with_markers" if chart.markers else "straight"}
     )
     first = chart.header_row + 1
-    for col in chart.y_cols:
+    for index, col in enumerate(chart.y_cols):
+        color = SERIES_COLORS[index % len(SERIES_COLORS)]
         series = {
             "name": [chart.data_sheet, chart.header_row, col],
             "categories": [chart.data_sheet, first, chart.x_col, chart.last_row, chart.x_col],
             "values": [chart.data_sheet, first, col, chart.last_row, col],
-            "line": {"width": 2},
+            "line": {"width": 2, "color": color},
         }
         if chart.markers:
-            series["marker"] = {"type": "circle", "size": 4}
+            series["marker"] = {
+                "type": "circle",
+                "size": 4,
+                "fill": {"color": color},
+                "border": {"color": color},
+            }
         xl.add_series(series)
     xl.set_title({"name": chart.title, "name_font": {"size": chart.title_size, "bold": True}})
     xl.set_x_axis(_axis(chart.x_axis))

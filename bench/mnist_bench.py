@@ -1,24 +1,29 @@
 """MNIST benchmark, one command: ``python bench/mnist_bench.py``.
 
-It prints a table and writes bench/results/mnist.json.
+It prints a table and writes bench/results/mnist.json (``--out``). Measures, on this machine:
 
-Measures, on this machine:
-
-* accuracy: the default model trained with the default settings (``TrainConfig()``), final-epoch test
-  accuracy for each seed (3 by default), epochs, parameters, wall time; optionally the small variant;
+* time to accuracy (``--target``, 99.5%): each preset (``--presets``: ``standard`` = the defaults,
+  ``fast``) trained as a real ``python -m ml.train`` process per seed, timed from process start to the
+  first evaluation at or above the target (data loading included), with its final accuracy, process wall
+  time and peak RSS; and the textbook pipeline (``bench/textbook.py``) trained epoch by epoch to the same
+  target (``--reuse-textbook`` takes its last figure from ``--out``). ``--concurrent N`` also runs N
+  trainings at once (a classroom server) and reports their images per second together;
 * speed: seconds per training epoch (training only, no evaluation) of the project's pipeline against the
   textbook pipeline in the same run: torchvision-style dataset of PIL images with per-sample
   ``transforms`` (RandomAffine, ToTensor, Normalize) through a ``DataLoader`` (batch 128, 1 worker),
-  plain NCHW fp32, same model and optimizer. Also images per second and the fraction of the CPU's peak
-  FP32 rate that the training FLOPs represent. Each pipeline first runs a few untimed steps in the same
-  process (``WARMUP_STEPS``), so one-time kernel set-up (oneDNN primitives, first allocations), which
-  epochs 2 to 15 of a real run don't pay, is not counted; the textbook's DataLoader worker start-up is a
-  per-epoch cost and stays in its time;
+  plain NCHW fp32, same model and optimizer. Also fp32 and each preset's model, images per second and the
+  fraction of the CPU's peak FP32 rate that each model's training FLOPs represent. Each pipeline first
+  runs a few untimed steps in the same process (``WARMUP_STEPS``), so one-time kernel set-up (oneDNN
+  primitives, first allocations), which later epochs of a real run don't pay, is not counted; the
+  textbook's DataLoader worker start-up is a per-epoch cost and stays in its time;
+* accuracy: each model of ``--models`` trained with the default settings, final-epoch test accuracy per
+  seed (``--seeds``), parameters, wall time;
 * prediction latency of one image file through the Python API (warm), and how reliably user-style
   pictures of MNIST test digits (dark ink on light paper, rescaled, off centre) are classified with the
   MNIST-style preprocessing versus fed as-is.
 
-Use ``--seeds``, ``--epochs``, ``--speed-steps`` and ``--skip-*`` to shorten it; the JSON records what ran.
+``--device cuda`` runs the trainings on a GPU. Use ``--seeds``, ``--epochs``, ``--speed-steps`` and
+``--skip-*`` to shorten it; the JSON records what ran.
 """
 
 from __future__ import annotations
@@ -393,21 +398,23 @@ def run_time(args: argparse.Namespace, work: Path, previous: dict) -> dict:
 def run_speed(args: argparse.Namespace, work: Path) -> dict:
     print("speed: textbook pipeline vs project pipeline (training-only time of one epoch)", flush=True)
     steps = args.speed_steps or None
-    flops = training_flops_per_image()
-    result = {"train_gflop_per_image": flops / 1e9, "by_threads": {}}
+    pipelines = speed_pipelines(args)
+    models = {"textbook": "default"} | {name: o.get("model", "default") for name, o in pipelines.items()}
+    flops = {name: training_flops_per_image(model) for name, model in models.items()}
+    result = {"train_gflop_per_image": {name: f / 1e9 for name, f in flops.items()}, "by_threads": {}}
     threads = torch.get_num_threads()
     for n_threads in args.speed_threads:
         torch.set_num_threads(n_threads)
         # the textbook batch is 4x smaller: time the same number of images
         speed = {"textbook": textbook.epoch_seconds(steps * 4 if steps else None)}
         print(f"  {n_threads} thread(s) textbook: {speed['textbook']['epoch_s']:.1f} s/epoch", flush=True)
-        for name, overrides in speed_pipelines(args).items():
+        for name, overrides in pipelines.items():
             speed[name] = project_epoch_seconds(steps, work, n_threads, **overrides)
             print(f"  {n_threads} thread(s) {name}: {speed[name]['epoch_s']:.1f} s/epoch", flush=True)
         peak, how = cpu_peak_fp32_gflops(n_threads)
-        for entry in speed.values():
+        for name, entry in speed.items():
             entry["images_per_s"] = 60000 / entry["epoch_s"]
-            entry["gflops"] = entry["images_per_s"] * flops / 1e9
+            entry["gflops"] = entry["images_per_s"] * flops[name] / 1e9
             entry["fraction_of_peak_fp32"] = entry["gflops"] / peak
             entry["speedup_vs_textbook"] = speed["textbook"]["epoch_s"] / entry["epoch_s"]
         result["by_threads"][str(n_threads)] = {
@@ -554,8 +561,10 @@ def format_table(result: dict) -> str:
                 f"peak FP32 ({n} thread(s)) = {block['peak_formula']} = "
                 f"{block['peak_fp32_gflops']:.0f} GFLOP/s"
             )
+        per_image = result["speed"]["train_gflop_per_image"]
         lines.append(
-            f"training = {result['speed']['train_gflop_per_image'] * 1000:.1f} MFLOP per image (conv layers)"
+            "training MFLOP per image (conv layers): "
+            + ", ".join(f"{name} {gflop * 1000:.1f}" for name, gflop in per_image.items())
         )
         lines.append("")
     if "predict" in result:

@@ -1,7 +1,35 @@
-"""Test-wide settings: headless plotting, the xlwings remote engine's licence, few CPU threads."""
+"""Test-wide settings (headless plotting, the xlwings remote engine's licence) and the template built
+once per session from source, with its openpyxl views (formulas and cached values)."""
 
 import os
+import warnings
+from pathlib import Path
+
+import openpyxl
+import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 # xlwings' remote engine (xw.Book(json=...)) is PolyForm Noncommercial: fine for this educational project.
 os.environ.setdefault("XLWINGS_LICENSE_KEY", "noncommercial")
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory) -> Path:
+    """workbook_template.xlsm built from source into a temporary folder (tests only read it)."""
+    from excel_addin.build import template
+
+    return template.build(tmp_path_factory.mktemp("template") / "workbook_template.xlsm")
+
+
+@pytest.fixture(scope="module")
+def formulas(built):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # openpyxl: "extension is not supported" for data bars
+        return openpyxl.load_workbook(built, keep_vba=True)
+
+
+@pytest.fixture(scope="module")
+def cached(built):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return openpyxl.load_workbook(built, data_only=True)

@@ -9,7 +9,6 @@ cells (as a student would paste them) read back through a Book give their digits
 from __future__ import annotations
 
 import subprocess
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from test_classify_pixels import picture_as_grid
 from test_setup_workbook import blank_book
 
 from excel_addin import layout
-from excel_addin.build import classify_sheet, libreoffice, setup_workbook, template
+from excel_addin.build import classify_sheet, libreoffice, setup_workbook
 from excel_addin.build.book_render import column_width_points
 from excel_addin.build.spec import ref
 from excel_addin.build.styles import INK, PAPER
@@ -37,25 +36,6 @@ RESULT = layout.CLASSIFY_GRID_RESULT_ROW
 MODEL_ARGS = classify_sheet.model_args()  # the Train sheet's model file and output folder
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    return template.build(tmp_path_factory.mktemp("template") / "workbook_template.xlsm")
-
-
-@pytest.fixture(scope="module")
-def workbook(built):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # openpyxl: "extension is not supported" for data bars
-        return openpyxl.load_workbook(built, keep_vba=True)
-
-
-@pytest.fixture(scope="module")
-def cached(built):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return openpyxl.load_workbook(built, data_only=True)
-
-
 def shipped_digit() -> tuple[np.ndarray, int]:
     data = load_mnist()
     index = classify_sheet.SHIPPED_TEST_DIGIT
@@ -66,8 +46,8 @@ def grid_values(ws) -> list[list]:
     return [[ws.cell(TOP + 1 + r, LEFT + 1 + c).value for c in range(28)] for r in range(28)]
 
 
-def test_the_grid_ships_a_real_test_digit_as_ink_from_0_to_1(workbook):
-    ws = workbook[layout.CLASSIFY_SHEET]
+def test_the_grid_ships_a_real_test_digit_as_ink_from_0_to_1(formulas):
+    ws = formulas[layout.CLASSIFY_SHEET]
     assert GRID == "N5:AO32" and ws[layout.CLASSIFY_GRID_CELL].coordinate == "N5"
     image, label = shipped_digit()
     grid = grid_values(ws)
@@ -80,9 +60,9 @@ def test_the_grid_ships_a_real_test_digit_as_ink_from_0_to_1(workbook):
     assert "0 or empty = paper, 1 = ink" in ws.cell(TOP + 1, LEFT + 1).comment.text
 
 
-def test_the_grids_cells_are_square(workbook):
+def test_the_grids_cells_are_square(formulas):
     """19 x 19 pixels in Excel: the columns' character width as pixels equals the rows' height."""
-    ws = workbook[layout.CLASSIFY_SHEET]
+    ws = formulas[layout.CLASSIFY_SHEET]
     for col in range(LEFT + 1, RIGHT + 2):
         (width,) = [d.width for d in ws.column_dimensions.values() if d.min <= col <= d.max]
         assert width == pytest.approx(19 / 7, abs=0.01), col  # what the file stores: characters + padding
@@ -117,8 +97,8 @@ def test_the_buttons_cover_no_cell_that_holds_something():
         ), button.macro  # a button beside the grid leaves its rows' height alone
 
 
-def test_classify_pixels_reads_the_grid_with_the_shipped_models_answer_cached(workbook, cached):
-    ws, values = workbook[layout.CLASSIFY_SHEET], cached[layout.CLASSIFY_SHEET]
+def test_classify_pixels_reads_the_grid_with_the_shipped_models_answer_cached(formulas, cached):
+    ws, values = formulas[layout.CLASSIFY_SHEET], cached[layout.CLASSIFY_SHEET]
     _, label = shipped_digit()
     digit, probs = f"B{RESULT}", f"C{RESULT}"
     assert ws[digit].value == f"=CLASSIFY_PIXELS($N$5:$AO$32,FALSE,{MODEL_ARGS})"
@@ -148,8 +128,8 @@ def _scales(ws) -> dict[str, tuple]:
     return found
 
 
-def test_the_grid_and_its_probabilities_are_shaded_from_0_to_1(workbook):
-    scales = _scales(workbook[layout.CLASSIFY_SHEET])
+def test_the_grid_and_its_probabilities_are_shaded_from_0_to_1(formulas):
+    scales = _scales(formulas[layout.CLASSIFY_SHEET])
     paper, ink = PAPER.lstrip("#"), INK.lstrip("#")
     assert scales[GRID] == ("num", 0, paper, "num", 1, ink)
     assert scales[f"C{RESULT}:L{RESULT}"][:2] == ("num", 0)

@@ -24,7 +24,7 @@ from server_app import client as make_client
 from test_macros import QUICK, ThreadLauncher, status
 
 from excel_addin import cells, layout, macros, udfs
-from excel_addin.build import libreoffice, template, train_sheet
+from excel_addin.build import libreoffice, train_sheet
 from excel_addin.build.spec import offset, ref
 from excel_addin.build.workbook import gradsheet_workbook
 from excel_addin.custom_model import stages_text, table_of
@@ -184,11 +184,6 @@ def _with_table(payload: dict, table_cells: dict) -> dict:
 
 
 # ---- the Train sheet: table, live summary, template --------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    return template.build(tmp_path_factory.mktemp("template") / "workbook_template.xlsm")
 
 
 def _load(path, **options):

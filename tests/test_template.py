@@ -4,12 +4,10 @@ cached values, buttons and charts where excel_addin.layout says (read back with 
 from __future__ import annotations
 
 import re
-import warnings
 import zipfile
 from pathlib import Path
 
 import numpy as np
-import openpyxl
 import pytest
 import xlwings
 from oletools.olevba import VBA_Parser
@@ -23,25 +21,6 @@ from ml import backprop
 from ml.events import METRIC_COLUMNS
 
 COMMITTED = template.DEFAULT_OUT
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    return template.build(tmp_path_factory.mktemp("template") / "workbook_template.xlsm")
-
-
-@pytest.fixture(scope="module")
-def formulas(built):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # openpyxl: "extension is not supported" for data bars
-        return openpyxl.load_workbook(built, keep_vba=True)
-
-
-@pytest.fixture(scope="module")
-def cached(built):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return openpyxl.load_workbook(built, data_only=True)
 
 
 @pytest.fixture(scope="module")

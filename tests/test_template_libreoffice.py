@@ -17,15 +17,10 @@ from xlsxwriter.utility import xl_cell_to_rowcol
 
 from excel_addin import layout
 from excel_addin.build import backprop_sheets as bs
-from excel_addin.build import derivation_sheet, libreoffice, template
+from excel_addin.build import derivation_sheet, libreoffice
 from ml import backprop
 
 pytestmark = pytest.mark.skipif(not libreoffice.available(), reason="LibreOffice (soffice) is not installed")
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    return template.build(tmp_path_factory.mktemp("template") / "workbook_template.xlsm")
 
 
 def test_formula_sheets_equal_the_engine_for_every_rate_and_epoch(built):

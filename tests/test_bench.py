@@ -1,0 +1,65 @@
+"""bench/mnist_bench.py: its FLOP count against a count by hand, and a short real run of its speed section
+(the table and the JSON it writes). Speed itself is never asserted here: benchmarks report ratios."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mnist_bench  # bench/ is on the tests' path (pyproject.toml)
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def conv_macs(side: int, c_in: int, c_out: int, kernel: int = 3) -> int:
+    """Multiply-adds of a convolution whose output is side x side x c_out."""
+    return side * side * c_out * c_in * kernel * kernel
+
+
+def test_training_flops_of_the_default_model_match_a_count_by_hand():
+    # stage 1 at 28x28 (1->8, 8->16), stage 2 at 14x14 (16->16, 16->24), stage 3 at 7x7 (24->24, 24->32),
+    # then the 1x1 head to 10 classes; each stage's pooling follows its last convolution
+    macs = (
+        conv_macs(28, 1, 8)
+        + conv_macs(28, 8, 16)
+        + conv_macs(14, 16, 16)
+        + conv_macs(14, 16, 24)
+        + conv_macs(7, 24, 24)
+        + conv_macs(7, 24, 32)
+        + conv_macs(7, 32, 10, kernel=1)
+    )
+    assert macs == 2_696_960
+    assert mnist_bench.training_flops_per_image("default") == 6 * macs  # 2 FLOPs per MAC, x3 with backward
+
+
+def test_the_fast_model_costs_less_per_image_than_the_default():
+    # its stride-2 stem leaves no 28x28 layer but the input: the reason it is fast
+    fast, default = (mnist_bench.training_flops_per_image(name) for name in ("fast", "default"))
+    assert fast < 0.7 * default  # 10.0 against 16.2 MFLOP, and no 28x28 activations to move
+
+
+def test_the_speed_section_runs_and_writes_its_table_and_json(tmp_path):
+    out = tmp_path / "speed.json"
+    command = [
+        sys.executable,
+        str(ROOT / "bench" / "mnist_bench.py"),
+        *("--skip-time", "--skip-accuracy", "--skip-predict"),
+        *("--speed-threads", "1", "--speed-steps", "2"),
+        *("--work", str(tmp_path / "work"), "--out", str(out)),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    pipelines = result["speed"]["by_threads"]["1"]["pipelines"]
+    assert set(pipelines) == {"textbook", *mnist_bench.speed_pipelines(mnist_bench.parse_args([]))}
+    for name, entry in pipelines.items():
+        assert entry["epoch_s"] > 0
+        assert entry["speedup_vs_textbook"] == pytest.approx(
+            pipelines["textbook"]["epoch_s"] / entry["epoch_s"]
+        )
+        flops = result["speed"]["train_gflop_per_image"][name]
+        assert entry["gflops"] == pytest.approx(entry["images_per_s"] * flops)
+    assert "| 1 | project |" in done.stdout and f"written {out}" in done.stdout

@@ -427,7 +427,7 @@ CELL_FUNCTIONS = (
 
 def function_names() -> tuple[str, ...]:
     """The Excel names of the shared cell functions (the classic UDFs and the add-in's)."""
-    return tuple(name for name, fn in globals().items() if callable(fn) and hasattr(fn, "cell_arguments"))
+    return tuple(fn.__name__ for fn in CELL_FUNCTIONS)
 
 
 def in_namespace(formula: str, namespace: str = FUNCTION_NAMESPACE) -> str:

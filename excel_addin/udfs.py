@@ -49,10 +49,6 @@ def udf(fn: Callable) -> Callable:
     return cells.register(adapter, fn, xw.func, xw.arg)
 
 
-BACKPROP_LOSS = udf(cells.BACKPROP_LOSS)
-BACKPROP_CURVE = udf(cells.BACKPROP_CURVE)
-BACKPROP_TABLE = udf(cells.BACKPROP_TABLE)
-CLASSIFY_IMAGE = udf(cells.CLASSIFY_IMAGE)
-CLASSIFY_PROBS = udf(cells.CLASSIFY_PROBS)
-CLASSIFY_PIXELS = udf(cells.CLASSIFY_PIXELS)
-MODEL_SUMMARY = udf(cells.MODEL_SUMMARY)
+# one UDF per shared cell function, under its name (BACKPROP_LOSS, ...): xlwings finds them among the
+# module's attributes
+globals().update({fn.__name__: udf(fn) for fn in cells.CELL_FUNCTIONS})

@@ -136,6 +136,13 @@ def test_functions_metadata(client):
     assert 'funcName: "TRAIN_PROGRESS",\n        isStreaming: true' in js
 
 
+def test_every_cell_function_is_listed_once():
+    """CELL_FUNCTIONS, which both faces adapt, holds every function written with @cell_function."""
+    decorated = {name for name, fn in vars(cells).items() if hasattr(fn, "cell_arguments")}
+    assert sorted(decorated) == sorted(cells.function_names())
+    assert len(set(cells.function_names())) == len(cells.CELL_FUNCTIONS)
+
+
 def test_both_faces_adapt_the_same_functions():
     """Classic UDF and custom function: the shared function's name, help and arguments (the classic one
     adds xlwings' caller where paths are read)."""

@@ -54,13 +54,9 @@ def custom_function(fn: Callable) -> Callable:
     return cells.register(adapter, fn, func, arg)
 
 
-BACKPROP_LOSS = custom_function(cells.BACKPROP_LOSS)
-BACKPROP_CURVE = custom_function(cells.BACKPROP_CURVE)
-BACKPROP_TABLE = custom_function(cells.BACKPROP_TABLE)
-CLASSIFY_IMAGE = custom_function(cells.CLASSIFY_IMAGE)
-CLASSIFY_PROBS = custom_function(cells.CLASSIFY_PROBS)
-CLASSIFY_PIXELS = custom_function(cells.CLASSIFY_PIXELS)
-MODEL_SUMMARY = custom_function(cells.MODEL_SUMMARY)
+# one custom function per shared cell function, under its name (BACKPROP_LOSS, ...): xlwings Server
+# registers the module's attributes that carry __xlfunc__
+globals().update({fn.__name__: custom_function(fn) for fn in cells.CELL_FUNCTIONS})
 
 
 @func

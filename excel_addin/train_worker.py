@@ -30,7 +30,7 @@ from ml.config import TrainConfig
 from ml.events import RunEnded
 from ml.run_dir import RunDir
 from ml.sinks import ConsoleSink, ProgressFileSink
-from ml.train import train
+from ml.train import stop_on_sigterm, train
 
 
 def attach_book(fullname: str, log=sys.stderr) -> Any | None:
@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 3
     book = attach_book(args.book) if args.book else None
+    stop_on_sigterm()
     ended = run_with_lock(config, lock, book, progress_every=args.progress_every)
     if ended is None or ended.status == "failed":
         return 1

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import signal
 import sys
 import time
 import traceback
@@ -571,6 +572,17 @@ def _started(run: Run) -> RunStarted:
 # ---- command line -----------------------------------------------------------------------------------
 
 
+def stop_on_sigterm() -> None:
+    """Make ``kill PID`` (SIGTERM) stop a run as Ctrl-C does: after the current batch, with the last
+    finished epoch's checkpoint kept and the run's files saying "stopped" (not "running"). For a process's
+    main thread, where signal handlers run."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def stop_file_checker(path: str | Path) -> Callable[[], bool]:
     """A should_stop that turns True once ``path`` exists. The file is the caller's: never deleted here."""
     p = Path(path)
@@ -618,6 +630,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         should_stop = stop_file_checker(stop)
+    stop_on_sigterm()
     try:
         ended = train(config, [ConsoleSink()], should_stop)
     except (ValueError, FileNotFoundError, run_lock.RunLockError) as exc:

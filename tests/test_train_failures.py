@@ -2,8 +2,8 @@
 
 Any valid setting trains (every step count, tiny subsets); a diverging run fails loudly and keeps its last
 good checkpoint; an unusable output folder is refused before training; resuming from the wrong file says
-why; a second Ctrl-C still records how the run ended; a process killed between the checkpoint and the
-metrics loses no row.
+why; a second Ctrl-C still records how the run ended, and `kill` (SIGTERM) or Ctrl-C (SIGINT) sent to a
+real process stops it cleanly; a process killed between the checkpoint and the metrics loses no row.
 """
 
 from __future__ import annotations
@@ -12,6 +12,10 @@ import json
 import math
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -213,3 +217,25 @@ def test_a_divergence_is_caught_by_the_gpu_style_loop_too(tmp_path, monkeypatch)
     monkeypatch.setattr(train_module, "syncs_every_step", lambda device: False)
     ended = train(config(tmp_path, lr=1e30, subset=400), [])
     assert ended.status == "failed" and "at epoch 1, step " in ended.error
+
+
+@pytest.mark.parametrize("sent", [signal.SIGTERM, signal.SIGINT], ids=["kill", "ctrl-c"])
+def test_a_signalled_training_process_stops_cleanly(tmp_path, sent):
+    """A real ``python -m ml.train`` process, signalled after its first epoch: it stops after the current
+    batch, exits 0, keeps the checkpoint and its metrics say "stopped" (not "running")."""
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "ml.train", "--subset", "500", "--batch-size", "50", "--epochs", "500"]
+    process = subprocess.Popen(
+        [*command, "--threads", "1", "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    metrics = RunDir(out).metrics_json
+    deadline = time.monotonic() + 120
+    while not (metrics.is_file() and json.loads(metrics.read_text())["epochs"]):
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.2)
+    process.send_signal(sent)
+    assert process.wait(timeout=120) == 0
+    record = json.loads(metrics.read_text())
+    assert record["run"]["status"] == "stopped"
+    assert 1 <= len(record["epochs"]) < 500
+    assert load_checkpoint(RunDir(out).checkpoint)["epoch"] == record["epochs"][-1]["epoch"]

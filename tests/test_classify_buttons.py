@@ -93,7 +93,7 @@ def test_classify_pixels_on_the_grid_gives_the_label_of_digits_the_model_gets_ri
 
 def test_clear_empties_the_grid_and_classify_pixels_says_it_is_empty():
     book = make_book(SHIPPED)
-    assert CLASSIFY_PIXELS(grid(book)) == 5  # the template's test digit
+    assert CLASSIFY_PIXELS(grid(book), False, SHIPPED["model_path"]) == 5  # the template's test digit
     macros.clear_grid(book)
     assert grid(book) == [[None] * 28 for _ in range(28)]
     assert read(book, SHEET, CAPTION) == classify_sheet.CLEARED
@@ -117,7 +117,9 @@ def test_what_the_network_sees_in_the_grid_draws_its_picture_and_replaces_it_in_
     assert expl is not None and expl.prediction.digit == 5
     # it explains exactly what CLASSIFY_PIXELS classifies
     assert np.array_equal(expl.image, cells.prepared_pixels(pixels))
-    assert expl.prediction.probs == pytest.approx(CLASSIFY_PIXELS(pixels, True)[0], abs=1e-6)
+    assert expl.prediction.probs == pytest.approx(
+        CLASSIFY_PIXELS(pixels, True, SHIPPED["model_path"])[0], abs=1e-6
+    )
     (added,) = picture_actions(book)
     png = picture_png(added)
     assert added["func"] == "addPicture" and png.startswith(PNG)

@@ -58,13 +58,18 @@ def test_mnist_digits_as_cells_give_their_labels_on_any_scale(mnist_digits):
 
 
 def test_probabilities_agree_with_the_digit_and_with_ml_predict(mnist_digits):
-    classifier = load_classifier(shipped_model_path())
+    model = str(shipped_model_path())  # explicitly: runs/ may hold a model of the user's
+    classifier = load_classifier(model)
     for grid, _ in mnist_digits[:5]:
         cells = cells_of(grid.astype(np.int64))
-        probs = CLASSIFY_PIXELS(cells, True)
+        probs = CLASSIFY_PIXELS(cells, True, model)
         assert len(probs) == 1 and len(probs[0]) == 10
         assert sum(probs[0]) == pytest.approx(1.0, abs=1e-5)
-        assert int(np.argmax(probs[0])) == CLASSIFY_PIXELS(cells) == CLASSIFY_PIXELS(cells, False)
+        assert (
+            int(np.argmax(probs[0]))
+            == CLASSIFY_PIXELS(cells, None, model)
+            == CLASSIFY_PIXELS(cells, False, model)
+        )
         expected = classifier.predict_array(pixel_grid(cells), source="pixels", bright_ink=True)
         assert probs[0] == pytest.approx(expected.probs, abs=1e-6)
 

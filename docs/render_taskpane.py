@@ -9,32 +9,32 @@ empty page below it cut off). Then stops both and the server. Writes docs/img/ta
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT))
+import httpx
+from PIL import Image, ImageChops
 
-import httpx  # noqa: E402
-from chromium import screenshot  # noqa: E402
-from PIL import Image, ImageChops  # noqa: E402
-from server_app import LiveServer, press  # noqa: E402
+from excel_addin.testing.chromium import screenshot
+from excel_addin.testing.live_server import LiveServer, press
+from excel_addin.testing.remote_book import DEFAULT_TRAIN_SETTINGS
 
-OUT = ROOT / "docs" / "img" / "taskpane.png"
-RUN = {"subset": 6000, "batch_size": 128, "epochs": 5, "model": "default", "device": "cpu", "seed": 1}
+OUT = Path(__file__).resolve().parent / "img" / "taskpane.png"
+# the Train sheet's settings left empty, so the defaults apply (all 60,000 images, 15 epochs): long enough
+# that the picture is taken while the run trains
+RUN = {name: "" for name in DEFAULT_TRAIN_SETTINGS} | {"device": "cpu"}
 
 
 def wait_for_status(url: str, workbook: str, prefix: str, timeout: float = 300.0) -> str:
-    deadline = time.monotonic() + timeout
+    """The workbook's status line once it starts with ``prefix``."""
+    deadline, status = time.monotonic() + timeout, ""
     while time.monotonic() < deadline:
         status = httpx.get(f"{url}/gradsheet/status", params={"workbook": workbook}).json()["status"]
         if status.startswith(prefix):
             return status
         time.sleep(0.2)
-    raise TimeoutError(f"{workbook}: no status starting with {prefix!r} within {timeout} s")
+    raise TimeoutError(f"{workbook}: no status starting with {prefix!r} within {timeout} s; last: {status!r}")
 
 
 def crop_bottom(path: Path, margin: int = 12) -> None:
@@ -51,7 +51,7 @@ def main() -> None:
     try:
         press(server.url, "train", "alice", **RUN)
         press(server.url, "train", "bob", **RUN)
-        print(wait_for_status(server.url, "alice", "Training on cpu: epoch 2 of 5, step 2"))
+        print(wait_for_status(server.url, "alice", "Training on cpu: epoch 2 of 15, step"))
         screenshot(f"{server.url}/taskpane.html?preview=picture&workbook=alice", OUT, width=350, height=1000)
         crop_bottom(OUT)
         print(f"wrote {OUT}")

@@ -2,8 +2,7 @@
 
 The in-process app (``client()``, FastAPI's TestClient) is configured before its first import: its runs
 folder and run-lock state are temporary folders of this test session, and trainings get one CPU thread.
-``LiveServer`` starts ``python -m excel_addin.server --http`` on a free loopback port, as a user would
-(without the certificate: plain http on 127.0.0.1 serves the same app).
+``LiveServer`` and ``press`` (from ``excel_addin.testing.live_server``) run the real server in a subprocess.
 """
 
 from __future__ import annotations
@@ -11,21 +10,18 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import xlwings as xw
-from remote_book import apply_actions, book_payload, only_sheets
 
 from excel_addin import layout
 from excel_addin.server import workbook
 from excel_addin.server.options import RUNS_ENV, THREADS_ENV
+from excel_addin.testing.live_server import LiveServer, press  # noqa: F401 - for the tests
+from excel_addin.testing.remote_book import apply_actions, book_payload, only_sheets
 from ml.run_lock import STATE_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,74 +55,6 @@ def call_body(func_name: str, args: list, **extra: Any) -> dict[str, Any]:
         "runtime": "1.4",
         **extra,
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LiveServer:
-    """``python -m excel_addin.server`` in a subprocess; ``url`` once it answers."""
-
-    def __init__(self, folder: Path, *options: str, scheme: str = "http"):
-        self.folder = folder
-        self.port = free_port()
-        self.url = f"{scheme}://127.0.0.1:{self.port}"
-        args = ["--port", str(self.port), "--runs", str(folder / "runs"), "--threads", "1", *options]
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "XLWINGS_LICENSE_KEY": "noncommercial"}
-        env[STATE_ENV] = str(folder / "state")
-        self.log = open(folder / "server.log", "w+")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "excel_addin.server", *args],
-            cwd=folder,
-            env=env,
-            stdout=self.log,
-            stderr=self.log,
-        )
-
-    def wait_ready(self, timeout: float = 60.0) -> LiveServer:
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited early:\n{self.output()}")
-            try:
-                if httpx.get(self.url + "/", timeout=1, verify=False).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not answer within {timeout} s:\n{self.output()}")
-            time.sleep(0.2)
-
-    def output(self) -> str:
-        if not self.log.closed:
-            self.log.flush()
-        return (self.folder / "server.log").read_text()
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
-
-
-def press(url: str, script: str, workbook: str, **settings: Any) -> dict[str, Any]:
-    """Press a task-pane button of a live server for a workbook with the Train ``settings`` whose id is
-    ``workbook`` (set by hand, as a teacher may); the script's response."""
-    payload = book_payload({"out_dir": "", **settings}, client="Office.js")
-    payload["names"] = [
-        {"name": "GRADSHEET_ID", "refers_to": f'="{workbook}"', "type": "String", "sheet_index": None,
-         "address": None, "scope_sheet_name": None, "scope_sheet_index": None, "book_scope": True}
-    ]  # fmt: skip
-    sent = {**only_sheets(payload, "Train"), "args": [f"https://school.example/{workbook}.xlsx"]}
-    response = httpx.post(f"{url}/xlwings/custom-scripts-call/{script}", json=sent, timeout=60, verify=False)
-    response.raise_for_status()
-    return response.json()
 
 
 QUICK = {

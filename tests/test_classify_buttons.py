@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 from openpyxl.utils import get_column_letter
 from PIL import Image
-from remote_book import actions, make_book, picture_png, read
 from server_app import Workbook
 from server_app import client as make_client
 
 from excel_addin import cells, layout, macros
 from excel_addin.build import classify_sheet
+from excel_addin.testing.remote_book import actions, make_book, picture_png, read
 from excel_addin.udfs import CLASSIFY_PIXELS
 from ml.data import load_mnist
 from ml.explain import explain

@@ -15,7 +15,6 @@ import numpy as np
 import openpyxl
 import pytest
 from PIL import Image
-from remote_book import make_book
 from test_classify_pixels import picture_as_grid
 from test_setup_workbook import blank_book
 
@@ -25,6 +24,7 @@ from excel_addin.build.book_render import column_width_points
 from excel_addin.build.spec import ref
 from excel_addin.build.styles import INK, PAPER
 from excel_addin.cells import FUNCTION_NAMESPACE
+from excel_addin.testing.remote_book import make_book
 from excel_addin.udfs import CLASSIFY_PIXELS
 from ml.data import load_mnist
 from ml.predict import load_classifier, shipped_model_path

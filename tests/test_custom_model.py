@@ -18,7 +18,6 @@ import openpyxl
 import pytest
 import torch
 from openpyxl.worksheet.formula import ArrayFormula
-from remote_book import make_book, read
 from server_app import Workbook, call_body
 from server_app import client as make_client
 from test_macros import QUICK, ThreadLauncher, status
@@ -29,6 +28,7 @@ from excel_addin.build.spec import offset, ref
 from excel_addin.build.workbook import gradsheet_workbook
 from excel_addin.custom_model import stages_text, table_of
 from excel_addin.report import build_report
+from excel_addin.testing.remote_book import make_book, read
 from ml import run_lock
 from ml.model import (
     DEFAULT_STAGES,

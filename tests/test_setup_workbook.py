@@ -19,7 +19,6 @@ import xlwings as xw
 from book_replay import replay
 from engine_check import assert_sheets_match_engine
 from openpyxl.worksheet.formula import ArrayFormula
-from remote_book import actions
 
 from excel_addin import layout
 from excel_addin.build import classify_sheet, libreoffice, setup_workbook, train_sheet
@@ -28,6 +27,7 @@ from excel_addin.build.workbook import gradsheet_workbook
 from excel_addin.build.xlsx_render import write_workbook
 from excel_addin.cells import FUNCTION_NAMESPACE
 from excel_addin.macros import config_from_settings
+from excel_addin.testing.remote_book import actions
 from ml import backprop
 from ml.config import config_from_values
 from ml.run_dir import DEFAULT_RUN_DIR

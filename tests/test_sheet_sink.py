@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
-from remote_book import actions, make_book, picture_png, read
 
 from excel_addin import layout
 from excel_addin.build.spec import offset
 from excel_addin.sheet_sink import RetryingWriter, SheetSink, is_busy
 from excel_addin.status_line import format_duration
+from excel_addin.testing.remote_book import actions, make_book, picture_png, read
 from ml.events import METRIC_COLUMNS, BatchEnd, EpochEnd, RunEnded, RunStarted
 from ml.model import build_model, count_parameters, summary_rows
 from ml.plots import plot_accuracy_curves, plot_confusion_matrix, plot_loss_curves

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from chromium import browser, screenshot
 from PIL import Image
 from server_app import LiveServer
+
+from excel_addin.testing.chromium import browser, screenshot
 
 pytestmark = pytest.mark.skipif(browser() is None, reason="needs chromium")
 TRAIN_GREEN = np.array([33, 115, 70])  # the Train button (bootstrap-xlwings' primary colour)

@@ -21,7 +21,7 @@ from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
 
 from excel_addin import layout
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "workbook_template.xlsm"
 BOOK_NAME = "workbook_template.xlsm"
 

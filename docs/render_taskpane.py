@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
@@ -19,6 +18,7 @@ from PIL import Image, ImageChops
 from excel_addin.testing.chromium import screenshot
 from excel_addin.testing.live_server import LiveServer, press
 from excel_addin.testing.remote_book import DEFAULT_TRAIN_SETTINGS
+from excel_addin.testing.waiting import wait_for
 
 OUT = Path(__file__).resolve().parent / "img" / "taskpane.png"
 # the Train sheet's settings left empty, so the defaults apply (all 60,000 images, 15 epochs): long enough
@@ -28,13 +28,15 @@ RUN = {name: "" for name in DEFAULT_TRAIN_SETTINGS} | {"device": "cpu"}
 
 def wait_for_status(url: str, workbook: str, prefix: str, timeout: float = 300.0) -> str:
     """The workbook's status line once it starts with ``prefix``."""
-    deadline, status = time.monotonic() + timeout, ""
-    while time.monotonic() < deadline:
-        status = httpx.get(f"{url}/gradsheet/status", params={"workbook": workbook}).json()["status"]
-        if status.startswith(prefix):
-            return status
-        time.sleep(0.2)
-    raise TimeoutError(f"{workbook}: no status starting with {prefix!r} within {timeout} s; last: {status!r}")
+    seen = [""]
+
+    def status() -> str | None:
+        seen[0] = httpx.get(f"{url}/gradsheet/status", params={"workbook": workbook}).json()["status"]
+        return seen[0] if seen[0].startswith(prefix) else None
+
+    return wait_for(
+        status, timeout, what=lambda: f"{workbook}: a status starting with {prefix!r}; last: {seen[0]!r}"
+    )
 
 
 def crop_bottom(path: Path, margin: int = 12) -> None:

@@ -11,7 +11,6 @@ import atexit
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from excel_addin.server import workbook
 from excel_addin.server.options import RUNS_ENV, THREADS_ENV
 from excel_addin.testing.live_server import LiveServer, press  # noqa: F401 - for the tests
 from excel_addin.testing.remote_book import apply_actions, book_payload, only_sheets
+from excel_addin.testing.waiting import wait_for  # noqa: F401 - for the tests
 from ml.run_lock import STATE_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,12 +112,3 @@ class Workbook:
 
 def server_status(client, wid: str) -> dict:
     return client.get("/gradsheet/status", params={"workbook": wid}).json()
-
-
-def wait_for(condition, timeout: float = 120.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")

@@ -22,6 +22,7 @@ from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
 from excel_addin import layout, macros
 from excel_addin.build.spec import offset
 from excel_addin.testing.remote_book import actions, make_book, picture_png, read
+from excel_addin.testing.waiting import wait_for
 from excel_addin.train_worker import run_with_lock
 from ml import run_lock
 from ml.events import METRIC_COLUMNS
@@ -77,15 +78,6 @@ class GatedLauncher(ThreadLauncher):
 
 def status(book) -> str:
     return read(book, layout.TRAIN_SHEET, layout.TRAIN_STATUS_CELL)
-
-
-def wait_for(condition, timeout=120.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def cell_position(address: str) -> tuple[int, int]:

@@ -8,13 +8,13 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from excel_addin.testing.remote_book import book_payload, only_sheets
+from excel_addin.testing.waiting import wait_for
 from ml.run_lock import STATE_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,18 +46,18 @@ class LiveServer:
         )
 
     def wait_ready(self, timeout: float = 60.0) -> LiveServer:
-        deadline = time.monotonic() + timeout
-        while True:
+        """Self, once the server answers; RuntimeError with its output when it exits first."""
+
+        def answers() -> bool:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the server exited early:\n{self.output()}")
             try:
-                if httpx.get(self.url + "/", timeout=1, verify=False).status_code == 200:
-                    return self
+                return httpx.get(self.url + "/", timeout=1, verify=False).status_code == 200
             except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not answer within {timeout} s:\n{self.output()}")
-            time.sleep(0.2)
+                return False
+
+        wait_for(answers, timeout, what=lambda: f"the server to answer:\n{self.output()}", interval=0.2)
+        return self
 
     def output(self) -> str:
         if not self.log.closed:

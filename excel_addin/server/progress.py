@@ -121,7 +121,7 @@ def progress_of(wid: str | None) -> Progress:
     job = queue.latest(wid)
     run_dir = job.run_dir if job is not None else latest_run(wid)
     since = max(job.created if job is not None else 0.0, _mtime(run_dir.progress) if run_dir else 0.0)
-    return _with_notice(_progress(queue, job, wid), wid, since)
+    return _with_notice(_progress(queue, job, run_dir), wid, since)
 
 
 def _mtime(path) -> float:
@@ -131,8 +131,8 @@ def _mtime(path) -> float:
         return 0.0
 
 
-def _progress(queue: training.TrainingQueue, job: training.Job | None, wid: str | None) -> Progress:
-    """Where the run stands by the queue and the run's files."""
+def _progress(queue: training.TrainingQueue, job: training.Job | None, run_dir: RunDir | None) -> Progress:
+    """Where the run stands by the queue and the run's files (``run_dir``: the job's, else the latest)."""
     if job is not None and job.state == "queued":
         position = queue.position(job)
         if position is not None:
@@ -141,7 +141,6 @@ def _progress(queue: training.TrainingQueue, job: training.Job | None, wid: str 
         return Progress(training.CANCELLED_TEXT)
     if job is not None and job.state == "failed":
         return Progress(job.error or "Not started")
-    run_dir = job.run_dir if job is not None else latest_run(wid)
     if run_dir is None:
         return Progress(NO_RUN_TEXT)
     return _from_files(run_dir, job)

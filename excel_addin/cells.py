@@ -104,17 +104,23 @@ def in_cell(compute: Callable[[], Any], spill: bool = False) -> Any:
 # ---- Backprop: the 2-2-2 network -------------------------------------------------------------------
 
 _LR_DOC = "Learning rate: a positive number, e.g. 0.5."
-_INPUTS_DOC = "Optional. Two cells: inputs i1, i2 (default 0.05, 0.1)."
-_TARGETS_DOC = "Optional. Two cells: targets t1, t2 (default 0.5, 0.5)."
-_WEIGHTS_DOC = "Optional. Eight cells: initial weights w1..w8 (default 0.15 .. 0.55)."
-_BIASES_DOC = "Optional. Two cells: fixed hidden and output biases b1, b2 (default 0, 0)."
-_OUTPUT_DOC = 'Optional. Output activation: "sigmoid" (squared error, default) or "softmax" (cross-entropy).'
+_DEFAULT_NETWORK = backprop.Network()  # the argument help states its values
+
+
+def _listed(numbers: tuple[float, ...]) -> str:
+    """Default numbers as the help shows them: all of a few, the first and last of many."""
+    shown = [f"{n:g}" for n in numbers]
+    return ", ".join(shown) if len(shown) <= 2 else f"{shown[0]} .. {shown[-1]}"
+
+
 _NETWORK_DOCS = {
-    "inputs": _INPUTS_DOC,
-    "targets": _TARGETS_DOC,
-    "weights": _WEIGHTS_DOC,
-    "biases": _BIASES_DOC,
-    "output": _OUTPUT_DOC,
+    "inputs": f"Optional. Two cells: inputs i1, i2 (default {_listed(_DEFAULT_NETWORK.inputs)}).",
+    "targets": f"Optional. Two cells: targets t1, t2 (default {_listed(_DEFAULT_NETWORK.targets)}).",
+    "weights": "Optional. Eight cells: initial weights w1..w8 "
+    f"(default {_listed(_DEFAULT_NETWORK.weights)}).",
+    "biases": "Optional. Two cells: fixed hidden and output biases b1, b2 "
+    f"(default {_listed(_DEFAULT_NETWORK.biases)}).",
+    "output": 'Optional. Output activation: "sigmoid" (squared error, default) or "softmax" (cross-entropy).',
 }
 
 

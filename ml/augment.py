@@ -9,6 +9,7 @@ the (N, 2, 3) matrices and one ``affine_grid`` + ``grid_sample`` call costs a fe
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -79,3 +80,16 @@ def shifted(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
         ..., max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
     ]
     return out
+
+
+def view_averaged_softmax(
+    model: torch.nn.Module,
+    images01: torch.Tensor,
+    views: tuple[tuple[int, int], ...],
+    prepare: Callable[[torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """The (N, 10) softmax of ``model`` averaged over the ``views`` (pixel shifts, TTA_VIEWS[n]) of
+    (N, 1, 28, 28) images in 0..1: test-time augmentation, as evaluation and prediction both do it.
+    ``prepare`` turns a shifted view into the model's input (normalisation, memory format); the view of
+    (0, 0) is the images tensor itself, so ``prepare`` must not change its argument in place."""
+    return sum(model(prepare(shifted(images01, dy, dx))).float().softmax(1) for dy, dx in views) / len(views)

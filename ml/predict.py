@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .augment import TTA_VIEWS, shifted
+from .augment import TTA_VIEWS, view_averaged_softmax
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, normalisation_of
 from .errors import (
     EmptyImageError,
@@ -96,9 +96,11 @@ class Classifier:
         are: no preprocessing (``predict`` and ``predict_array`` prepare a picture first)."""
         images = torch.from_numpy(np.ascontiguousarray(images28, dtype=np.float32)).reshape(-1, 1, 28, 28)
         with self._lock, torch.inference_mode():
-            views = [(shifted(images, dy, dx) - self.mean) / self.std for dy, dx in self.views]
-            probs = sum(self.model(x).float().softmax(1) for x in views) / len(views)
+            probs = view_averaged_softmax(self.model, images, self.views, self._normalised)
             return probs.numpy()
+
+    def _normalised(self, images: torch.Tensor) -> torch.Tensor:
+        return (images - self.mean) / self.std
 
     def predict_array(
         self, image: np.ndarray, source: str = "image", bright_ink: bool | None = None

@@ -38,7 +38,7 @@ import torch.nn.functional as F  # noqa: N812 - the conventional name
 from torch import nn
 
 from . import run_lock
-from .augment import TTA_VIEWS, AffineAugment, shifted
+from .augment import TTA_VIEWS, AffineAugment, view_averaged_softmax
 from .checkpoint import (
     RESUME_KEYS,
     CheckpointError,
@@ -189,19 +189,17 @@ def evaluate(
 
     Everything accumulates on the data's device and comes back in one transfer at the end.
     """
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def prepare(view: torch.Tensor) -> torch.Tensor:
+        return normalise(view.clone()).contiguous(memory_format=memory_format)
+
     was_training = model.training
     model.eval()
     total_loss = torch.zeros((), device=x_u8.device)
     preds, confidence = [], []
     for xb, yb in batches(x_u8, y, batch_size, shuffle=False):
-        images = to_float(xb)
-        probs = torch.zeros(len(yb), 10, device=x_u8.device)
-        for dy, dx in TTA_VIEWS[tta]:
-            x = normalise(shifted(images, dy, dx).clone())
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            probs += model(x).float().softmax(1)
-        probs /= len(TTA_VIEWS[tta])
+        probs = view_averaged_softmax(model, to_float(xb), TTA_VIEWS[tta], prepare)
         total_loss += F.nll_loss(probs.clamp_min(1e-12).log(), yb, reduction="sum")
         top = probs.max(1)
         preds.append(top.indices)

@@ -232,9 +232,11 @@ def backprop_sheet() -> SheetSpec:
     return sheet
 
 
-def _network_inputs(sheet: SheetSpec) -> None:
-    network = backprop.Network()
-    values = {
+def network_cell_values(network: backprop.Network | None = None) -> dict[str, float | str]:
+    """A network's values by their input cell's key (layout.BACKPROP_INPUT_CELLS): i1 .. output. The
+    default: the course's network, as the template ships it."""
+    network = network or backprop.Network()
+    return {
         "i1": network.inputs[0],
         "i2": network.inputs[1],
         "t1": network.targets[0],
@@ -244,6 +246,10 @@ def _network_inputs(sheet: SheetSpec) -> None:
         "b2": network.biases[1],
         "output": network.output,
     }
+
+
+def _network_inputs(sheet: SheetSpec) -> None:
+    values = network_cell_values()
     first_row = ref(layout.BACKPROP_INPUT_CELLS["i1"])[0]
     sheet.write_row((first_row - 1, 1), ("Network", "value"), "section")
     for key, cell in layout.BACKPROP_INPUT_CELLS.items():

@@ -20,6 +20,7 @@ import xlwings as xw
 from openpyxl.utils.cell import column_index_from_string, coordinate_from_string, get_column_letter
 
 from excel_addin import layout
+from excel_addin.build.backprop_sheets import network_cell_values
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "workbook_template.xlsm"
@@ -72,12 +73,7 @@ def layout_sheets(train_settings: dict[str, Any] | None = None) -> dict[str, dic
     """Sheet name -> {address: value}: the cells the macros read, as the template fills them."""
     settings = {**DEFAULT_TRAIN_SETTINGS, **(train_settings or {})}
     train = {layout.TRAIN_SETTING_CELLS[k]: v for k, v in settings.items()}
-    defaults = {
-        "i1": 0.05, "i2": 0.1, "t1": 0.5, "t2": 0.5,
-        "w1": 0.15, "w2": 0.2, "w3": 0.25, "w4": 0.3, "w5": 0.4, "w6": 0.45, "w7": 0.5, "w8": 0.55,
-        "b1": 0, "b2": 0, "output": "sigmoid",
-    }  # fmt: skip
-    backprop = {layout.BACKPROP_INPUT_CELLS[k]: v for k, v in defaults.items()}
+    backprop = {layout.BACKPROP_INPUT_CELLS[k]: v for k, v in network_cell_values().items()}
     backprop.update(dict(zip(layout.BACKPROP_RATE_CELLS, layout.DEFAULT_RATES, strict=True)))
     backprop[layout.BACKPROP_EPOCHS_CELL] = layout.DEFAULT_EPOCHS
     sheets = {layout.BACKPROP_SHEET: backprop}

@@ -388,8 +388,11 @@ def CLASSIFY_PIXELS(pixels, probabilities=None, model_path=None, out_dir=None, *
 # ---- Model: a CNN design's layer table, live ---------------------------------------------------------
 
 _SPEC_DOC = Argument(
+    # no list of the model names here: they are ml.model.VARIANTS's (an unknown name's #VALUE! lists them),
+    # and importing it would load torch with every cell function
     "The CNN: the Train sheet's Custom model table (rows of channels, separable, dropout), a model's name "
-    "(default, small, wide, strided, s6) or a stages text such as '8,16 drop=0.05 | 16,24 | 24,32 sep'.",
+    "(a choice of the Train sheet's model cell, e.g. tiny) or a stages text such as "
+    "'8,16 drop=0.05 | 16,24 | 24,32 sep'.",
     {"ndim": 2},
 )
 

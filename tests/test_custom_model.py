@@ -104,6 +104,11 @@ def test_a_variant_name_or_a_stages_text_names_a_model_too():
     assert cells.MODEL_SUMMARY("s6")[-1] == ["Total", "", 16_976, "", ""]
 
 
+def test_the_argument_help_names_a_real_model():
+    (example,) = re.findall(r"e\.g\. (\w+)\)", cells.MODEL_SUMMARY.cell_arguments["spec"].doc)
+    assert example in VARIANTS  # the full list is in an unknown name's message (tested below)
+
+
 @pytest.mark.parametrize(
     ("spec", "reason"),
     [

@@ -157,10 +157,16 @@ def train_process(args: list[str], out: Path, threads: int, device: str) -> dict
         "exit_code": os.waitstatus_to_exitcode(status),
         "wall_s": wall,
         "setup_s": started,
-        "peak_rss_mb": usage.ru_maxrss / 1024 if sys.platform != "darwin" else usage.ru_maxrss / 2**20,
+        "peak_rss_mb": peak_rss_mb(usage),
         "epochs": rows,
         "final_test_acc": rows[-1]["test_acc"] if rows else None,
     }
+
+
+def peak_rss_mb(usage) -> float:
+    """A finished child process's peak resident memory in MB, from its ``os.wait4`` resource usage
+    (``ru_maxrss`` counts KiB on Linux, bytes on macOS)."""
+    return usage.ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)
 
 
 def reached(run: dict, target: float) -> float | None:
@@ -214,7 +220,7 @@ def textbook_time_to_target(target: float, seed: int, epochs: int, work: Path, t
         "command": " ".join(command[1:]),
         "exit_code": os.waitstatus_to_exitcode(status),
         "wall_s": time.perf_counter() - t0,
-        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(usage),
         "epochs": record["epochs"],
         "reached_s": record["reached_s"],
         "final_test_acc": accs[-1] if accs else None,

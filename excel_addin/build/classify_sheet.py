@@ -104,20 +104,23 @@ def classify_sheet(
     return sheet
 
 
+def _model_cells() -> tuple[str, str]:
+    """The Train sheet's model file and output folder cells, as references from another sheet."""
+    cells = layout.TRAIN_SETTING_CELLS
+    return sheet_ref(layout.TRAIN_SHEET, cells["model_path"]), sheet_ref(layout.TRAIN_SHEET, cells["out_dir"])
+
+
 def model_args() -> str:
     """The CLASSIFY_* functions' model arguments: the Train sheet's model file and output folder (empty
     cells arrive as None: the function's defaults)."""
-    model = sheet_ref(layout.TRAIN_SHEET, layout.TRAIN_SETTING_CELLS["model_path"])
-    run_folder = sheet_ref(layout.TRAIN_SHEET, layout.TRAIN_SETTING_CELLS["out_dir"])
-    return f"{model},{run_folder}"
+    return ",".join(_model_cells())
 
 
 def addin_model_args() -> str:
     """``model_args`` as the add-in's cells need them: on the server relative paths start in its runs
     folder, and this workbook's runs are in its own folder there (``<runs>/<GRADSHEET_ID>``), so the Train
     sheet's model file and output folder are prefixed with the workbook's id."""
-    model = sheet_ref(layout.TRAIN_SHEET, layout.TRAIN_SETTING_CELLS["model_path"])
-    run_folder = sheet_ref(layout.TRAIN_SHEET, layout.TRAIN_SETTING_CELLS["out_dir"])
+    model, run_folder = _model_cells()
     wid = layout.WORKBOOK_ID_NAME
     return (
         f'IF({model}="","",{wid}&"/"&{model}),{wid}&"/"&IF({run_folder}="","{DEFAULT_RUN_DIR}",{run_folder})'

@@ -1,5 +1,6 @@
-"""Test-wide settings (headless plotting, the xlwings remote engine's licence) and the template built
-once per session from source, with its openpyxl views (formulas and cached values)."""
+"""Test-wide settings (headless plotting, the xlwings remote engine's licence), the template built once
+per session from source, with its openpyxl views (formulas and cached values), and a TestClient of the
+add-in server per test module (``client``)."""
 
 import os
 import warnings
@@ -33,3 +34,12 @@ def cached(built):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return openpyxl.load_workbook(built, data_only=True)
+
+
+@pytest.fixture(scope="module")
+def client():
+    """The add-in server's app under FastAPI's TestClient (server_app.client), one per test module."""
+    from server_app import client as make_client
+
+    with make_client() as c:
+        yield c

@@ -17,7 +17,6 @@ import pytest
 from openpyxl.utils import get_column_letter
 from PIL import Image
 from server_app import Workbook
-from server_app import client as make_client
 
 from excel_addin import cells, layout, macros
 from excel_addin.build import classify_sheet
@@ -200,12 +199,6 @@ def test_an_empty_grid_and_a_missing_model_are_said_too(tmp_path):
 
 
 # ---- the add-in's task pane ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def client():
-    with make_client() as c:
-        yield c
 
 
 def test_the_task_panes_buttons_load_clear_and_explain_the_grid(client):

@@ -19,7 +19,6 @@ import pytest
 import torch
 from openpyxl.worksheet.formula import ArrayFormula
 from server_app import Workbook, call_body
-from server_app import client as make_client
 from test_macros import QUICK, ThreadLauncher, status
 
 from excel_addin import cells, layout, macros, udfs
@@ -140,12 +139,6 @@ def test_a_bad_design_gets_a_message_naming_what_is_wrong(spec, reason):
 
 
 # ---- the add-in's custom function over HTTP --------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def client():
-    with make_client() as c:
-        yield c
 
 
 def call(client, *args) -> list[list]:

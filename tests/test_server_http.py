@@ -15,7 +15,6 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 from server_app import ROOT, call_body
-from server_app import client as make_client
 from starlette.websockets import WebSocketDisconnect
 
 from excel_addin import cells, udfs
@@ -31,12 +30,6 @@ NS = {
     "bt": "http://schemas.microsoft.com/office/officeappbasictypes/1.0",
 }
 CELL_NAMES = [fn.__name__ for fn in cells.CELL_FUNCTIONS]
-
-
-@pytest.fixture(scope="module")
-def client():
-    with make_client() as c:
-        yield c
 
 
 def call(client, func_name: str, *args) -> list[list]:

@@ -5,9 +5,7 @@ through the server's queue: one at a time, the next one waits, Stop takes it out
 
 from __future__ import annotations
 
-import pytest
 from server_app import Workbook, server_status, wait_for
-from server_app import client as make_client
 
 from excel_addin import layout
 from excel_addin.server import training, workbook
@@ -16,12 +14,6 @@ from ml import backprop, run_lock
 from ml.run_dir import RunDir
 
 STATUS = layout.TRAIN_STATUS_CELL
-
-
-@pytest.fixture(scope="module")
-def client():
-    with make_client() as c:
-        yield c
 
 
 def test_refresh_backprop_writes_the_engines_curves(client):

@@ -10,7 +10,6 @@ import json
 import pytest
 import xlwings as xw
 from server_app import Workbook
-from server_app import client as make_client
 
 from excel_addin import layout
 from excel_addin.build.train_sheet import progress_formula
@@ -21,12 +20,6 @@ from ml.config import preset_values
 from ml.run_dir import DEFAULT_RUN_DIR
 
 USER_SHEET = "Budget"
-
-
-@pytest.fixture(scope="module")
-def client():
-    with make_client() as c:
-        yield c
 
 
 def blank_workbook(client) -> Workbook:

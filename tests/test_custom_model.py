@@ -337,8 +337,10 @@ def test_train_trains_the_students_design_and_the_report_shows_it(tmp_path):
     assert report[layout.TRAIN_CUSTOM_SUMMARY_CELL].value is None  # the run's summary is the sheet's one
 
 
-def test_a_report_of_another_model_has_no_custom_table():
+def test_a_report_of_another_model_has_no_custom_table_only_a_title_saying_so():
     view = train_sheet.TrainView(settings={"model": "small"}, custom_stages=None)
     sheet = train_sheet.train_sheet(view, buttons=False)
     head = ref(layout.TRAIN_CUSTOM_HEADER_CELL)
-    assert (head[0] - 1, head[1]) not in sheet.cells and head not in sheet.cells
+    assert head not in sheet.cells and (head[0] + 1, head[1]) not in sheet.cells
+    title = sheet.cells[(head[0] - 1, head[1])].value
+    assert title == "Custom model: not used (this run trained model 'small')"

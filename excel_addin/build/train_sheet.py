@@ -299,6 +299,7 @@ def _run(sheet: SheetSpec, view: TrainView) -> None:
 
 CUSTOM_TITLE = "Custom model: design your own CNN (train it with model = custom)"
 CUSTOM_RUN_TITLE = "Custom model: this run's stages"
+CUSTOM_UNUSED_TITLE = "Custom model: not used (this run trained model {model!r})"
 CUSTOM_NOTES = {
     "channels": "Stage {k}: the output channels of its 3x3 convolutions, one number per convolution, e.g. "
     f"8, 16 (1 to {MAX_STAGE_CHANNELS} each, at most {MAX_CONVS_PER_STAGE}). Leave the rows below your "
@@ -323,8 +324,12 @@ def live_summary_formula() -> str:
 
 def _custom_model(sheet: SheetSpec, view: TrainView) -> None:
     """The Custom model table: yellow inputs and their live summary below (the template), or a custom
-    run's stages (the report); nothing for a run of another model."""
+    run's stages (the report); for a run of another model, only a title saying so (the block would
+    otherwise read as something missing)."""
     if view.custom_stages is None:
+        model = (view.settings or {}).get("model")
+        row, col = ref(layout.TRAIN_CUSTOM_HEADER_CELL)
+        sheet.write((row - 1, col), CUSTOM_UNUSED_TITLE.format(model=model), "section")
         return
     live = view.settings is None
     row, col = ref(layout.TRAIN_CUSTOM_HEADER_CELL)

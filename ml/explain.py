@@ -26,6 +26,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import nn
 
+from .model import apply_layer
 from .predict import Classifier, Prediction
 from .preprocess import preprocess_file
 from .run_dir import atomic_path
@@ -56,6 +57,7 @@ def _first_block_end(layers: list[nn.Module]) -> int:
 
 def _evidence(layers: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
     """Run the layers on ``x`` and return the (10, h, w) class evidence maps before global pooling."""
+    kept = None
     for k, layer in enumerate(layers):
         global_pool = isinstance(layer, nn.AdaptiveAvgPool2d) or (
             isinstance(layer, nn.AvgPool2d) and x.shape[-1] <= _side(layer.kernel_size)
@@ -69,7 +71,7 @@ def _evidence(layers: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
                     maps = maps + rest[0].bias[None, :, None, None]
                 return maps[0]
             return x[0]
-        x = layer(x)
+        x, kept = apply_layer(layer, x, kept)
     raise ValueError("the network has no global pooling layer: it has no class evidence maps")
 
 
@@ -93,9 +95,9 @@ def explain(
     x = (x - classifier.mean) / classifier.std
     first = next(m for m in layers if isinstance(m, nn.Conv2d))
     end = _first_block_end(layers)
-    features = x
+    features, kept = x, None
     for layer in layers[: end + 1]:
-        features = layer(features)
+        features, kept = apply_layer(layer, features, kept)
     evidence = _evidence(layers, x)
     return Explanation(
         source=source,

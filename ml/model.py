@@ -34,6 +34,11 @@ Design, one sentence per choice:
   parameters instead of 9*c_in*c_out, so within 8,000 parameters the last stage can be 2.5x wider (32 and
   40 channels instead of 16 and 16), which is worth more than full 3x3 filters there; the earlier stages
   keep full convolutions, where few input channels make the saving small.
+* **Residual connections in ``tiny``** (``shortcut`` ... ``add`` layers, ``staged(residual=True)``): a
+  convolution that keeps its channel count gets its input added back after its BatchNorm, before its ReLU
+  (max-pooled where the convolution is pooled), so it learns a correction to its input. They cost no
+  parameters and let ``tiny`` be eight convolutions deep with 12 to 32 channels; the same layers without
+  them ended 0.11 points lower on seed 1 (99.43% against 99.54%).
 * **``ml.batchnorm.BatchNorm2d``** is ``nn.BatchNorm2d`` (same parameters and state dict) with a faster CPU
   backward for channels_last tensors of 8 or 24 channels, where PyTorch's multi-threaded kernel is ~3x
   slower than its single-threaded one; an epoch on this 2-core CPU takes ~30% less time with it.
@@ -54,6 +59,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
 import torch
+import torch.nn.functional as F  # noqa: N812 - the conventional name
 from torch import nn
 
 from .batchnorm import BatchNorm2d
@@ -75,6 +81,8 @@ LAYER_ARGS: dict[str, tuple[str, ...]] = {
     "dropout": ("p",),
     "dropout2d": ("p",),
     "linear": ("in_features", "out_features", "bias"),
+    "shortcut": (),  # keeps its input for the next "add" (a residual connection's start)
+    "add": ("pool",),  # adds the kept input, max-pooled by ``pool`` (1: as it is) to the same size
 }
 
 
@@ -115,7 +123,7 @@ def _layer(raw: Any, index: int) -> tuple:
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
                 raise ModelSpecError(f"{what} must be a probability from 0 to below 1, got {value!r}")
             args[k] = float(value)
-        elif name in ("kernel", "stride"):
+        elif name in ("kernel", "stride", "pool"):
             _int(value, what, 1, INPUT_SIZE[-1])
         elif name == "padding":
             _int(value, what, 0, INPUT_SIZE[-1])
@@ -166,7 +174,27 @@ def _after(layer: tuple, shape: Shape, where: str) -> tuple[Shape, int]:
         if args[0] != c:
             raise ModelSpecError(f"{where} (bn) is for {args[0]} channels but receives {c}")
         return shape, 2 * c
-    return shape, 0  # relu, dropout: shape and parameters unchanged
+    return shape, 0  # relu, dropout, shortcut, add: shape and parameters unchanged
+
+
+def _kept_after(layer: tuple, shape: Shape, kept: Shape | None, where: str) -> Shape | None:
+    """The shape a residual connection keeps after ``layer`` (None: none open); ModelSpecError for a
+    shortcut inside another or an add that has no shortcut, or whose shortcut does not match."""
+    if layer[0] == "shortcut":
+        if kept is not None:
+            raise ModelSpecError(f"{where} (shortcut) starts a residual connection inside another one")
+        return shape
+    if layer[0] != "add":
+        return kept
+    if kept is None:
+        raise ModelSpecError(f"{where} (add) has no shortcut before it to add")
+    pool = layer[1]
+    if kept.channels != shape.channels or kept.size // pool != shape.size:
+        raise ModelSpecError(
+            f"{where} (add): the shortcut's {kept.channels} channel(s) of {kept.size}x{kept.size}, "
+            f"max-pooled by {pool}, do not match the {shape.channels} channel(s) of {shape.size}x{shape.size}"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -183,10 +211,11 @@ class ModelSpec:
             raise ModelSpecError(f"a model has 1 to {MAX_LAYERS} layers, got {_count(self.layers)}")
         layers = tuple(_layer(raw, k) for k, raw in enumerate(self.layers))
         object.__setattr__(self, "layers", layers)
-        shape, total = Shape(INPUT_SIZE[0], INPUT_SIZE[1]), 0
+        shape, total, kept = Shape(INPUT_SIZE[0], INPUT_SIZE[1]), 0, None
         for k, layer in enumerate(layers):
             try:
                 shape, params = _after(layer, shape, f"layer {k + 1}")
+                kept = _kept_after(layer, shape, kept, f"layer {k + 1}")
             except ModelSpecError as error:
                 raise ModelSpecError(str(error), layer=k) from None
             total += params
@@ -194,6 +223,8 @@ class ModelSpec:
                 raise ModelSpecError(
                     f"the model has more than {MAX_PARAMS:,} parameters (at layer {k + 1})", layer=k
                 )
+        if kept is not None:
+            raise ModelSpecError("the model has a shortcut that no later add layer uses")
         if shape.channels != N_CLASSES or shape.size > 1:
             raise ModelSpecError(
                 f"the model must end in {N_CLASSES} values (one per digit), it ends in "
@@ -231,13 +262,48 @@ def _module(layer: tuple) -> nn.Module:
         "gap": lambda: nn.AdaptiveAvgPool2d(1),
         "dropout": lambda: nn.Dropout(args[0]),
         "dropout2d": lambda: nn.Dropout2d(args[0]),
+        "shortcut": Shortcut,
+        "add": lambda: AddShortcut(args[0]),
     }
     return simple[kind]()
 
 
+class Shortcut(nn.Identity):
+    """The start of a residual connection: its input passes on unchanged and is kept (by ``apply_layer``)
+    for the AddShortcut that closes the connection."""
+
+
+class AddShortcut(nn.Module):
+    """The end of a residual connection: adds the kept input to the block's output, max-pooled by
+    ``pool`` when the block pooled (the block then learns a correction to its input: easier to train)."""
+
+    def __init__(self, pool: int = 1):
+        super().__init__()
+        self.pool = pool
+
+    def forward(self, x: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+        return x + (F.max_pool2d(kept, self.pool) if self.pool > 1 else kept)
+
+    def extra_repr(self) -> str:
+        return f"pool={self.pool}"
+
+
+def apply_layer(
+    layer: nn.Module, x: torch.Tensor, kept: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One layer of a spec's network on ``x``: (its output, the residual connection's kept input).
+    Flattens where a linear layer needs flat features, so the flattening appears in no layer table."""
+    if isinstance(layer, nn.Linear) and x.dim() > 2:
+        x = x.flatten(1)
+    if isinstance(layer, AddShortcut):
+        return layer(x, kept), None
+    x = layer(x)
+    return x, x if isinstance(layer, Shortcut) else kept
+
+
 class MnistCNN(nn.Module):
-    """The network of a ModelSpec: its layers in one ``nn.Sequential``, flattened where a linear layer
-    (or the end) needs flat features, so the flattening appears in no layer table."""
+    """The network of a ModelSpec: its layers in one ``nn.Sequential``, run one by one (``apply_layer``)
+    so residual connections can add a kept input back."""
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
@@ -246,10 +312,9 @@ class MnistCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 1, 28, 28) normalised images -> (N, 10) logits."""
+        kept = None
         for layer in self.net:
-            if isinstance(layer, nn.Linear) and x.dim() > 2:
-                x = x.flatten(1)
-            x = layer(x)
+            x, kept = apply_layer(layer, x, kept)
         return x.flatten(1)
 
 
@@ -288,6 +353,7 @@ def staged(
     stem_stride: int = 1,
     stem_kernel: int = 3,
     separable_from: int | None = None,
+    residual: bool = False,
     name: str = "custom",
 ) -> ModelSpec:
     """Stages of 3x3 convolutions with BN/ReLU, 2x2 max-pooling and Dropout2d between them, then a 1x1
@@ -299,7 +365,9 @@ def staged(
     ``stem_stride=2`` the very first convolution (kernel ``stem_kernel``) has stride 2, so the first stage
     already runs at 14x14 and only the input is ever 28x28: on a CPU, where the passes over the 28x28
     activations cost most, the cheapest layout. ``separable_from=k`` makes every convolution from the
-    k-th on (0-based, counted over all stages) depthwise-separable, also within a stage.
+    k-th on (0-based, counted over all stages) depthwise-separable, also within a stage. With ``residual``
+    every convolution that keeps its channel count (and has stride 1) gets a residual connection: its
+    input, max-pooled where the convolution pools, is added after its BatchNorm, before the ReLU.
     A design that does not build is refused with a message naming the stage at fault (ModelSpecError).
     """
     layers: list[tuple] = []
@@ -315,10 +383,11 @@ def staged(
             stride = 2 if strided_stem and i == 0 and last_conv else 1  # instead of the first pooling
             conv_stride = stride * (stem_stride if stem else 1)
             conv = _conv3x3(c_in, c_out, conv_stride, separable, stem_kernel if stem else 3)
-            if pool_first and last_conv and not last_stage and stride == 1:
-                layers += [*conv, ("maxpool", 2), ("bn", c_out), ("relu",)]
-            else:
-                layers += [*conv, ("bn", c_out), ("relu",)]
+            pooled = pool_first and last_conv and not last_stage and stride == 1
+            block = [*conv, ("maxpool", 2), ("bn", c_out)] if pooled else [*conv, ("bn", c_out)]
+            if residual and c_in == c_out and conv_stride == 1:
+                block = [("shortcut",), *block, ("add", 2 if pooled else 1)]
+            layers += [*block, ("relu",)]
             c_in = c_out
         if not last_stage:
             if not pool_first and not (strided_stem and i == 0):
@@ -426,8 +495,14 @@ VARIANTS: dict[str, ModelSpec] = {
         name="wide",
     ),
     "strided": staged(DEFAULT_STAGES, strided_stem=True, name="strided"),
-    # under 5,000 parameters: a full 3x3 stem of 16 channels, every later convolution depthwise-separable
-    "tiny": staged((Stage((16, 16)), Stage((24, 24)), Stage((32, 32))), separable_from=1, name="tiny"),
+    # under 5,000 parameters: a full 3x3 stem of 12 channels, every later convolution depthwise-separable,
+    # residual connections around those that keep their channel count
+    "tiny": staged(
+        (Stage((12, 12, 12)), Stage((20, 20, 20)), Stage((32, 32))),
+        separable_from=1,
+        residual=True,
+        name="tiny",
+    ),
     # the fast preset's model: a stride-2 5x5 stem, stages at 14x14, 7x7 and 3x3 (34,602 parameters)
     "fast": staged(
         (Stage((16, 24)), Stage((32, 32)), Stage((48,))), stem_stride=2, stem_kernel=5, name="fast"

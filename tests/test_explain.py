@@ -14,7 +14,7 @@ from ml.preprocess import preprocess_file
 EXAMPLE = "examples/digits/3.png"
 
 
-@pytest.mark.parametrize("variant", ["default", "s6", "small"])
+@pytest.mark.parametrize("variant", ["default", "s6", "small", "tiny"])  # tiny: residual
 def test_evidence_maps_average_to_the_networks_scores(variant):
     """The mean of each class map is that class's logit: the maps are what global pooling averages."""
     torch.manual_seed(0)

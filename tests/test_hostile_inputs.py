@@ -118,6 +118,21 @@ def conv(c_in, c_out, k=3):
         ({"layers": [conv(1, 10)] + [["maxpool", 2]] * 6}, "a 2x2 window does not fit the 1x1 map"),
         ({"layers": [conv(1, 8)]}, "must end in 10 values"),
         ({"layers": [["softmax"]]}, "unknown kind 'softmax'"),
+        ({"layers": [conv(1, 8), ["add", 1], conv(8, 10, 1), ["gap"]]}, "has no shortcut before it to add"),
+        (
+            {"layers": [conv(1, 8), ["shortcut"], ["shortcut"], ["add", 1], conv(8, 10, 1), ["gap"]]},
+            "starts a residual connection inside another one",
+        ),
+        (
+            {"layers": [conv(1, 8), ["shortcut"], conv(8, 16), ["add", 1], conv(16, 10, 1), ["gap"]]},
+            "the shortcut's 8 channel\\(s\\) of 28x28, max-pooled by 1, do not match the 16",
+        ),
+        (
+            {"layers": [conv(1, 8), ["shortcut"], conv(8, 8), ["add", 2], conv(8, 10, 1), ["gap"]]},
+            "of 28x28, max-pooled by 2, do not match the 8 channel\\(s\\) of 28x28",
+        ),
+        ({"layers": [conv(1, 8), ["shortcut"], conv(8, 10, 1), ["gap"]]}, "a shortcut that no later add"),
+        ({"layers": [conv(1, 8), ["shortcut"], ["add", 0]]}, "pool must be a whole number from 1 to 28"),
         ({"layers": "conv"}, "a model has 1 to 200 layers"),
         ({"layers": [conv(1, 10)], "extra": 1}, "unknown model spec fields: extra"),
         ("default", "a model spec must be a record"),

@@ -1,5 +1,7 @@
 """The CNN's contract: size, shapes, building blocks, summary."""
 
+import itertools
+
 import pytest
 import torch
 from torch import nn
@@ -292,3 +294,76 @@ def test_a_bad_custom_design_gets_a_message(text, message):
 
     with pytest.raises(ModelSpecError, match=message):
         custom_spec(text)
+
+
+# ---- residual connections (the shortcut and add layers) -----------------------------------------------
+
+RESIDUAL_LAYERS = (
+    ("conv", 1, 4, 3, 1, 1, 1, False),
+    ("bn", 4),
+    ("relu",),
+    ("shortcut",),
+    ("conv", 4, 4, 3, 1, 1, 1, False),
+    ("maxpool", 2),
+    ("bn", 4),
+    ("add", 2),
+    ("relu",),
+    ("conv", 4, 10, 1, 1, 0, 1, True),
+    ("gap",),
+)
+
+
+def test_a_residual_block_adds_its_pooled_input_before_the_relu():
+    from ml.model import ModelSpec
+
+    torch.manual_seed(0)
+    model = ModelSpec(RESIDUAL_LAYERS).build()
+    with torch.no_grad():  # BatchNorm statistics that are not the identity, then eval mode
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5), m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5), m.bias.uniform_(-0.5, 0.5)
+    model.eval()
+    conv1, bn1, _, _, conv2, _, bn2, _, _, head, _ = model.net
+    x = torch.randn(3, 1, 28, 28)
+    h = torch.relu(bn1(conv1(x)))
+    out = torch.relu(bn2(nn.functional.max_pool2d(conv2(h), 2)) + nn.functional.max_pool2d(h, 2))
+    expected = head(out).mean(dim=(2, 3))
+    assert torch.allclose(model(x), expected, atol=1e-6)
+
+
+def test_a_residual_networks_gradients_match_finite_differences():
+    from ml.model import ModelSpec
+
+    torch.manual_seed(0)
+    model = ModelSpec(RESIDUAL_LAYERS).build().double().eval()
+    x = torch.randn(2, 1, 28, 28, dtype=torch.double)
+    names, weights = zip(*model.named_parameters(), strict=True)
+
+    def logits(*params):
+        return torch.func.functional_call(model, dict(zip(names, params, strict=True)), (x,))
+
+    assert torch.autograd.gradcheck(logits, tuple(w.detach().requires_grad_() for w in weights))
+
+
+def test_tiny_has_residual_connections_around_the_convolutions_that_keep_their_channels():
+    spec = build_model("tiny").spec
+    kinds = [layer[0] for layer in spec.layers]
+    assert kinds.count("shortcut") == kinds.count("add") == 5  # 12-12 twice, 20-20 twice, 32-32
+    assert [layer[1] for layer in spec.layers if layer[0] == "add"] == [1, 2, 1, 2, 1]  # pooled twice
+    assert staged((Stage((8, 8)),), residual=False).layers == staged((Stage((8, 8)),)).layers
+
+
+def test_tiny_receptive_fields_by_hand():
+    # 3x3 stem: 3; each depthwise 3x3 adds 2 x jump; a 2x2 pool adds 1 x jump and doubles it; 1x1 and
+    # the shortcut/add layers add nothing (the sum sees what its longer path sees); GAP over 7x7 adds 6 x 4
+    model = build_model("tiny")
+    rows = summary_rows(model)  # one row per layer of model.net, in order
+    windows = [r.rf for r in rows if r.layer.split("-")[0] in ("MaxPool2d", "AdaptiveAvgPool2d")]
+    layers = zip(rows, model.net, strict=True)
+    depthwise = [r.rf for r, m in layers if isinstance(m, nn.Conv2d) and m.groups > 1]
+    assert depthwise == [5, 7, 12, 16, 20, 30, 38]
+    assert windows == [8, 22, 62]
+    for before, row in itertools.pairwise(rows):
+        if row.layer.split("-")[0] in ("Shortcut", "AddShortcut"):
+            assert (row.rf, row.jump, row.params) == (before.rf, before.jump, 0)

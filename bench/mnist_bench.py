@@ -17,7 +17,8 @@ It prints a table and writes bench/results/mnist.json (``--out``). Measures, on 
   primitives, first allocations), which later epochs of a real run don't pay, is not counted; the
   textbook's DataLoader worker start-up is a per-epoch cost and stays in its time;
 * accuracy: each model of ``--models`` trained with the default settings, final-epoch test accuracy per
-  seed (``--seeds``), parameters, wall time;
+  seed (``--seeds``), without and with 5-view test-time augmentation (``ACCURACY_TTA``), parameters,
+  wall time;
 * prediction latency of one image file through the Python API (warm), and how reliably user-style
   pictures of MNIST test digits (dark ink on light paper, rescaled, off centre) are classified with the
   MNIST-style preprocessing versus fed as-is.
@@ -82,6 +83,19 @@ class _Timer(Sink):
 # ---------------------------------------------------------------- accuracy
 
 
+ACCURACY_TTA = 5  # the accuracy runs' final checkpoints are also evaluated with this many TTA views
+
+
+def tta_accuracy(model_path: Path, views: int = ACCURACY_TTA) -> float:
+    """Test accuracy of a run's final checkpoint with ``views``-view test-time augmentation."""
+    from ml.checkpoint import load_checkpoint, model_from_checkpoint
+    from ml.train import evaluate
+
+    data = load_mnist()
+    model = model_from_checkpoint(load_checkpoint(model_path), str(model_path))
+    return evaluate(model, data.test_x, data.test_y, tta=views).acc
+
+
 def run_accuracy(variant: str, seeds: list[int], epochs: int, work: Path, threads: int) -> dict:
     runs = []
     for seed in seeds:
@@ -96,12 +110,14 @@ def run_accuracy(variant: str, seeds: list[int], epochs: int, work: Path, thread
         t0 = time.perf_counter()
         ended = train(cfg, [timer])
         wall = time.perf_counter() - t0
+        tta = tta_accuracy(RunDir(cfg.out_dir).checkpoint)
         runs.append(
             {
                 "seed": seed,
                 "status": ended.status,
                 "epochs": ended.epochs_done,
                 "final_test_acc": ended.final_test_acc,
+                "final_test_acc_tta": tta,
                 "best_test_acc": ended.best_test_acc,
                 "wall_s": wall,
                 "train_epoch_s": timer.train_seconds,
@@ -110,8 +126,8 @@ def run_accuracy(variant: str, seeds: list[int], epochs: int, work: Path, thread
             }
         )
         print(
-            f"  {variant} seed {seed}: final {ended.final_test_acc:.4%} (best {ended.best_test_acc:.4%}) "
-            f"in {ended.epochs_done} epochs, {wall:.0f}s",
+            f"  {variant} seed {seed}: final {ended.final_test_acc:.4%} (best {ended.best_test_acc:.4%}, "
+            f"TTA {ACCURACY_TTA} {tta:.4%}) in {ended.epochs_done} epochs, {wall:.0f}s",
             flush=True,
         )
     finals = [r["final_test_acc"] for r in runs]
@@ -123,6 +139,8 @@ def run_accuracy(variant: str, seeds: list[int], epochs: int, work: Path, thread
         "runs": runs,
         "mean_final_test_acc": statistics.fmean(finals),
         "std_final_test_acc": statistics.pstdev(finals) if len(finals) > 1 else 0.0,
+        "tta_views": ACCURACY_TTA,
+        "mean_final_test_acc_tta": statistics.fmean(r["final_test_acc_tta"] for r in runs),
     }
 
 
@@ -537,15 +555,18 @@ def format_table(result: dict) -> str:
     lines = format_time(result["time"]) if "time" in result else []
     if "accuracy" in result:
         lines += [
-            "| model | params | epochs | seeds | final test acc per seed | mean | wall time per run |",
-            "|---|---|---|---|---|---|---|",
+            "| model | params | epochs | seeds | final test acc per seed | mean | with TTA: per seed | mean "
+            "| wall time per run |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for name, acc in result["accuracy"].items():
             per = ", ".join(f"{r['final_test_acc']:.2%}" for r in acc["runs"])
+            per_tta = ", ".join(f"{r['final_test_acc_tta']:.2%}" for r in acc["runs"])
             walls = ", ".join(f"{r['wall_s']:.0f} s" for r in acc["runs"])
             lines.append(
                 f"| {name} | {acc['params']:,} | {acc['epochs']} | {len(acc['runs'])} | {per} | "
-                f"**{acc['mean_final_test_acc']:.2%}** | {walls} |"
+                f"**{acc['mean_final_test_acc']:.2%}** | {per_tta} | {acc['mean_final_test_acc_tta']:.3%} "
+                f"| {walls} |"
             )
         lines.append("")
     if "speed" in result:

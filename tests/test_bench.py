@@ -63,3 +63,14 @@ def test_the_speed_section_runs_and_writes_its_table_and_json(tmp_path):
         flops = result["speed"]["train_gflop_per_image"][name]
         assert entry["gflops"] == pytest.approx(entry["images_per_s"] * flops)
     assert "| 1 | project |" in done.stdout and f"written {out}" in done.stdout
+
+
+def test_the_accuracy_runs_tta_figure_is_the_checkpoints_test_accuracy_with_shifted_views():
+    from ml.checkpoint import load_checkpoint
+    from ml.predict import shipped_model_path
+
+    path = shipped_model_path()
+    recorded = load_checkpoint(path)["history"][-1]["test_acc"]  # training's own final evaluation
+    assert mnist_bench.tta_accuracy(path, views=0) == pytest.approx(recorded, abs=1e-4)
+    with_tta = mnist_bench.tta_accuracy(path)
+    assert abs(with_tta - recorded) < 0.003  # the average over shifted views: nearly the same figure

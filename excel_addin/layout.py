@@ -10,7 +10,7 @@ from xlsxwriter.utility import xl_cell_to_rowcol, xl_rowcol_to_cell
 
 from excel_addin import custom_model
 from ml.config import sheet_settings
-from ml.model import MAX_STAGES
+from ml.model import MAX_LAYERS, MAX_STAGES
 from ml.run_dir import METRIC_COLUMNS
 
 # ---- Backprop sheet: the editable network and the six learning rates -------------------------------
@@ -114,11 +114,12 @@ TRAIN_CUSTOM_HEADER_CELL = "I3"
 _CUSTOM_LAST = _cell(TRAIN_CUSTOM_HEADER_CELL, MAX_STAGES, len(custom_model.COLUMNS))
 TRAIN_CUSTOM_CELLS = f"{_cell(TRAIN_CUSTOM_HEADER_CELL, 1, 1)}:{_CUSTOM_LAST}"
 TRAIN_CUSTOM_SUMMARY_CELL = _cell(TRAIN_CUSTOM_HEADER_CELL, MAX_STAGES + 3)  # its title in the row above
-# model summary of a run: Layer | Output shape | Params | Jump | RF, one row per layer (up to 36) and a
-# Total row; it sits right of the custom model and its live summary (5 columns and a spacer), and above
-# nothing.
+# model summary of a run: Layer | Output shape | Params | Jump | RF, one row per layer and a Total row; it
+# sits right of the custom model and its live summary (5 columns and a spacer), and above nothing.
 TRAIN_SUMMARY_HEADER_CELL = _cell(TRAIN_CUSTOM_HEADER_CELL, columns=6)
-TRAIN_SUMMARY_MAX_ROWS = 40  # rows reserved below the header
+# rows reserved below the header, which a run's summary blanks where it is shorter: room for the longest
+# model a spec allows (one row per layer, then the total), so no earlier run's rows are left behind
+TRAIN_SUMMARY_MAX_ROWS = MAX_LAYERS + 1
 # native line charts bound to the metrics table (live while a run fills it): name -> top-left anchor cell,
 # right of the run's model summary at the top (5 columns and a spacer), each 8 columns wide
 _CHARTS = _cell(TRAIN_SUMMARY_HEADER_CELL, columns=6)

@@ -239,3 +239,25 @@ def test_resume_keeps_earlier_rows_and_stopped_status(tmp_path):
     sink.handle(RunEnded("stopped", 2, 0.75, 0.75, str(tmp_path)))
     assert value(book, layout.TRAIN_STATUS_CELL).startswith("Stopped after 2 epochs (checkpoint kept)")
     assert value(book, layout.TRAIN_PROGRESS_CELL) == pytest.approx(2 / 3, abs=1e-4)
+
+
+def test_a_shorter_models_summary_leaves_nothing_of_a_longer_ones(tmp_path):
+    book = make_book()
+    for name in ("tiny", "small"):  # 47 layers (residual connections), then 18
+        model = build_model(name)
+        start = RunStarted(
+            config={"model": name, "epochs": 1},
+            device="cpu",
+            n_params=count_parameters(model),
+            summary=summary_rows(model),
+            epochs=1,
+            start_epoch=1,
+            steps_per_epoch=10,
+            out_dir=str(tmp_path / name),
+        )
+        SheetSink(book, progress_every=0.0).handle(start)
+    longest = len(summary_rows(build_model("tiny"))) + 2  # header, layers, total
+    rows = value(book, layout.TRAIN_SUMMARY_HEADER_CELL, longest + 5, 5)
+    n = len(start.summary)
+    assert rows[n + 1] == ["Total", None, count_parameters(model), None, None]
+    assert rows[n + 2 :] == [[None] * 5] * (len(rows) - n - 2)

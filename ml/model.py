@@ -297,6 +297,8 @@ def apply_layer(
         x = x.flatten(1)
     if isinstance(layer, AddShortcut):
         return layer(x, kept), None
+    if x is kept and getattr(layer, "inplace", False):
+        x = x.clone()  # an in-place ReLU right after a shortcut must not change the kept input
     x = layer(x)
     return x, x if isinstance(layer, Shortcut) else kept
 

@@ -367,3 +367,13 @@ def test_tiny_receptive_fields_by_hand():
     for before, row in itertools.pairwise(rows):
         if row.layer.split("-")[0] in ("Shortcut", "AddShortcut"):
             assert (row.rf, row.jump, row.params) == (before.rf, before.jump, 0)
+
+
+def test_an_in_place_layer_right_after_a_shortcut_leaves_the_kept_input_alone():
+    from ml.model import ModelSpec
+
+    layers = (("conv", 1, 10, 3, 1, 1, 1, True), ("shortcut",), ("relu",), ("add", 1), ("gap",))
+    model = ModelSpec(layers).build().eval()
+    x = torch.randn(2, 1, 28, 28)
+    h = model.net[0](x)
+    assert torch.allclose(model(x), (torch.relu(h) + h).mean(dim=(2, 3)), atol=1e-6)

@@ -7,7 +7,16 @@ import torch
 from torch import nn
 
 from ml.batchnorm import BatchNorm2d as FastBatchNorm2d
-from ml.model import LayerRow, Stage, build_model, count_parameters, format_summary, staged, summary_rows
+from ml.model import (
+    LayerRow,
+    ModelSpec,
+    Stage,
+    build_model,
+    count_parameters,
+    format_summary,
+    staged,
+    summary_rows,
+)
 
 
 @pytest.mark.parametrize(
@@ -314,8 +323,6 @@ RESIDUAL_LAYERS = (
 
 
 def test_a_residual_block_adds_its_pooled_input_before_the_relu():
-    from ml.model import ModelSpec
-
     torch.manual_seed(0)
     model = ModelSpec(RESIDUAL_LAYERS).build()
     with torch.no_grad():  # BatchNorm statistics that are not the identity, then eval mode
@@ -333,8 +340,6 @@ def test_a_residual_block_adds_its_pooled_input_before_the_relu():
 
 
 def test_a_residual_networks_gradients_match_finite_differences():
-    from ml.model import ModelSpec
-
     torch.manual_seed(0)
     model = ModelSpec(RESIDUAL_LAYERS).build().double().eval()
     x = torch.randn(2, 1, 28, 28, dtype=torch.double)
@@ -370,8 +375,6 @@ def test_tiny_receptive_fields_by_hand():
 
 
 def test_an_in_place_layer_right_after_a_shortcut_leaves_the_kept_input_alone():
-    from ml.model import ModelSpec
-
     layers = (("conv", 1, 10, 3, 1, 1, 1, True), ("shortcut",), ("relu",), ("add", 1), ("gap",))
     model = ModelSpec(layers).build().eval()
     x = torch.randn(2, 1, 28, 28)

@@ -71,10 +71,10 @@ class FlakyBook:
         self.sheets = Sheets()
 
 
-def started(out_dir: Path, epochs: int = 3, start_epoch: int = 1) -> RunStarted:
-    model = build_model("small")
+def started(out_dir: Path, epochs: int = 3, start_epoch: int = 1, model_name: str = "small") -> RunStarted:
+    model = build_model(model_name)
     return RunStarted(
-        config={"model": "small", "epochs": epochs},
+        config={"model": model_name, "epochs": epochs},
         device="cpu",
         n_params=count_parameters(model),
         summary=summary_rows(model),
@@ -244,20 +244,10 @@ def test_resume_keeps_earlier_rows_and_stopped_status(tmp_path):
 def test_a_shorter_models_summary_leaves_nothing_of_a_longer_ones(tmp_path):
     book = make_book()
     for name in ("tiny", "small"):  # 47 layers (residual connections), then 18
-        model = build_model(name)
-        start = RunStarted(
-            config={"model": name, "epochs": 1},
-            device="cpu",
-            n_params=count_parameters(model),
-            summary=summary_rows(model),
-            epochs=1,
-            start_epoch=1,
-            steps_per_epoch=10,
-            out_dir=str(tmp_path / name),
-        )
+        start = started(tmp_path / name, model_name=name)
         SheetSink(book, progress_every=0.0).handle(start)
     longest = len(summary_rows(build_model("tiny"))) + 2  # header, layers, total
     rows = value(book, layout.TRAIN_SUMMARY_HEADER_CELL, longest + 5, 5)
     n = len(start.summary)
-    assert rows[n + 1] == ["Total", None, count_parameters(model), None, None]
+    assert rows[n + 1] == ["Total", None, start.n_params, None, None]
     assert rows[n + 2 :] == [[None] * 5] * (len(rows) - n - 2)

@@ -326,13 +326,12 @@ def _custom_model(sheet: SheetSpec, view: TrainView) -> None:
     """The Custom model table: yellow inputs and their live summary below (the template), or a custom
     run's stages (the report); for a run of another model, only a title saying so (the block would
     otherwise read as something missing)."""
+    row, col = ref(layout.TRAIN_CUSTOM_HEADER_CELL)
     if view.custom_stages is None:
         model = (view.settings or {}).get("model")
-        row, col = ref(layout.TRAIN_CUSTOM_HEADER_CELL)
         sheet.write((row - 1, col), CUSTOM_UNUSED_TITLE.format(model=model), "section")
         return
     live = view.settings is None
-    row, col = ref(layout.TRAIN_CUSTOM_HEADER_CELL)
     for k, width in enumerate(SUMMARY_WIDTHS):
         sheet.column_width(col + k, width)
     sheet.write((row - 1, col), CUSTOM_TITLE if live else CUSTOM_RUN_TITLE, "section")

@@ -13,7 +13,8 @@ from typing import Any
 
 import httpx
 
-from excel_addin.testing.remote_book import book_payload, only_sheets
+from excel_addin import layout
+from excel_addin.testing.remote_book import book_payload, defined_name, only_sheets
 from excel_addin.testing.waiting import wait_for
 from ml.run_lock import STATE_ENV
 
@@ -78,11 +79,8 @@ def press(url: str, script: str, workbook: str, **settings: Any) -> dict[str, An
     """Press a task-pane button of a live server for a workbook with the Train ``settings`` whose id is
     ``workbook`` (set by hand, as a teacher may); the script's response."""
     payload = book_payload({"out_dir": "", **settings}, client="Office.js")
-    payload["names"] = [
-        {"name": "GRADSHEET_ID", "refers_to": f'="{workbook}"', "type": "String", "sheet_index": None,
-         "address": None, "scope_sheet_name": None, "scope_sheet_index": None, "book_scope": True}
-    ]  # fmt: skip
-    sent = {**only_sheets(payload, "Train"), "args": [f"https://school.example/{workbook}.xlsx"]}
+    payload["names"] = [defined_name(layout.WORKBOOK_ID_NAME, f'="{workbook}"')]
+    sent = {**only_sheets(payload, layout.TRAIN_SHEET), "args": [f"https://school.example/{workbook}.xlsx"]}
     response = httpx.post(f"{url}/xlwings/custom-scripts-call/{script}", json=sent, timeout=60, verify=False)
     response.raise_for_status()
     return response.json()

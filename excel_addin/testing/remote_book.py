@@ -168,7 +168,8 @@ def apply_actions(payload: dict[str, Any], actions: list[dict[str, Any]]) -> dic
             after["sheets"][action["sheet_position"]]["pictures"][index]["name"] = name
         elif action["func"] in ("namesAdd", "setNameRefersTo"):
             name, refers_to = action["args"][0], action["args"][-1]
-            after["names"] = [n for n in after["names"] if n["name"] != name] + [_name(name, refers_to)]
+            others = [n for n in after["names"] if n["name"] != name]
+            after["names"] = [*others, defined_name(name, refers_to)]
     return after
 
 
@@ -190,7 +191,7 @@ def _picture(name: str) -> dict[str, Any]:
     return {"name": name, "width": None, "height": None, "left": 0, "top": 0, "lock_aspect_ratio": None}
 
 
-def _name(name: str, refers_to: str) -> dict[str, Any]:
+def defined_name(name: str, refers_to: str) -> dict[str, Any]:
     """A workbook-level defined name as the task pane reads it (named-items.js)."""
     return {
         "name": name,

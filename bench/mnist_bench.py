@@ -110,7 +110,8 @@ def run_accuracy(variant: str, seeds: list[int], epochs: int, work: Path, thread
         t0 = time.perf_counter()
         ended = train(cfg, [timer])
         wall = time.perf_counter() - t0
-        tta = tta_accuracy(RunDir(cfg.out_dir).checkpoint)
+        # a failed or stopped run's checkpoint is an earlier epoch's: no final TTA figure for it
+        tta = tta_accuracy(RunDir(cfg.out_dir).checkpoint) if ended.status == "completed" else None
         runs.append(
             {
                 "seed": seed,
@@ -127,7 +128,7 @@ def run_accuracy(variant: str, seeds: list[int], epochs: int, work: Path, thread
         )
         print(
             f"  {variant} seed {seed}: final {ended.final_test_acc:.4%} (best {ended.best_test_acc:.4%}, "
-            f"TTA {ACCURACY_TTA} {tta:.4%}) in {ended.epochs_done} epochs, {wall:.0f}s",
+            f"TTA {ACCURACY_TTA} {_percent(tta)}) in {ended.epochs_done} epochs, {wall:.0f}s",
             flush=True,
         )
     finals = [r["final_test_acc"] for r in runs]
@@ -140,7 +141,7 @@ def run_accuracy(variant: str, seeds: list[int], epochs: int, work: Path, thread
         "mean_final_test_acc": statistics.fmean(finals),
         "std_final_test_acc": statistics.pstdev(finals) if len(finals) > 1 else 0.0,
         "tta_views": ACCURACY_TTA,
-        "mean_final_test_acc_tta": statistics.fmean(r["final_test_acc_tta"] for r in runs),
+        "mean_final_test_acc_tta": _mean_of_all([r["final_test_acc_tta"] for r in runs]),
     }
 
 
@@ -215,8 +216,13 @@ def time_to_target(
     return result
 
 
-def _percent(value: float | None) -> str:
-    return f"{value:.2%}" if value is not None else "n/a"
+def _percent(value: float | None, digits: int = 2) -> str:
+    return f"{value:.{digits}%}" if value is not None else "n/a"
+
+
+def _mean_of_all(values: list[float | None]) -> float | None:
+    """The mean, or None when any run has no figure (a mean of the others would flatter the model)."""
+    return None if any(v is None for v in values) else statistics.fmean(values)
 
 
 def _seconds(value: float | None) -> str:
@@ -561,12 +567,12 @@ def format_table(result: dict) -> str:
         ]
         for name, acc in result["accuracy"].items():
             per = ", ".join(f"{r['final_test_acc']:.2%}" for r in acc["runs"])
-            per_tta = ", ".join(f"{r['final_test_acc_tta']:.2%}" for r in acc["runs"])
+            per_tta = ", ".join(_percent(r["final_test_acc_tta"]) for r in acc["runs"])
             walls = ", ".join(f"{r['wall_s']:.0f} s" for r in acc["runs"])
             lines.append(
                 f"| {name} | {acc['params']:,} | {acc['epochs']} | {len(acc['runs'])} | {per} | "
-                f"**{acc['mean_final_test_acc']:.2%}** | {per_tta} | {acc['mean_final_test_acc_tta']:.3%} "
-                f"| {walls} |"
+                f"**{acc['mean_final_test_acc']:.2%}** | {per_tta} | "
+                f"{_percent(acc['mean_final_test_acc_tta'], digits=3)} | {walls} |"
             )
         lines.append("")
     if "speed" in result:

@@ -74,3 +74,12 @@ def test_the_accuracy_runs_tta_figure_is_the_checkpoints_test_accuracy_with_shif
     assert mnist_bench.tta_accuracy(path, views=0) == pytest.approx(recorded, abs=1e-4)
     with_tta = mnist_bench.tta_accuracy(path)
     assert abs(with_tta - recorded) < 0.003  # the average over shifted views: nearly the same figure
+
+
+def test_a_run_without_a_final_tta_figure_reads_na_and_has_no_mean():
+    runs = [{"final_test_acc": 0.99, "final_test_acc_tta": t, "wall_s": 1.0} for t in (0.995, None)]
+    mean = mnist_bench._mean_of_all([r["final_test_acc_tta"] for r in runs])
+    acc = {"params": 10, "epochs": 1, "runs": runs, "mean_final_test_acc": 0.99}
+    acc["mean_final_test_acc_tta"] = mean
+    assert mean is None
+    assert "| 99.50%, n/a | n/a |" in mnist_bench.format_table({"accuracy": {"tiny": acc}})

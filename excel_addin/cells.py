@@ -390,9 +390,9 @@ def CLASSIFY_PIXELS(pixels, probabilities=None, model_path=None, out_dir=None, *
 _SPEC_DOC = Argument(
     # no list of the model names here: they are ml.model.VARIANTS's (an unknown name's #VALUE! lists them),
     # and importing it would load torch with every cell function
-    "The CNN: the Train sheet's Custom model table (rows of channels, separable, dropout), a model's name "
-    "(a choice of the Train sheet's model cell, e.g. tiny) or a stages text such as "
-    "'8,16 drop=0.05 | 16,24 | 24,32 sep'.",
+    "The CNN: the Train sheet's Custom model table (rows of channels, separable, dropout, residual), a "
+    "model's name (a choice of the Train sheet's model cell, e.g. tiny) or a stages text such as "
+    "'8,16 drop=0.05 | 16,24,24 res | 24,32 sep'.",
     {"ndim": 2},
 )
 

@@ -1,8 +1,10 @@
 """The Train sheet's Custom model table: a student's CNN as cells, one row per stage.
 
 A row holds a stage's channels (the output channels of its 3x3 convolutions, as text such as ``8, 16``),
-whether they are separable (yes/no) and the dropout after its pooling: what ``ml.model.Stage`` holds. The
-table becomes the stages text of ``ml.model.parse_stages`` (``"8,16 drop=0.05 | 16,24 | 24,32 sep"``), so
+whether they are separable (yes/no), the dropout after its pooling and whether it has residual connections
+(yes/no): what ``ml.model.Stage`` holds. The residual column comes last so that a table from an older
+workbook (three columns) still reads the same. The table becomes the stages text of
+``ml.model.parse_stages`` (``"8,16 drop=0.05 | 16,24,24 res | 24,32 sep"``), so
 a table, the command line's ``--stages`` and a checkpoint describe a design the same way and every message
 comes from ``ml.model``, naming the stage (the table's row).
 
@@ -29,12 +31,14 @@ from ml.model import (
     parse_stages,
 )
 
-COLUMNS = ("channels", "separable", "dropout")  # the table's columns, left to right
-SEPARABLE_CHOICES = ("yes", "no")
+COLUMNS = ("channels", "separable", "dropout", "residual")  # the table's columns, left to right
+# the yes/no columns and the word each puts in the stages text
+FLAG_WORDS = {"separable": "sep", "residual": "res"}
+YES_NO = ("yes", "no")
 
 
 def stages_text(table: Any) -> str:
-    """The stages text of a table (rows of up to three cells: channels, separable, dropout), checked by
+    """The stages text of a table (rows of up to four cells: COLUMNS), checked by
     ``parse_stages``; ModelSpecError naming the stage when a row is unusable. A text is taken as a stages
     text already."""
     if isinstance(table, str):
@@ -48,7 +52,8 @@ def stages_text(table: Any) -> str:
 
 
 def table_rows(table: Any) -> list[list[Any]]:
-    """The table as rows of exactly three cells (a single value is one row, a flat list one column)."""
+    """The table as rows of exactly len(COLUMNS) cells (a single value is one row, a flat list one column;
+    shorter rows, such as an older workbook's three columns, are filled with empty cells)."""
     rows = table if isinstance(table, list | tuple) else [[table]]
     rows = [list(row) if isinstance(row, list | tuple) else [row] for row in rows]
     if any(len(row) > len(COLUMNS) for row in rows):
@@ -64,15 +69,17 @@ def _empty(cell: Any) -> bool:
 
 
 def _stage_text(row: list[Any], number: int) -> str:
-    """One row as a stage of the stages text ("8,16 sep drop=0.05"); "" for a row without channels."""
-    channels, separable, dropout = row
-    if _empty(channels):
+    """One row as a stage of the stages text ("8,16 sep res drop=0.05"); "" for a row without channels."""
+    cell = dict(zip(COLUMNS, row, strict=True))
+    if _empty(cell["channels"]):
         return ""  # parse_stages: "stage N is empty"
-    words = [_channels_word(channels)]
-    try:
-        words += ["sep"] if not _empty(separable) and values.as_flag(separable, "separable") else []
-    except ValueError as error:
-        raise ModelSpecError(f"stage {number}: {error}") from None
+    words = [_channels_word(cell["channels"])]
+    for column, word in FLAG_WORDS.items():
+        try:
+            words += [word] if not _empty(cell[column]) and values.as_flag(cell[column], column) else []
+        except ValueError as error:
+            raise ModelSpecError(f"stage {number}: {error}") from None
+    dropout = cell["dropout"]
     if not _empty(dropout):
         words.append(f"drop={_number_word(dropout)}")
     return " ".join(words)
@@ -94,12 +101,21 @@ def _number_word(cell: Any) -> str:
 
 
 def table_of(stages: Sequence[Stage]) -> list[list[Any]]:
-    """The table's MAX_STAGES rows for ``stages``: channels text, yes/no, dropout; empty rows below."""
+    """The table's MAX_STAGES rows for ``stages`` (a cell per COLUMNS); empty rows below."""
     rows: list[list[Any]] = [
-        [", ".join(map(str, stage.channels)), "yes" if stage.separable else "no", stage.dropout]
+        [
+            ", ".join(map(str, stage.channels)),
+            _yes_no(stage.separable),
+            stage.dropout,
+            _yes_no(stage.residual),
+        ]
         for stage in stages
     ]
     return rows + [[None] * len(COLUMNS) for _ in range(MAX_STAGES - len(rows))]
+
+
+def _yes_no(flag: bool) -> str:
+    return YES_NO[0] if flag else YES_NO[1]
 
 
 def spec_from_cells(spec: Any) -> ModelSpec:

@@ -325,12 +325,14 @@ class MnistCNN(nn.Module):
 
 @dataclass(frozen=True)
 class Stage:
-    """Convolutions at one resolution: their output channels, whether they are depthwise-separable, and
-    the dropout after the stage's pooling (unused for the last stage)."""
+    """Convolutions at one resolution: their output channels, whether they are depthwise-separable, the
+    dropout after the stage's pooling (unused for the last stage), and whether its convolutions that keep
+    their channel count get residual connections."""
 
     channels: tuple[int, ...]
     separable: bool = False
     dropout: float = 0.0
+    residual: bool = False
 
 
 def _conv3x3(c_in: int, c_out: int, stride: int, separable: bool, kernel: int = 3) -> list[tuple]:
@@ -368,8 +370,10 @@ def staged(
     already runs at 14x14 and only the input is ever 28x28: on a CPU, where the passes over the 28x28
     activations cost most, the cheapest layout. ``separable_from=k`` makes every convolution from the
     k-th on (0-based, counted over all stages) depthwise-separable, also within a stage. With ``residual``
-    every convolution that keeps its channel count (and has stride 1) gets a residual connection: its
-    input, max-pooled where the convolution pools, is added after its BatchNorm, before the ReLU.
+    (or a stage's own ``residual``) every convolution that keeps its channel count (and has stride 1) gets
+    a residual connection: its input, max-pooled where the convolution pools, is added after its
+    BatchNorm, before the ReLU. A stage asking for residual connections that has no such convolution is
+    refused.
     A design that does not build is refused with a message naming the stage at fault (ModelSpecError).
     """
     layers: list[tuple] = []
@@ -377,6 +381,7 @@ def staged(
     c_in, n_convs = INPUT_SIZE[0], 0
     for i, stage in enumerate(stages):
         last_stage = i == len(stages) - 1
+        stage_in, shortcuts = c_in, 0
         for j, c_out in enumerate(stage.channels):
             separable = stage.separable or (separable_from is not None and n_convs >= separable_from)
             n_convs += 1
@@ -387,10 +392,17 @@ def staged(
             conv = _conv3x3(c_in, c_out, conv_stride, separable, stem_kernel if stem else 3)
             pooled = pool_first and last_conv and not last_stage and stride == 1
             block = [*conv, ("maxpool", 2), ("bn", c_out)] if pooled else [*conv, ("bn", c_out)]
-            if residual and c_in == c_out and conv_stride == 1:
+            if (residual or stage.residual) and c_in == c_out and conv_stride == 1:
                 block = [("shortcut",), *block, ("add", 2 if pooled else 1)]
+                shortcuts += 1
             layers += [*block, ("relu",)]
             c_in = c_out
+        if stage.residual and not shortcuts:
+            path = " -> ".join(map(str, (stage_in, *stage.channels)))
+            raise ModelSpecError(
+                f"stage {i + 1}: residual connections need a convolution that keeps its channel count "
+                f"(e.g. 16,16, stride 1); its convolutions {path} change it each time"
+            )
         if not last_stage:
             if not pool_first and not (strided_stem and i == 0):
                 layers.append(("maxpool", 2))
@@ -410,8 +422,9 @@ MAX_STAGES, MAX_CONVS_PER_STAGE, MAX_STAGE_CHANNELS = 6, 6, 512
 
 def parse_stages(text: str) -> list[Stage]:
     """Stages from their text: stages separated by ``|``, each its channel counts (``8,16``), optionally
-    ``sep`` (depthwise-separable) and ``drop=0.05`` (dropout after the stage's pooling), e.g.
-    ``"8,16 drop=0.05 | 16,24 drop=0.05 | 24,32 sep"``. ValueError names the stage and what is wrong."""
+    ``sep`` (depthwise-separable), ``res`` (residual connections) and ``drop=0.05`` (dropout after the
+    stage's pooling), e.g. ``"8,16 drop=0.05 | 16,24,24 res | 24,32 sep"``. ValueError names the stage and
+    what is wrong."""
     if not isinstance(text, str) or not text.strip():
         raise ModelSpecError("a custom model needs its stages, e.g. '8,16 | 16,24 | 24,32 sep'")
     parts = [part.strip() for part in text.split("|")]
@@ -434,10 +447,12 @@ def _parse_stage(text: str, number: int) -> Stage:
         channels.append(int(word))
     if len(channels) > MAX_CONVS_PER_STAGE:
         raise ModelSpecError(f"{where} has {len(channels)} convolutions; at most {MAX_CONVS_PER_STAGE}")
-    separable, dropout = False, 0.0
+    separable, residual, dropout = False, False, 0.0
     for word in words[1:]:
         if word == "sep":
             separable = True
+        elif word == "res":
+            residual = True
         elif word.startswith("drop="):
             try:
                 dropout = float(word[5:])
@@ -446,8 +461,8 @@ def _parse_stage(text: str, number: int) -> Stage:
             if not 0 <= dropout < 1:
                 raise ModelSpecError(f"{where}: dropout is a probability from 0 to below 1, got {word[5:]!r}")
         else:
-            raise ModelSpecError(f"{where}: unknown option {word!r}; options: sep, drop=P")
-    return Stage(tuple(channels), separable, dropout)
+            raise ModelSpecError(f"{where}: unknown option {word!r}; options: sep, res, drop=P")
+    return Stage(tuple(channels), separable, dropout, residual)
 
 
 def format_stages(stages: Sequence[Stage]) -> str:
@@ -456,6 +471,7 @@ def format_stages(stages: Sequence[Stage]) -> str:
     for stage in stages:
         words = [",".join(str(c) for c in stage.channels)]
         words += ["sep"] if stage.separable else []
+        words += ["res"] if stage.residual else []
         words += [f"drop={stage.dropout:g}"] if stage.dropout else []
         parts.append(" ".join(words))
     return " | ".join(parts)

@@ -79,6 +79,12 @@ TABLES = [
     ([[16.0, True, 0.1], ["32;32", "YES", ""], [" 48 ", False, None]], "16 sep drop=0.1 | 32,32 sep | 48"),
     # what Office.js sends: whole numbers as ints, empty cells as ""
     ([[12, "", 0], ["24 32", "yes", 0.25], ["", "", ""]], "12 | 24,32 sep drop=0.25"),
+    # the residual column (the fourth), and rows of three cells beside rows of four (an older workbook)
+    (
+        [["12", "no", 0, "no"], ["12,12,12", "yes", 0.05, "yes"], ["20, 20", "yes", None, True]],
+        "12 | 12,12,12 sep res drop=0.05 | 20,20 sep res",
+    ),
+    ([["8, 16", "no", 0.05], ["16, 16", None, None, "YES"]], "8,16 drop=0.05 | 16,16 res"),
 ]
 
 
@@ -91,7 +97,8 @@ def test_a_table_is_its_stages_and_model_summary_is_ml_models_table(table, text)
 
 def test_the_template_table_of_gradsheets_default_is_the_default_model():
     table = table_of(DEFAULT_STAGES)
-    assert len(table) == 6 and table[3:] == [[None, None, None]] * 3
+    assert len(table) == 6 and table[3:] == [[None] * 4] * 3
+    assert [row[3] for row in table[:3]] == ["no"] * 3
     assert custom_spec(stages_text(table)).layers == VARIANTS["default"].layers
     assert cells.MODEL_SUMMARY(table) == expected_summary(VARIANTS["default"].build())
 
@@ -126,7 +133,10 @@ def test_the_argument_help_names_a_real_model():
         ([[None] * 3] * 6, "the custom model's table is empty: give stage 1 its channels"),
         ([[""] * 3] * 6, "the custom model's table is empty"),
         (None, "the custom model's table is empty"),
-        ([["8", "no", 0, "x"]], "a custom model table has 3 columns (channels, separable, dropout), got 4"),
+        ([["8", "no", 0, "x"]], "stage 1: residual must be yes or no (TRUE/FALSE), got 'x'"),
+        ([["8", "no", 0, "no", 1]], "a custom model table has 4 columns (channels, separable, dropout, re"),
+        ([["8, 16", None, None, "yes"]], "stage 1: residual connections need a convolution that keeps its"),
+        ([["8"], ["16, 24", None, None, "yes"]], "stage 2: residual connections need"),
         ("defualt", f"spec: unknown model 'defualt'; give a model ({', '.join(VARIANTS)})"),
         ("custom", "spec: for the custom model give its table of stages"),
         ("8,16 | 16 turbo", "stage 2: unknown option 'turbo'"),

@@ -289,7 +289,7 @@ def test_custom_stages_read_back_and_build_the_staged_network():
         ("", "a custom model needs its stages"),
         ("8,x", "stage 1: channel counts are whole numbers from 1 to 512, got 'x'"),
         ("8,16 | ", "stage 2 is empty"),
-        ("8 turbo", "unknown option 'turbo'; options: sep, drop=P"),
+        ("8 turbo", "unknown option 'turbo'; options: sep, res, drop=P"),
         ("8 drop=2", "dropout is a probability from 0 to below 1, got '2'"),
         ("|".join(["8"] * 7), "at most 6 stages"),
         ("1,2,3,4,5,6,7", "stage 1 has 7 convolutions; at most 6"),
@@ -357,6 +357,27 @@ def test_tiny_has_residual_connections_around_the_convolutions_that_keep_their_c
     assert kinds.count("shortcut") == kinds.count("add") == 5  # 12-12 twice, 20-20 twice, 32-32
     assert [layer[1] for layer in spec.layers if layer[0] == "add"] == [1, 2, 1, 2, 1]  # pooled twice
     assert staged((Stage((8, 8)),), residual=False).layers == staged((Stage((8, 8)),)).layers
+
+
+def test_a_stage_asks_for_residual_connections_on_its_own():
+    from ml.model import ModelSpecError, custom_spec, format_stages, parse_stages
+
+    # every stage residual is the whole network residual: tiny written stage by stage
+    stages = [
+        Stage((12, 12, 12), residual=True),
+        Stage((20, 20, 20), residual=True),
+        Stage((32, 32), residual=True),
+    ]
+    assert staged(stages, separable_from=1).layers == build_model("tiny").spec.layers
+    # one stage: only its own convolutions that keep their channels, here 16 -> 16 (the channels of the
+    # stage before) and 24 -> 24, not stage 3's 24 -> 24
+    text = "8,16 | 16,24,24 sep res | 24,32"
+    assert format_stages(parse_stages(text)) == text
+    kinds = [layer[0] for layer in custom_spec(text).layers]
+    assert kinds.count("shortcut") == kinds.count("add") == 2
+    assert custom_spec(text).n_params == custom_spec("8,16 | 16,24,24 sep | 24,32").n_params  # free
+    with pytest.raises(ModelSpecError, match=r"stage 3: residual connections need .* 24 -> 32 change it"):
+        custom_spec("8,16 | 16,24 | 32 res")
 
 
 def test_tiny_receptive_fields_by_hand():

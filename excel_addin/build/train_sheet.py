@@ -308,8 +308,16 @@ CUSTOM_NOTES = {
     "mix across channels): far fewer parameters. Empty = no.",
     "dropout": "Stage {k}: channel dropout (Dropout2d) after the stage's pooling, 0 to below 1, e.g. 0.05. "
     "Empty = 0; unused in the last stage (no pooling after it).",
+    "residual": "Stage {k}: yes = residual connections: each convolution that keeps its channel count (the "
+    "second 16 of 16, 16) gets its input added back after its BatchNorm, as in ResNet. No parameters; lets "
+    "a deeper stage train well. Empty = no.",
 }
-CUSTOM_STYLES = {"channels": "input_channels", "separable": "input_text", "dropout": "input"}
+CUSTOM_STYLES = {
+    "channels": "input_channels",
+    "separable": "input_text",
+    "dropout": "input",
+    "residual": "input_text",
+}
 LIVE_SUMMARY_NOTE = (
     "MODEL_SUMMARY computes the custom model's layers from the table as you edit it, before training: "
     "output shape, parameters, jump (input pixels between neighbouring outputs) and receptive field (RF: "
@@ -346,13 +354,13 @@ def _custom_model(sheet: SheetSpec, view: TrainView) -> None:
 
 
 def _custom_inputs(sheet: SheetSpec) -> None:
-    """Each input cell's note, and the separable column's yes/no dropdowns."""
+    """Each input cell's note, and the yes/no columns' dropdowns."""
     row, col = ref(layout.TRAIN_CUSTOM_HEADER_CELL)
     for k in range(1, MAX_STAGES + 1):
         for j, name in enumerate(custom_model.COLUMNS, start=1):
             sheet.note((row + k, col + j), CUSTOM_NOTES[name].format(k=k))
-            if name == "separable":
-                sheet.validate_list((row + k, col + j), custom_model.SEPARABLE_CHOICES)
+            if name in custom_model.FLAG_WORDS:
+                sheet.validate_list((row + k, col + j), custom_model.YES_NO)
 
 
 def _live_summary(sheet: SheetSpec, stages: Sequence[Stage]) -> None:

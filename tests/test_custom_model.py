@@ -210,8 +210,8 @@ def test_the_template_starts_the_custom_model_as_gradsheets_default(built):
     assert table == table_of(DEFAULT_STAGES)
     assert stages_text(table) == DEFAULT_TEXT
     head = ref(layout.TRAIN_CUSTOM_HEADER_CELL)
-    header = [ws.cell(head[0] + 1, head[1] + 1 + j).value for j in range(4)]
-    assert header == ["stage", "channels", "separable", "dropout"]
+    header = [ws.cell(head[0] + 1, head[1] + 1 + j).value for j in range(6)]
+    assert header == ["stage", "channels", "separable", "dropout", "residual", None]
     stages = [ws.cell(head[0] + 1 + k, head[1] + 1).value for k in range(1, 7)]
     assert stages == [1, 2, 3, 4, 5, 6]
     # yellow inputs, each with a note; channels formatted as text; separable a yes/no dropdown
@@ -311,15 +311,15 @@ def test_train_with_a_bad_table_says_which_stage(tmp_path):
 def _table_cells(table: list[list]) -> dict[str, dict]:
     """The Train sheet's custom table cells for ``make_book``: ``table``'s rows, the rest of it empty."""
     head = layout.TRAIN_CUSTOM_HEADER_CELL
-    rows = [list(row) + [None] * (3 - len(row)) for row in table]
-    rows += [[None] * 3] * (6 - len(rows))
+    rows = [list(row) + [None] * (4 - len(row)) for row in table]
+    rows += [[None] * 4] * (6 - len(rows))
     found = {offset(head, k + 1, j + 1): value for k, row in enumerate(rows) for j, value in enumerate(row)}
     return {layout.TRAIN_SHEET: found}
 
 
 def test_train_trains_the_students_design_and_the_report_shows_it(tmp_path):
-    table = [["6, 8", "no", 0.05], ["12", "yes", None], ["16"]]
-    text = "6,8 drop=0.05 | 12 sep | 16"
+    table = [["6, 8", "no", 0.05], ["12, 12", "yes", None, "yes"], ["16"]]
+    text = "6,8 drop=0.05 | 12,12 sep res | 16"
     out = tmp_path / "run"
     book = make_book({**QUICK, "model": "custom", "epochs": 1, "out_dir": str(out)}, _table_cells(table))
     launcher = ThreadLauncher()
@@ -333,11 +333,13 @@ def test_train_trains_the_students_design_and_the_report_shows_it(tmp_path):
     expected = cells.MODEL_SUMMARY(table)
     written = read(book, layout.TRAIN_SHEET, layout.TRAIN_SUMMARY_HEADER_CELL, len(expected), 5)
     assert written == [[None if v == "" else v for v in row] for row in expected]
-    # its receptive fields, derived by hand: 3x3 convolutions add 2 x jump, a 2x2 pool 1 x jump (and doubles
-    # the jump), 1x1 convolutions nothing, the global average pool over 7x7 adds 6 x 4
+    # its receptive fields, derived by hand: 3x3 convolutions (and depthwise halves) add 2 x jump, a 2x2 pool
+    # 1 x jump (and doubles the jump), 1x1 convolutions nothing, the global average pool over 7x7 adds 6 x 4;
+    # the residual connection (12 -> 12, pooled) is a Shortcut row and an AddShortcut row, adding nothing
     windows = [(row[0], row[4]) for row in written[1:-1] if row[0].split("-")[0] in ("Conv2d", "MaxPool2d")]
     windows.append(tuple(written[-2][::4]))
-    assert [rf for _, rf in windows] == [3, 5, 6, 10, 10, 12, 20, 20, 44]
+    assert [rf for _, rf in windows] == [3, 5, 6, 10, 10, 14, 14, 16, 24, 24, 48]
+    assert [row[0].split("-")[0] for row in written if "Shortcut" in row[0]] == ["Shortcut", "AddShortcut"]
     assert windows[-1][0].startswith("AdaptiveAvgPool2d")
     assert status(book).startswith("Completed: 1 epoch,")
 

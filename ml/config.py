@@ -77,7 +77,8 @@ class TrainConfig:
         label="model", choices=_models,
     )  # fmt: skip
     stages: str = setting(
-        "", "the custom model's stages, e.g. '8,16 drop=0.05 | 16,24 | 24,32 sep' (model custom)",
+        "", "the custom model's stages, e.g. '8,16 drop=0.05 | 16,24,24 res | 24,32 sep' (model custom; sep: "
+        "depthwise-separable, res: residual connections, drop: dropout after the stage)",
     )  # fmt: skip
     epochs: int = setting(15, "passes over the training images", label="epochs", minimum=1, maximum=1000)
     batch_size: int = setting(

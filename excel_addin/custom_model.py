@@ -22,6 +22,7 @@ from ml import values
 from ml.model import (
     CUSTOM,
     MAX_STAGES,
+    STAGE_FLAGS,
     VARIANTS,
     ModelSpec,
     ModelSpecError,
@@ -32,9 +33,7 @@ from ml.model import (
 )
 
 COLUMNS = ("channels", "separable", "dropout", "residual")  # the table's columns, left to right
-# the yes/no columns and the word each puts in the stages text
-FLAG_WORDS = {"separable": "sep", "residual": "res"}
-YES_NO = ("yes", "no")
+YES_NO = ("yes", "no")  # the choices of the yes/no columns (ml.model.STAGE_FLAGS: named as Stage's fields)
 
 
 def stages_text(table: Any) -> str:
@@ -74,7 +73,7 @@ def _stage_text(row: list[Any], number: int) -> str:
     if _empty(cell["channels"]):
         return ""  # parse_stages: "stage N is empty"
     words = [_channels_word(cell["channels"])]
-    for column, word in FLAG_WORDS.items():
+    for column, word in STAGE_FLAGS.items():
         try:
             words += [word] if not _empty(cell[column]) and values.as_flag(cell[column], column) else []
         except ValueError as error:

@@ -418,6 +418,7 @@ def staged(
 
 
 MAX_STAGES, MAX_CONVS_PER_STAGE, MAX_STAGE_CHANNELS = 6, 6, 512
+STAGE_FLAGS = {"separable": "sep", "residual": "res"}  # Stage's yes/no fields -> their word in a stages text
 
 
 def parse_stages(text: str) -> list[Stage]:
@@ -447,12 +448,11 @@ def _parse_stage(text: str, number: int) -> Stage:
         channels.append(int(word))
     if len(channels) > MAX_CONVS_PER_STAGE:
         raise ModelSpecError(f"{where} has {len(channels)} convolutions; at most {MAX_CONVS_PER_STAGE}")
-    separable, residual, dropout = False, False, 0.0
+    flags, dropout = {}, 0.0
+    field_of = {word: field for field, word in STAGE_FLAGS.items()}
     for word in words[1:]:
-        if word == "sep":
-            separable = True
-        elif word == "res":
-            residual = True
+        if word in field_of:
+            flags[field_of[word]] = True
         elif word.startswith("drop="):
             try:
                 dropout = float(word[5:])
@@ -461,8 +461,9 @@ def _parse_stage(text: str, number: int) -> Stage:
             if not 0 <= dropout < 1:
                 raise ModelSpecError(f"{where}: dropout is a probability from 0 to below 1, got {word[5:]!r}")
         else:
-            raise ModelSpecError(f"{where}: unknown option {word!r}; options: sep, res, drop=P")
-    return Stage(tuple(channels), separable, dropout, residual)
+            options = ", ".join([*STAGE_FLAGS.values(), "drop=P"])
+            raise ModelSpecError(f"{where}: unknown option {word!r}; options: {options}")
+    return Stage(tuple(channels), dropout=dropout, **flags)
 
 
 def format_stages(stages: Sequence[Stage]) -> str:
@@ -470,8 +471,7 @@ def format_stages(stages: Sequence[Stage]) -> str:
     parts = []
     for stage in stages:
         words = [",".join(str(c) for c in stage.channels)]
-        words += ["sep"] if stage.separable else []
-        words += ["res"] if stage.residual else []
+        words += [word for field, word in STAGE_FLAGS.items() if getattr(stage, field)]
         words += [f"drop={stage.dropout:g}"] if stage.dropout else []
         parts.append(" ".join(words))
     return " | ".join(parts)

@@ -41,7 +41,15 @@ from excel_addin.build.spec import (
 )
 from excel_addin.cells import FUNCTION_NAMESPACE, MODEL_SUMMARY
 from ml import config
-from ml.model import DEFAULT_STAGES, MAX_CONVS_PER_STAGE, MAX_STAGE_CHANNELS, MAX_STAGES, LayerRow, Stage
+from ml.model import (
+    DEFAULT_STAGES,
+    MAX_CONVS_PER_STAGE,
+    MAX_STAGE_CHANNELS,
+    MAX_STAGES,
+    STAGE_FLAGS,
+    LayerRow,
+    Stage,
+)
 
 NOT_STARTED = "Not started: press Train"
 SUMMARY_HEADER = ("Layer", "Output shape", "Params", "Jump", "RF")
@@ -359,7 +367,7 @@ def _custom_inputs(sheet: SheetSpec) -> None:
     for k in range(1, MAX_STAGES + 1):
         for j, name in enumerate(custom_model.COLUMNS, start=1):
             sheet.note((row + k, col + j), CUSTOM_NOTES[name].format(k=k))
-            if name in custom_model.FLAG_WORDS:
+            if name in STAGE_FLAGS:
                 sheet.validate_list((row + k, col + j), custom_model.YES_NO)
 
 

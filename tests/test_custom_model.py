@@ -214,7 +214,7 @@ def test_the_template_starts_the_custom_model_as_gradsheets_default(built):
     assert header == ["stage", "channels", "separable", "dropout", "residual", None]
     stages = [ws.cell(head[0] + 1 + k, head[1] + 1).value for k in range(1, 7)]
     assert stages == [1, 2, 3, 4, 5, 6]
-    # yellow inputs, each with a note; channels formatted as text; separable a yes/no dropdown
+    # yellow inputs, each with a note; channels formatted as text; separable and residual yes/no dropdowns
     inputs = [cell for row in ws[layout.TRAIN_CUSTOM_CELLS] for cell in row]
     assert all(cell.fill.fgColor.rgb.endswith("FFF2CC") and cell.comment for cell in inputs)
     assert "Stage 2: the output channels" in ws[offset(layout.TRAIN_CUSTOM_HEADER_CELL, 2, 1)].comment.text
@@ -222,6 +222,8 @@ def test_the_template_starts_the_custom_model_as_gradsheets_default(built):
     lists = {str(dv.sqref): dv.formula1 for dv in ws.data_validations.dataValidation}
     for k in range(1, 7):
         assert lists[offset(layout.TRAIN_CUSTOM_HEADER_CELL, k, 2)] == '"yes,no"'
+        assert lists[offset(layout.TRAIN_CUSTOM_HEADER_CELL, k, 4)] == '"yes,no"'
+    assert "residual connections" in ws[offset(layout.TRAIN_CUSTOM_HEADER_CELL, 1, 4)].comment.text
 
 
 def test_the_templates_cached_model_summary_is_the_functions_result(built):

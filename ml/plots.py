@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .run_dir import atomic_path
 
@@ -32,6 +33,14 @@ def _epochs(history: Sequence[dict]) -> list[float]:
     return [r["epoch"] for r in history]
 
 
+def _per_epoch_axes(fig: Figure, history: Sequence[dict]):
+    """Axes over the run's epochs with whole-epoch ticks (one epoch would otherwise get 0.96, 0.98, ...)."""
+    ax = fig.add_subplot()
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    ax.set_xlim(0.5, max(_epochs(history), default=1) + 0.5)
+    return ax
+
+
 def _tested(history: Sequence[dict], key: str, scale: float = 1.0) -> tuple[list[float], list[float]]:
     """(epochs, values) of the epochs that were evaluated on the test set (the others are NaN)."""
     points = [(r["epoch"], scale * r[key]) for r in history if math.isfinite(r[key])]
@@ -41,7 +50,7 @@ def _tested(history: Sequence[dict], key: str, scale: float = 1.0) -> tuple[list
 def plot_loss_curves(history: Sequence[dict], path: str | os.PathLike) -> str:
     """Train and test loss per epoch."""
     fig = Figure(figsize=(6, 4))
-    ax = fig.add_subplot()
+    ax = _per_epoch_axes(fig, history)
     ax.plot(
         _epochs(history), [r["train_loss"] for r in history], "o-", label="train (augmented, label-smoothed)"
     )
@@ -56,7 +65,7 @@ def plot_loss_curves(history: Sequence[dict], path: str | os.PathLike) -> str:
 def plot_accuracy_curves(history: Sequence[dict], path: str | os.PathLike) -> str:
     """Train and test accuracy (percent) per epoch, with the best test accuracy marked."""
     fig = Figure(figsize=(6, 4))
-    ax = fig.add_subplot()
+    ax = _per_epoch_axes(fig, history)
     tested, test = _tested(history, "test_acc", 100)
     ax.plot(_epochs(history), [100 * r["train_acc"] for r in history], "o-", label="train (augmented)")
     ax.plot(tested, test, "s-", label="test")
@@ -69,11 +78,25 @@ def plot_accuracy_curves(history: Sequence[dict], path: str | os.PathLike) -> st
             xytext=(0, 8),
             ha="center",
         )
-        ax.set_ylim(max(min(test + [100 * r["train_acc"] for r in history]) - 0.5, 80), 100)
+        ax.set_ylim(*accuracy_limits(test, [100 * r["train_acc"] for r in history]))
     ax.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy")
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="best")  # lower right, below the curves, for a run that ends well
     return _save(fig, path)
+
+
+ZOOM_FLOOR = 80.0  # percent: a run that ends well is drawn from here up, so its last epochs are told apart
+
+
+def accuracy_limits(test: Sequence[float], train: Sequence[float]) -> tuple[float, float]:
+    """The accuracy chart's y range (percent): from just below the lowest point to 100, but no lower than
+    ZOOM_FLOOR for a run that ends above ZOOM_FLOOR + 10 (its first epoch may then leave the frame: the
+    differences worth seeing are in the last ones). A weak run (a quick subset run, a bad design) is
+    drawn whole, never out of frame."""
+    low = min([*test, *train]) - 0.5
+    if min(test[-1], train[-1]) >= ZOOM_FLOOR + 10:
+        low = max(low, ZOOM_FLOOR)
+    return max(low, 0.0), 100.0
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = 10) -> np.ndarray:

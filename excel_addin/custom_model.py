@@ -32,7 +32,7 @@ from ml.model import (
     parse_stages,
 )
 
-COLUMNS = ("channels", "separable", "dropout", "residual")  # the table's columns, left to right
+COLUMNS = ("channels", "separable", "dropout", "residual")  # the columns, left to right: Stage fields
 YES_NO = ("yes", "no")  # the choices of the yes/no columns (ml.model.STAGE_FLAGS: named as Stage's fields)
 
 
@@ -101,20 +101,18 @@ def _number_word(cell: Any) -> str:
 
 def table_of(stages: Sequence[Stage]) -> list[list[Any]]:
     """The table's MAX_STAGES rows for ``stages`` (a cell per COLUMNS); empty rows below."""
-    rows: list[list[Any]] = [
-        [
-            ", ".join(map(str, stage.channels)),
-            _yes_no(stage.separable),
-            stage.dropout,
-            _yes_no(stage.residual),
-        ]
-        for stage in stages
-    ]
+    rows: list[list[Any]] = [[_cell_of(stage, column) for column in COLUMNS] for stage in stages]
     return rows + [[None] * len(COLUMNS) for _ in range(MAX_STAGES - len(rows))]
 
 
-def _yes_no(flag: bool) -> str:
-    return YES_NO[0] if flag else YES_NO[1]
+def _cell_of(stage: Stage, column: str) -> Any:
+    """A stage's cell in a column (named as Stage's field): channels as text, yes/no for a flag."""
+    value = getattr(stage, column)
+    if column == "channels":
+        return ", ".join(map(str, value))
+    if column in STAGE_FLAGS:
+        return YES_NO[0] if value else YES_NO[1]
+    return value
 
 
 def spec_from_cells(spec: Any) -> ModelSpec:

@@ -122,6 +122,7 @@ def run_accuracy(variant: str, seeds: list[int], epochs: int, work: Path, thread
                 "best_test_acc": ended.best_test_acc,
                 "wall_s": wall,
                 "train_epoch_s": timer.train_seconds,
+                "train_s": sum(timer.train_seconds),  # training alone: no evaluation, saving or set-up
                 "per_epoch": timer.epochs,
                 "out_dir": cfg.out_dir,
             }
@@ -139,6 +140,7 @@ def run_accuracy(variant: str, seeds: list[int], epochs: int, work: Path, thread
         "config": asdict(TrainConfig(model=variant, epochs=epochs)),
         "runs": runs,
         "mean_final_test_acc": statistics.fmean(finals),
+        "median_train_epoch_s": _median_or_none([s for r in runs for s in r["train_epoch_s"]]),
         "std_final_test_acc": statistics.pstdev(finals) if len(finals) > 1 else 0.0,
         "tta_views": ACCURACY_TTA,
         "mean_final_test_acc_tta": _mean_of_all([r["final_test_acc_tta"] for r in runs]),
@@ -170,7 +172,9 @@ def train_process(args: list[str], out: Path, threads: int, device: str) -> dict
     at, rows = started, []
     for row in RunDir(out).read_metrics():
         at += row["seconds"]
-        rows.append({"epoch": int(row["epoch"]), "test_acc": row["test_acc"], "at_s": at})
+        rows.append(
+            {"epoch": int(row["epoch"]), "test_acc": row["test_acc"], "at_s": at, "train_at_s": at - started}
+        )
     return {
         "command": " ".join(command[1:]),
         "exit_code": os.waitstatus_to_exitcode(status),
@@ -188,9 +192,10 @@ def peak_rss_mb(usage) -> float:
     return usage.ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)
 
 
-def reached(run: dict, target: float) -> float | None:
-    """Seconds from process start to the end of the first evaluation at or above ``target``."""
-    return next((row["at_s"] for row in run["epochs"] if row["test_acc"] >= target), None)
+def reached(run: dict, target: float, clock: str = "at_s") -> float | None:
+    """Seconds to the end of the first evaluation at or above ``target``: from process start (``at_s``) or
+    from the start of training (``train_at_s``: epochs' training and evaluation only, no set-up)."""
+    return next((row[clock] for row in run["epochs"] if row["test_acc"] >= target), None)
 
 
 def time_to_target(
@@ -204,11 +209,14 @@ def time_to_target(
             run = train_process(
                 [*args, "--seed", str(seed)], work / f"ttt-{name}-seed{seed}", threads, device
             )
-            run.update(seed=seed, reached_s=reached(run, target))
+            run.update(
+                seed=seed, reached_s=reached(run, target), reached_train_s=reached(run, target, "train_at_s")
+            )
             runs.append(run)
             print(
                 f"  {name} seed {seed}: final {_percent(run['final_test_acc'])}, {target:.1%} at "
-                f"{_seconds(run['reached_s'])}, process {run['wall_s']:.1f} s, "
+                f"{_seconds(run['reached_s'])} (training {_seconds(run['reached_train_s'])}), "
+                f"process {run['wall_s']:.1f} s, set-up {run['setup_s']:.1f} s, "
                 f"peak RSS {run['peak_rss_mb']:.0f} MB",
                 flush=True,
             )
@@ -225,8 +233,12 @@ def _mean_of_all(values: list[float | None]) -> float | None:
     return None if any(v is None for v in values) else statistics.fmean(values)
 
 
-def _seconds(value: float | None) -> str:
-    return f"{value:.1f} s" if value is not None else "not reached"
+def _seconds(value: float | None, digits: int = 1, missing: str = "not reached") -> str:
+    return f"{value:.{digits}f} s" if value is not None else missing
+
+
+def _median_or_none(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
 
 
 def textbook_time_to_target(target: float, seed: int, epochs: int, work: Path, threads: int) -> dict:
@@ -383,7 +395,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--target", type=float, default=0.995, help="the test accuracy of time-to-accuracy")
     p.add_argument("--presets", nargs="*", default=list(PRESETS), help="presets timed to the target")
     p.add_argument("--ttt-seeds", type=int, nargs="*", default=[1, 2, 3], help="seeds of the timed runs")
-    p.add_argument("--textbook-epochs", type=int, default=20, help="at most this many textbook epochs")
+    p.add_argument(
+        "--textbook-epochs",
+        type=int,
+        default=20,
+        help="at most this many textbook epochs (0: none, e.g. on a GPU machine: it trains on the CPU)",
+    )
     p.add_argument("--reuse-textbook", action="store_true", help="take the textbook's time from --out")
     p.add_argument("--concurrent", type=int, nargs="*", default=[], help="trainings at once (a server)")
     p.add_argument("--models", nargs="*", default=["default"], help="models whose accuracy is measured")
@@ -413,7 +430,7 @@ def run_time(args: argparse.Namespace, work: Path, previous: dict) -> dict:
     old = previous.get("time", {}).get("textbook")
     if args.reuse_textbook and old:
         result["textbook"] = {**old, "reused": True}
-    else:
+    elif args.textbook_epochs > 0:
         print(f"  textbook pipeline to {args.target:.1%} (at most {args.textbook_epochs} epochs)", flush=True)
         result["textbook"] = textbook_time_to_target(
             args.target, args.ttt_seeds[0] if args.ttt_seeds else 1, args.textbook_epochs, work, args.threads
@@ -536,7 +553,9 @@ def format_time(time_result: dict) -> list[str]:
         runs = block["runs"]
         finals = ", ".join(_percent(r["final_test_acc"]) for r in runs)
         passed = "yes" if all((r["final_test_acc"] or 0) >= target for r in runs) else "no"
-        times = ", ".join(_seconds(r["reached_s"]) for r in runs)
+        times = ", ".join(
+            f"{_seconds(r['reached_s'])} ({_seconds(r.get('reached_train_s'))} training)" for r in runs
+        )
         walls = ", ".join(f"{r['wall_s']:.1f} s" for r in runs)
         rss = max(r["peak_rss_mb"] for r in runs)
         lines.append(f"| preset `{name}` | {finals} | {passed} | {times} | {walls} | {rss:.0f} MB |")
@@ -562,17 +581,19 @@ def format_table(result: dict) -> str:
     if "accuracy" in result:
         lines += [
             "| model | params | epochs | seeds | final test acc per seed | mean | with TTA: per seed | mean "
-            "| wall time per run |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| wall time per run | training alone per run | s/epoch (training, median) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for name, acc in result["accuracy"].items():
             per = ", ".join(f"{r['final_test_acc']:.2%}" for r in acc["runs"])
             per_tta = ", ".join(_percent(r["final_test_acc_tta"]) for r in acc["runs"])
-            walls = ", ".join(f"{r['wall_s']:.0f} s" for r in acc["runs"])
+            walls = ", ".join(f"{r['wall_s']:.1f} s" for r in acc["runs"])
+            trains = ", ".join(_seconds(r.get("train_s"), missing="n/a") for r in acc["runs"])
             lines.append(
                 f"| {name} | {acc['params']:,} | {acc['epochs']} | {len(acc['runs'])} | {per} | "
                 f"**{acc['mean_final_test_acc']:.2%}** | {per_tta} | "
-                f"{_percent(acc['mean_final_test_acc_tta'], digits=3)} | {walls} |"
+                f"{_percent(acc['mean_final_test_acc_tta'], digits=3)} | {walls} | {trains} | "
+                f"{_seconds(acc.get('median_train_epoch_s'), digits=2, missing='n/a')} |"
             )
         lines.append("")
     if "speed" in result:

@@ -116,6 +116,9 @@ class TrainConfig:
         "off", "torch.compile the model: default, reduce-overhead (CUDA graphs) or max-autotune",
         choices=lambda: COMPILE_MODES,
     )  # fmt: skip
+    cuda_graph: bool = setting(
+        True, "on a GPU, launch each training step's forward and backward as one replayed CUDA graph",
+    )  # fmt: skip
     threads: int = setting(0, "torch intra-op threads (0: torch's default)", minimum=0, maximum=1024)
     eval_batch_size: int = setting(2000, "images per evaluation batch", minimum=1, maximum=100_000)
     eval_every: int = setting(

@@ -15,6 +15,7 @@ import io
 import json
 import math
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -162,11 +163,21 @@ class ChartSink(Sink):
 
     When a run starts, charts of an earlier run in the folder are removed (a resumed run's curves are
     redrawn from its history), so the folder never shows charts of another run.
+
+    With ``background`` the curves are drawn by a worker thread, the latest history first (epochs that
+    end while it draws are drawn together), so that training does not wait for matplotlib: on a GPU an
+    epoch can take less time than drawing its charts. The final charts wait for the curves. A CPU run
+    draws in line: there the thread would take a core from the training.
     """
 
-    def __init__(self, run_dir: RunDir):
+    def __init__(self, run_dir: RunDir, background: bool = False):
         self.run_dir = run_dir
+        self.background = background
         self.history: list[dict[str, float]] = []
+        self._lock = threading.Lock()
+        self._pending: list[dict[str, float]] | None = None  # the history the worker draws next
+        self._worker: threading.Thread | None = None
+        self._error: Exception | None = None
 
     def on_start(self, event: RunStarted) -> None:
         self.history = [dict(r) for r in event.history if r["epoch"] < event.start_epoch]
@@ -178,13 +189,47 @@ class ChartSink(Sink):
     def on_epoch(self, event: EpochEnd) -> None:
         self.history = [r for r in self.history if r["epoch"] < event.epoch]
         self.history.append(dict(zip(METRIC_COLUMNS, event.row(), strict=True)))
-        self._draw_curves()
+        if not self.background:
+            self._draw_curves(self.history)
+            return
+        with self._lock:
+            self._pending = list(self.history)
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._draw_pending, name="charts")
+                self._worker.start()
 
-    def _draw_curves(self) -> None:
-        plots.plot_loss_curves(self.history, self.run_dir.chart("loss_curves"))
-        plots.plot_accuracy_curves(self.history, self.run_dir.chart("accuracy_curves"))
+    def _draw_pending(self) -> None:
+        while True:
+            with self._lock:
+                history, self._pending = self._pending, None
+                if history is None:
+                    self._worker = None
+                    return
+            try:
+                self._draw_curves(history)
+            except Exception as error:  # noqa: BLE001 - raised again by wait(), where dispatch reports it
+                self._error = self._error or error
+
+    def wait(self) -> None:
+        """Until the curves of every epoch so far are drawn; raises what the worker raised, once."""
+        with self._lock:
+            worker = self._worker
+        if worker is not None:
+            worker.join()
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def _draw_curves(self, history: list[dict[str, float]] | None = None) -> None:
+        history = self.history if history is None else history
+        plots.plot_loss_curves(history, self.run_dir.chart("loss_curves"))
+        plots.plot_accuracy_curves(history, self.run_dir.chart("accuracy_curves"))
+
+    def on_end(self, event: RunEnded) -> None:
+        self.wait()
 
     def on_evaluated(self, event: Evaluated) -> None:
+        self.wait()
         matrix = plots.confusion_matrix(event.labels, event.predictions)
         plots.plot_confusion_matrix(matrix, self.run_dir.chart("confusion_matrix"))
         wrong = np.flatnonzero(event.predictions != event.labels)

@@ -577,7 +577,8 @@ def train(
         if config.threads > 0:
             torch.set_num_threads(config.threads)
         shown = [ConsoleSink()] if sinks is None else sinks
-        all_sinks = [MetricsFileSink(run_dir), ChartSink(run_dir), *shown]
+        charts = ChartSink(run_dir, background=resolve_device(config.device).type != "cpu")
+        all_sinks = [MetricsFileSink(run_dir), charts, *shown]
         failed: set[int] = set()
         run = set_up(config, run_dir, lambda event: dispatch(all_sinks, event, failed))
 

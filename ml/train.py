@@ -14,8 +14,9 @@ a non-finite model is never saved.
 Speed on a CPU comes from the data path and the kernels, not from workers: the whole data set is in memory
 as uint8, batches are sliced and augmented as tensors (``ml.augment``), activations are channels_last, and
 the forward/backward run under bfloat16 autocast where the CPU has native bf16 (AVX512-BF16/AMX), at batch
-512. On a GPU the data stays on the device and progress is read from on-device accumulators a few times a
-second, so the host never waits for the GPU inside an epoch.
+512. On a GPU the data stays on the device, each step's forward and backward is one replayed CUDA graph
+(``ml.cuda_graph``) and progress is read from on-device accumulators a few times a second, so the host
+neither waits for the GPU inside an epoch nor makes it wait for ~250 separate kernel launches per step.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ Body = Callable[[torch.Tensor, torch.Tensor], None]  # one step's forward + back
 def unsupported_reason(
     device: torch.device, full_batches: bool, scaler_enabled: bool, compiled: bool
 ) -> str | None:
-    """None when a run's steps can be one CUDA graph, else why not (for the log)."""
+    """None when a run's steps can be one CUDA graph, else why not."""
     if device.type != "cuda":
         return "CUDA graphs need a CUDA device"
     if not full_batches:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import math
 import signal
 import sys
@@ -399,10 +400,7 @@ def forward_backward(run: Run, xb: torch.Tensor, yb: torch.Tensor) -> None:
 
 def step_function(run: Run) -> Callable[[torch.Tensor, torch.Tensor], None]:
     """What computes a batch's gradients: ``forward_backward`` itself, or replayed as a CUDA graph."""
-
-    def body(xb: torch.Tensor, yb: torch.Tensor) -> None:
-        forward_backward(run, xb, yb)
-
+    body = functools.partial(forward_backward, run)
     why_not = cuda_graph.unsupported_reason(
         run.device, run.drop_last, run.scaler.is_enabled(), run.config.compile != "off"
     )

@@ -15,7 +15,7 @@ import socket
 import sys
 from pathlib import Path
 
-from excel_addin.server.options import DEFAULT_RUNS, LICENSE_ENV, LICENSE_HINT, Options
+from excel_addin.server.options import DEFAULT_RUNS, LICENSE_ENV, LICENSE_HINT, TRAININGS_PER_GPU, Options
 
 CERT_FILE, KEY_FILE = "localhost+2.pem", "localhost+2-key.pem"  # what `mkcert localhost 127.0.0.1 ::1` writes
 CERTIFICATE_HELP = f"""\
@@ -66,7 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="classroom server: every interface, paths confined to the runs folder",
     )
-    parser.add_argument("--max-trainings", type=whole(1), help="trainings at once (default: one per device)")
+    parser.add_argument(
+        "--max-trainings",
+        type=whole(1),
+        help=f"trainings at once (default: {TRAININGS_PER_GPU} per GPU, one on a machine without a GPU)",
+    )
     parser.add_argument(
         "--threads",
         type=whole(0),

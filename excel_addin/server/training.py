@@ -1,12 +1,12 @@
 """The server's training queue: a limited number of trainings at once, the others wait their turn.
 
 One ``TrainingQueue`` per server process takes every workbook's Train. It has a number of slots (the
-``--max-trainings`` option; by default one per device: each GPU, else the CPU). A run that finds a free
-slot starts at once: its worker process (``python -m excel_addin.train_worker``, the same as the Train
-button's) is launched from the calling thread, never from the server's event loop, and a watcher thread
-waits for it to end, frees its slot and starts the next run in line. Each queued run already holds the
-run lock of its output folder (taken by ``excel_addin.macros.train``), so nothing else can start training
-into that folder while it waits.
+``--max-trainings`` option; by default ``TRAININGS_PER_GPU`` per GPU, else one on the CPU). A run that
+finds a free slot starts at once: its worker process (``python -m excel_addin.train_worker``, the same as
+the Train button's) is launched from the calling thread, never from the server's event loop, and a watcher
+thread waits for it to end, frees its slot and starts the next run in line. Each queued run already holds
+the run lock of its output folder (taken by ``excel_addin.macros.train``), so nothing else can start
+training into that folder while it waits.
 
 The queue lives in memory: a server restart forgets runs that were waiting (their locks go stale and are
 taken over), while runs already training go on in their own processes and keep writing their files.
@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from excel_addin import macros
+from excel_addin.server.options import TRAININGS_PER_GPU
 from ml import run_lock
 from ml.config import TrainConfig
 from ml.run_dir import RunDir
@@ -147,8 +148,9 @@ class TrainingQueue:
 
 
 def default_slots(max_trainings: int | None, gpus: int) -> list[Slot]:
-    """``max_trainings`` slots (default: one per GPU, else one); with several GPUs, each slot sees one."""
-    count = max_trainings or max(gpus, 1)
+    """``max_trainings`` slots (default: TRAININGS_PER_GPU per GPU, else one); with several GPUs, slot k
+    sees GPU k mod gpus, so the trainings spread over them."""
+    count = max_trainings or max(gpus * TRAININGS_PER_GPU, 1)
     return [Slot(k, k % gpus if gpus > 1 else None) for k in range(count)]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from ml import plots
@@ -41,6 +43,19 @@ def test_curves_drawn_in_the_background_are_complete_when_the_run_ends(tmp_path,
     assert drawn[-1] == 20 and drawn == sorted(drawn) and len(drawn) <= 20
     assert run_dir.chart("loss_curves").is_file()
     assert sink._worker is None
+
+
+def test_background_curves_are_redrawn_at_most_every_so_often_and_at_the_end(tmp_path, monkeypatch):
+    drawn = []
+    monkeypatch.setattr(plots, "plot_loss_curves", lambda history, path: None)
+    monkeypatch.setattr(plots, "plot_accuracy_curves", lambda history, path: drawn.append(len(history)))
+    sink = ChartSink(RunDir(tmp_path).prepare(), background=True, every_s=600)
+    t0 = time.monotonic()
+    for epoch in range(1, 11):
+        sink.on_epoch(_epoch_end(epoch))
+    sink.wait()  # the end does not wait out the interval
+    assert time.monotonic() - t0 < 300
+    assert len(drawn) == 2 and drawn[-1] == 10  # one draw at once, then the last epoch's when asked
 
 
 def test_a_background_drawing_error_reaches_the_caller(tmp_path, monkeypatch):

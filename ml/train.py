@@ -575,11 +575,12 @@ def train(
     try:
         if config.threads > 0:
             torch.set_num_threads(config.threads)
-        shown = [ConsoleSink()] if sinks is None else sinks
-        charts = ChartSink(run_dir, background=resolve_device(config.device).type != "cpu")
-        all_sinks = [MetricsFileSink(run_dir), charts, *shown]
+        all_sinks: list[Sink] = []  # filled once the run's device is known; set_up emits nothing
         failed: set[int] = set()
         run = set_up(config, run_dir, lambda event: dispatch(all_sinks, event, failed))
+        # where the device runs ahead of the host (progress not read every step), charts must not hold it up
+        charts = ChartSink(run_dir, background=not syncs_every_step(run.device))
+        all_sinks += [MetricsFileSink(run_dir), charts, *([ConsoleSink()] if sinks is None else sinks)]
 
         def stop() -> bool:
             return run_lock.stop_requested(run_dir.path) or bool(should_stop and should_stop())

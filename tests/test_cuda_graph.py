@@ -34,6 +34,8 @@ def test_a_cpu_run_calls_its_step_directly(tmp_path):
 def test_the_setting_from_the_command_line_and_a_cell():
     assert TrainConfig().cuda_graph is True
     assert config_from_values({"cuda_graph": "no"}).cuda_graph is False
+    with pytest.raises(ValueError, match="cuda_graph must be yes or no"):
+        config_from_values({"cuda_graph": "maybe"})
     parser = training.build_parser()
     assert parser.parse_args(["--no-cuda-graph"]).cuda_graph is False
 

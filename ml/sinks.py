@@ -15,20 +15,18 @@ import io
 import json
 import math
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 
-from . import plots
+from . import chart_process, plots
 from .events import BatchEnd, EpochEnd, Evaluated, Event, RunEnded, RunStarted, Sink, event_to_dict
 from .model import format_rows
 from .run_dir import CHART_NAMES, METRIC_COLUMNS, RunDir, atomic_write_text
-
-CHART_EVERY_S = 1.0  # a background ChartSink redraws the curves at most this often while a run goes on
 
 
 def dispatch(sinks: list[Sink], event: Event, failed: set[int], stream: TextIO | None = None) -> None:
@@ -166,24 +164,17 @@ class ChartSink(Sink):
     When a run starts, charts of an earlier run in the folder are removed (a resumed run's curves are
     redrawn from its history), so the folder never shows charts of another run.
 
-    With ``background`` the curves are drawn by a worker thread, the latest history, at most once every
-    ``CHART_EVERY_S`` seconds while the run goes on, so that training does not wait for matplotlib: on a GPU
-    an epoch can take less time than drawing its charts, and drawing holds Python's interpreter lock that
-    the training loop needs (on an H200, graphed epochs took 0.15 s alone and 0.25 s with the curves
-    redrawn after each). The final charts and the end of the run wait for the curves of the last epoch. A
-    CPU run draws after every epoch, in line: there a thread would take a core from the training.
+    With ``background`` the curves are drawn by a child process (``ml.chart_process``), the latest history
+    whenever it is free, so that training never waits for matplotlib: on a GPU an epoch can take less time
+    than drawing its charts, and drawing in a thread would hold Python's interpreter lock that the training
+    loop needs. The final charts and the end of the run wait for the curves of the last epoch. A CPU run
+    draws after every epoch, in line: there another process would take a core from the training.
     """
 
-    def __init__(self, run_dir: RunDir, background: bool = False, every_s: float = CHART_EVERY_S):
+    def __init__(self, run_dir: RunDir, background: bool = False):
         self.run_dir = run_dir
-        self.background = background
-        self.every_s = every_s
         self.history: list[dict[str, float]] = []
-        self._cond = threading.Condition()
-        self._pending: list[dict[str, float]] | None = None  # the history the worker draws next
-        self._worker: threading.Thread | None = None
-        self._flush = False  # wait() asks for the pending curves now
-        self._error: Exception | None = None
+        self._process = chart_process.CurveProcess() if background else None
 
     def on_start(self, event: RunStarted) -> None:
         self.history = [dict(r) for r in event.history if r["epoch"] < event.start_epoch]
@@ -195,48 +186,23 @@ class ChartSink(Sink):
     def on_epoch(self, event: EpochEnd) -> None:
         self.history = [r for r in self.history if r["epoch"] < event.epoch]
         self.history.append(dict(zip(METRIC_COLUMNS, event.row(), strict=True)))
-        if not self.background:
-            self._draw_curves(self.history)
-            return
-        with self._cond:
-            self._pending = list(self.history)
-            if self._worker is None:
-                self._worker = threading.Thread(target=self._draw_pending, name="charts")
-                self._worker.start()
-
-    def _draw_pending(self) -> None:
-        last = -math.inf
-        while True:
-            with self._cond:
-                while not self._flush and (wait := last + self.every_s - time.monotonic()) > 0:
-                    self._cond.wait(wait)
-                history, self._pending = self._pending, None
-                if history is None:
-                    self._worker = None
-                    return
-            last = time.monotonic()
-            try:
-                self._draw_curves(history)
-            except Exception as error:  # noqa: BLE001 - raised again by wait(), where dispatch reports it
-                self._error = self._error or error
+        if self._process is None:
+            self._draw_curves()
+        else:
+            self._process.draw(self.history, *self._curve_paths())
 
     def wait(self) -> None:
-        """Until the curves of every epoch so far are drawn; raises what the worker raised, once."""
-        with self._cond:
-            worker = self._worker
-            self._flush = True
-            self._cond.notify()
-        if worker is not None:
-            worker.join()
-        self._flush = False
-        error, self._error = self._error, None
-        if error is not None:
-            raise error
+        """Until the curves of every epoch so far are drawn; raises what the child process failed at, once."""
+        if self._process is not None:
+            self._process.finish()
 
-    def _draw_curves(self, history: list[dict[str, float]] | None = None) -> None:
-        history = self.history if history is None else history
-        plots.plot_loss_curves(history, self.run_dir.chart("loss_curves"))
-        plots.plot_accuracy_curves(history, self.run_dir.chart("accuracy_curves"))
+    def _curve_paths(self) -> tuple[Path, Path]:
+        return self.run_dir.chart("loss_curves"), self.run_dir.chart("accuracy_curves")
+
+    def _draw_curves(self) -> None:
+        loss_png, accuracy_png = self._curve_paths()
+        plots.plot_loss_curves(self.history, loss_png)
+        plots.plot_accuracy_curves(self.history, accuracy_png)
 
     def on_end(self, event: RunEnded) -> None:
         self.wait()

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from ml import plots
 from ml.events import EpochEnd
 from ml.plots import ZOOM_FLOOR, accuracy_limits
-from ml.run_dir import RunDir
+from ml.run_dir import METRIC_COLUMNS, RunDir
 from ml.sinks import ChartSink
 
 
@@ -32,42 +38,66 @@ def _epoch_end(epoch: int) -> EpochEnd:
     return EpochEnd(epoch, 1.0 / epoch, 0.9, 0.5 / epoch, 0.95, 0.1, 0.01, 20, "model.pt")
 
 
-def test_curves_drawn_in_the_background_are_complete_when_the_run_ends(tmp_path, monkeypatch):
-    run_dir = RunDir(tmp_path).prepare()
-    drawn = []
-    monkeypatch.setattr(plots, "plot_accuracy_curves", lambda history, path: drawn.append(len(history)))
+def _history(epochs: int) -> list[dict[str, float]]:
+    return [dict(zip(METRIC_COLUMNS, _epoch_end(epoch).row(), strict=True)) for epoch in range(1, epochs + 1)]
+
+
+def _pixels(path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def test_curves_drawn_in_the_background_are_complete_when_the_run_ends(tmp_path):
+    run_dir = RunDir(tmp_path / "run").prepare()
     sink = ChartSink(run_dir, background=True)
     for epoch in range(1, 21):
-        sink.on_epoch(_epoch_end(epoch))  # faster than the worker draws: it skips to the latest history
+        sink.on_epoch(_epoch_end(epoch))  # faster than the child draws: it skips to the latest history
     sink.on_end(None)
-    assert drawn[-1] == 20 and drawn == sorted(drawn) and len(drawn) <= 20
+    plots.plot_accuracy_curves(_history(20), tmp_path / "expected.png")
+    assert np.array_equal(_pixels(run_dir.chart("accuracy_curves")), _pixels(tmp_path / "expected.png"))
     assert run_dir.chart("loss_curves").is_file()
-    assert sink._worker is None
 
 
-def test_background_curves_are_redrawn_at_most_every_so_often_and_at_the_end(tmp_path, monkeypatch):
-    drawn = []
-    monkeypatch.setattr(plots, "plot_loss_curves", lambda history, path: None)
-    monkeypatch.setattr(plots, "plot_accuracy_curves", lambda history, path: drawn.append(len(history)))
-    sink = ChartSink(RunDir(tmp_path).prepare(), background=True, every_s=600)
-    t0 = time.monotonic()
-    sink.on_epoch(_epoch_end(1))
-    while not drawn and time.monotonic() - t0 < 60:  # the first epoch's curves are drawn at once
-        time.sleep(0.01)
-    for epoch in range(2, 11):
-        sink.on_epoch(_epoch_end(epoch))
-    sink.wait()  # the end does not wait out the interval
-    assert time.monotonic() - t0 < 300
-    assert drawn == [1, 10]  # epochs 2-9 ended within the interval: only the last epoch's curves follow
+def test_background_curves_are_drawn_by_another_process(tmp_path, monkeypatch):
+    def not_here(history, path):
+        raise AssertionError("drawn in the training process")
 
-
-def test_a_background_drawing_error_reaches_the_caller(tmp_path, monkeypatch):
-    def broken(history, path):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(plots, "plot_loss_curves", broken)
+    monkeypatch.setattr(plots, "plot_loss_curves", not_here)
+    monkeypatch.setattr(plots, "plot_accuracy_curves", not_here)
     sink = ChartSink(RunDir(tmp_path).prepare(), background=True)
     sink.on_epoch(_epoch_end(1))
-    with pytest.raises(OSError, match="disk full"):
+    sink.wait()
+    assert sink.run_dir.chart("loss_curves").is_file() and sink.run_dir.chart("accuracy_curves").is_file()
+
+
+def test_the_chart_process_does_not_import_torch():
+    code = "import sys, ml.chart_process, ml.plots; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_leaves_the_chart_process_drawing_to_the_end(tmp_path):
+    run_dir = RunDir(tmp_path).prepare()
+    sink = ChartSink(run_dir, background=True)
+    sink.on_epoch(_epoch_end(1))
+    t0 = time.monotonic()
+    while not run_dir.chart("accuracy_curves").is_file() and time.monotonic() - t0 < 120:
+        time.sleep(0.01)  # the child has drawn once: its Ctrl-C handler is in place
+    os.kill(sink._process._process.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends the whole group
+    for epoch in range(2, 6):
+        sink.on_epoch(_epoch_end(epoch))
+    sink.wait()
+    plots.plot_accuracy_curves(_history(5), tmp_path / "expected.png")
+    assert np.array_equal(_pixels(run_dir.chart("accuracy_curves")), _pixels(tmp_path / "expected.png"))
+
+
+def test_a_background_drawing_error_reaches_the_caller(tmp_path):
+    run_dir = RunDir(tmp_path).prepare()
+    run_dir.chart("loss_curves").mkdir()  # a folder where the picture goes: it cannot be written
+    sink = ChartSink(run_dir, background=True)
+    sink.on_epoch(_epoch_end(1))
+    sink.on_epoch(_epoch_end(2))  # the child may have ended already: no error here
+    with pytest.raises(RuntimeError, match="chart process could not draw the curves: .*loss_curves"):
         sink.wait()
     sink.wait()  # reported once

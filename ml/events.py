@@ -53,7 +53,7 @@ class BatchEnd:
     loss: float  # running mean loss over the epoch so far
     acc: float  # running train accuracy over the epoch so far, 0..1
     lr: float
-    elapsed: float  # seconds since the epoch started
+    elapsed: float  # seconds since the epoch started, to the moment the device finished these steps
 
 
 @dataclass(frozen=True)

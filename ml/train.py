@@ -432,10 +432,9 @@ def train_epoch(run: Run, epoch: int, should_stop: Callable[[], bool]) -> EpochS
         run.scheduler.step()
         seen += len(yb)
         last = step >= run.steps
-        now = time.perf_counter()
-        if sync_every_step or last or now - last_sync >= PROGRESS_EVERY_S:
-            last_sync = now
-            total_loss, n_correct, _, bad = totals.values.tolist()
+        if sync_every_step or last or time.perf_counter() - last_sync >= PROGRESS_EVERY_S:
+            total_loss, n_correct, _, bad = totals.values.tolist()  # waits for the device's queued steps
+            now = last_sync = time.perf_counter()
             if bad:
                 lr = run.optimizer.param_groups[0]["lr"]
                 raise DivergedError(

@@ -152,8 +152,8 @@ def run_accuracy(variant: str, seeds: list[int], epochs: int, work: Path, thread
 
 def train_process(args: list[str], out: Path, threads: int, device: str) -> dict:
     """``python -m ml.train ARGS`` as its own process, as a user runs it: its wall time from the start of
-    the process to its exit, its peak memory (RSS), and when each epoch's evaluation ended, counted from
-    the start of the process (data loading and set-up included)."""
+    the process to its exit, its peak memory (RSS), and when each epoch ended (evaluated, checkpoint and
+    metrics written), counted from the start of the process (data loading and set-up included)."""
     command = [sys.executable, "-m", "ml.train", *args, "--out", str(out), "--device", device]
     command += ["--threads", str(threads)] if threads else []
     if out.exists():
@@ -169,12 +169,14 @@ def train_process(args: list[str], out: Path, threads: int, device: str) -> dict
     log.close()
     record = RunDir(out).read_record() or {"run": {}, "epochs": []}
     started = record["run"].get("started_at", spawned) - spawned  # process start to training start
+    ended_at = record["run"].get("epoch_ended_at", {})  # when each epoch's row was written
     at, rows = started, []
     for row in RunDir(out).read_metrics():
-        at += row["seconds"]
-        rows.append(
-            {"epoch": int(row["epoch"]), "test_acc": row["test_acc"], "at_s": at, "train_at_s": at - started}
-        )
+        epoch = int(row["epoch"])
+        # the row's own clock time counts what happens between epochs (checkpoint, metrics files, charts);
+        # a record without it (an older run) adds up the epochs' training and evaluation seconds
+        at = ended_at[str(epoch)] - spawned if str(epoch) in ended_at else at + row["seconds"]
+        rows.append({"epoch": epoch, "test_acc": row["test_acc"], "at_s": at, "train_at_s": at - started})
     return {
         "command": " ".join(command[1:]),
         "exit_code": os.waitstatus_to_exitcode(status),
@@ -193,8 +195,8 @@ def peak_rss_mb(usage) -> float:
 
 
 def reached(run: dict, target: float, clock: str = "at_s") -> float | None:
-    """Seconds to the end of the first evaluation at or above ``target``: from process start (``at_s``) or
-    from the start of training (``train_at_s``: epochs' training and evaluation only, no set-up)."""
+    """Seconds to the end of the first epoch evaluated at or above ``target``: from process start (``at_s``)
+    or from the start of training (``train_at_s``: everything after set-up, what runs between epochs too)."""
     return next((row[clock] for row in run["epochs"] if row["test_acc"] >= target), None)
 
 

@@ -124,12 +124,14 @@ class MetricsFileSink(Sink):
             "epochs": event.epochs,
             "status": "running",
             "started_at": time.time(),  # when training began (after set-up): for time-to-accuracy figures
+            "epoch_ended_at": {},  # epoch -> when its row (and checkpoint) was written, the same clock
         }
         self._write()
 
     def on_epoch(self, event: EpochEnd) -> None:
         self.rows = [r for r in self.rows if r["epoch"] < event.epoch]
         self.rows.append(dict(zip(METRIC_COLUMNS, event.row(), strict=True)))
+        self.run["epoch_ended_at"][str(event.epoch)] = time.time()
         self._write()
 
     def on_end(self, event: RunEnded) -> None:

@@ -11,6 +11,8 @@ from pathlib import Path
 import mnist_bench  # bench/ is on the tests' path (pyproject.toml)
 import pytest
 
+from ml.run_dir import RunDir
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -83,3 +85,16 @@ def test_a_run_without_a_final_tta_figure_reads_na_and_has_no_mean():
     acc["mean_final_test_acc_tta"] = mean
     assert mean is None
     assert "| 99.50%, n/a | n/a |" in mnist_bench.format_table({"accuracy": {"tiny": acc}})
+
+
+def test_time_to_accuracy_counts_what_runs_between_epochs(tmp_path):
+    # a real `python -m ml.train` process; its epochs' seconds leave out the checkpoint, the metrics files and
+    # the charts drawn after each epoch, which a user waits for all the same: the figures must count them
+    args = ["--subset", "600", "--epochs", "2", "--model", "tiny", "--threads", "1"]
+    run = mnist_bench.train_process(args, tmp_path / "run", threads=1, device="cpu")
+    assert run["exit_code"] == 0
+    first, last = run["epochs"]
+    seconds = [row["seconds"] for row in RunDir(tmp_path / "run").read_metrics()]
+    assert last["at_s"] - (run["setup_s"] + sum(seconds)) > 0.05  # epoch 1's charts, drawn in line, at least
+    assert run["setup_s"] < first["at_s"] < last["at_s"] < run["wall_s"]
+    assert last["train_at_s"] == pytest.approx(last["at_s"] - run["setup_s"])

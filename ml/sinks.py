@@ -26,7 +26,7 @@ import numpy as np
 from . import chart_process, plots
 from .events import BatchEnd, EpochEnd, Evaluated, Event, RunEnded, RunStarted, Sink, event_to_dict
 from .model import format_rows
-from .run_dir import CHART_NAMES, METRIC_COLUMNS, RunDir, atomic_write_text
+from .run_dir import CHART_NAMES, CURVE_CHARTS, METRIC_COLUMNS, RunDir, atomic_write_text
 
 
 def dispatch(sinks: list[Sink], event: Event, failed: set[int], stream: TextIO | None = None) -> None:
@@ -199,7 +199,8 @@ class ChartSink(Sink):
             self._process.finish()
 
     def _curve_paths(self) -> tuple[Path, Path]:
-        return self.run_dir.chart("loss_curves"), self.run_dir.chart("accuracy_curves")
+        loss, accuracy = CURVE_CHARTS
+        return self.run_dir.chart(loss), self.run_dir.chart(accuracy)
 
     def _draw_curves(self) -> None:
         loss_png, accuracy_png = self._curve_paths()

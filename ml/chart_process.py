@@ -49,17 +49,22 @@ class CurveProcess:
             **os.environ,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")])),
         }
-        self._stderr = tempfile.TemporaryFile()
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "ml.chart_process"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=self._stderr,
-            env=env,
-            text=True,
-            encoding="utf-8",
-            creationflags=CREATE_NO_WINDOW if sys.platform == "win32" else 0,
-        )
+        stderr = tempfile.TemporaryFile()
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "ml.chart_process"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                env=env,
+                text=True,
+                encoding="utf-8",
+                creationflags=CREATE_NO_WINDOW if sys.platform == "win32" else 0,
+            )
+        except OSError:
+            stderr.close()
+            raise
+        self._stderr = stderr
 
     def finish(self) -> None:
         """Until the latest curves are drawn and the child has ended; raises what made it fail, once."""

@@ -188,10 +188,14 @@ class ChartSink(Sink):
     def on_epoch(self, event: EpochEnd) -> None:
         self.history = [r for r in self.history if r["epoch"] < event.epoch]
         self.history.append(dict(zip(METRIC_COLUMNS, event.row(), strict=True)))
-        if self._process is None:
-            self._draw_curves()
-        else:
-            self._process.draw(self.history, *self._curve_paths())
+        if self._process is not None:
+            try:
+                self._process.draw(self.history, *self._curve_paths())
+                return
+            except OSError as error:  # no interpreter to start (an embedded Python): draw here from now on
+                print(f"warning: the chart process did not start ({error}); drawing in line", file=sys.stderr)
+                self._process = None
+        self._draw_curves()
 
     def wait(self) -> None:
         """Until the curves of every epoch so far are drawn; raises what the child process failed at, once."""

@@ -101,3 +101,14 @@ def test_a_background_drawing_error_reaches_the_caller(tmp_path):
     with pytest.raises(RuntimeError, match="chart process could not draw the curves: .*loss_curves"):
         sink.wait()
     sink.wait()  # reported once
+
+
+def test_curves_are_drawn_in_line_when_the_chart_process_cannot_start(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
+    sink = ChartSink(RunDir(tmp_path).prepare(), background=True)
+    sink.on_epoch(_epoch_end(1))
+    sink.on_epoch(_epoch_end(2))
+    sink.on_end(None)
+    assert "chart process did not start" in capsys.readouterr().err
+    plots.plot_accuracy_curves(_history(2), tmp_path / "expected.png")
+    assert np.array_equal(_pixels(sink.run_dir.chart("accuracy_curves")), _pixels(tmp_path / "expected.png"))

@@ -133,8 +133,8 @@ def launch_worker(
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     options: dict[str, Any] = {}
     if sys.platform == "win32":
-        # DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW: outlives the macro, no console
-        options["creationflags"] = 0x00000008 | 0x00000200 | 0x08000000
+        detached = subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP  # outlives the macro
+        options["creationflags"] = detached | subprocess.CREATE_NO_WINDOW  # no console window
     else:
         options["start_new_session"] = True
     with open(run_dir.worker_log, "ab") as log:

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import IO
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the folder holding ``ml``, for the child's imports
-CREATE_NO_WINDOW = 0x08000000  # Windows: a console child of a windowless worker would open a window
 
 
 class CurveProcess:
@@ -59,7 +58,8 @@ class CurveProcess:
                 env=env,
                 text=True,
                 encoding="utf-8",
-                creationflags=CREATE_NO_WINDOW if sys.platform == "win32" else 0,
+                # Windows: a console child of the windowless training worker would open a window
+                creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
             )
         except OSError:
             stderr.close()

@@ -419,7 +419,7 @@ def train_epoch(run: Run, epoch: int, should_stop: Callable[[], bool]) -> EpochS
     t0 = last_sync = time.perf_counter()
     totals = run.totals
     totals.values.zero_()
-    seen = 0
+    seen, total_loss, n_correct = 0, 0.0, 0.0  # the totals as last read back (the last step always is)
     sync_every_step = syncs_every_step(run.device)
     batch_iter = batches(
         run.data.train_x, run.data.train_y, run.config.batch_size,
@@ -448,7 +448,6 @@ def train_epoch(run: Run, epoch: int, should_stop: Callable[[], bool]) -> EpochS
             return None
         if last:
             break
-    total_loss, n_correct = totals.values[:2].tolist()
     return EpochStats(total_loss / max(seen, 1), n_correct / max(seen, 1))
 
 

@@ -17,9 +17,10 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from excel_addin.build import libreoffice, template
-from excel_addin.build.xlsx_render import write_workbook
 from excel_addin.report import build_report
+from excel_addin.sheets.xlsx_render import write_workbook
+from excel_addin.testing import libreoffice
+from excel_addin.xlsm import template
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "docs" / "img"
@@ -115,11 +116,12 @@ def render_report(run_dir: Path, out_dir: Path = OUT_DIR, dpi: int = 200) -> Pat
 def explained_classify_sheet(folder: Path):
     """The template's Classify sheet as What the network sees leaves it for the drawing grid: the grid's
     explanation (``ml.explain``, the shipped model) as the button's picture, and its status line."""
-    from excel_addin import drawing, layout
-    from excel_addin.build import classify_sheet as cs
-    from excel_addin.build.spec import ref
-    from excel_addin.build.workbook import gradsheet_workbook
+    from excel_addin import drawing
     from excel_addin.cells import prepared_pixels
+    from excel_addin.sheets import classify_sheet as cs
+    from excel_addin.sheets import layout
+    from excel_addin.sheets.spec import ref
+    from excel_addin.sheets.workbook import gradsheet_workbook
     from ml.explain import explain, plot_explanation
     from ml.predict import load_classifier, shipped_model_path
 

@@ -401,7 +401,7 @@ _SPEC_DOC = Argument(
 def _summary_of(spec) -> tuple[tuple[Any, ...], ...]:
     """MODEL_SUMMARY's rows for a ``ml.model.ModelSpec`` (one forward pass of the built network, once per
     design: Excel asks again whenever the sheet recalculates)."""
-    from excel_addin.build.train_sheet import summary_table
+    from excel_addin.sheets.train_sheet import summary_table
     from ml.model import layer_table
 
     return tuple(map(tuple, summary_table(layer_table(spec), spec.n_params, empty="")))
@@ -412,7 +412,7 @@ def MODEL_SUMMARY(spec):
     """A CNN's layer table: output shape, parameters, jump, receptive field (RF), and the total (spills)."""
 
     def compute():
-        from excel_addin.custom_model import spec_from_cells
+        from excel_addin.sheets.custom_model import spec_from_cells
 
         return [list(row) for row in _summary_of(spec_from_cells(spec))]
 

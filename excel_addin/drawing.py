@@ -14,7 +14,7 @@ an empty cell is paper too) to 1, which the sheet's colour scale shades from whi
 
 The workbook's macros (``excel_addin.macros``) and the add-in's task-pane buttons
 (``excel_addin.server.buttons``) call these. Which cell holds what, and the texts the template shows
-before a button is pressed, come from ``excel_addin.build.classify_sheet``. Nothing raises into Excel:
+before a button is pressed, come from ``excel_addin.sheets.classify_sheet``. Nothing raises into Excel:
 what went wrong is said in the caption or status cell.
 """
 
@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from excel_addin import cells, layout
-from excel_addin.build import classify_sheet as sheet_cells
+from excel_addin import cells
+from excel_addin.sheets import classify_sheet as sheet_cells
+from excel_addin.sheets import layout
 from ml import values
 
 GRID = sheet_cells.GRID_TARGET
@@ -136,7 +137,7 @@ def explain(book: Any, files: cells.Files) -> Any | None:
     """What the network sees: the chosen image's ``ml.explain`` picture onto the sheet (replacing the
     previous one) and a status line; the Explanation, or None when the status line says what is wrong.
     ``files``: where relative image and model paths start, as for the CLASSIFY_* cells."""
-    from excel_addin.build.book_render import put_picture
+    from excel_addin.sheets.book_render import put_picture
     from ml import explain as ml_explain
 
     sheet = _sheet(book)

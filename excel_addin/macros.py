@@ -3,7 +3,7 @@
 Each macro is a thin function on ``xw.Book.caller()`` (or the Book given, for tests) that returns at once:
 
 * ``train``: reads the Train sheet's settings, takes the run lock and starts the training process
-  (``excel_addin.train_worker``), which writes progress, metrics and charts into the sheet as it goes.
+  (``excel_addin.worker``), which writes progress, metrics and charts into the sheet as it goes.
   A second Train while one runs says so in the status cell and starts nothing.
 * ``stop``: asks the running training to stop after its current batch (checkpoint and metrics stay).
 * ``refresh_backprop``: recomputes the per-rate sheets' engine column and the Graphs picture from the
@@ -26,8 +26,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from excel_addin import custom_model, layout
-from excel_addin.build.train_sheet import status_cells
+from excel_addin.sheets import custom_model, layout
+from excel_addin.sheets.train_sheet import status_cells
 from ml import config, run_lock
 from ml.config import TrainConfig
 from ml.model import CUSTOM
@@ -117,7 +117,7 @@ def config_from_settings(settings: dict[str, Any], folder: Path, confined: bool 
 def launch_worker(
     train_config: TrainConfig, book: Any | None, lock: run_lock.RunLock, env: dict[str, str] | None = None
 ) -> subprocess.Popen:
-    """Start ``python -m excel_addin.train_worker`` detached from Excel; its output goes to a log file.
+    """Start ``python -m excel_addin.worker`` detached from Excel; its output goes to a log file.
 
     ``book``: the workbook the worker writes into (found again by its full name), or None (the add-in
     server's runs, shown through their files). ``env``: variables to add to the worker's environment.
@@ -125,7 +125,7 @@ def launch_worker(
     run_dir = RunDir(train_config.out_dir)
     config_file = run_lock.state_dir() / f"config-{lock.token}.json"
     config_file.write_text(train_config.to_json(), encoding="utf-8")
-    command = [worker_python(), "-m", "excel_addin.train_worker", "--config", str(config_file)]
+    command = [worker_python(), "-m", "excel_addin.worker", "--config", str(config_file)]
     command += ["--token", lock.token]
     if book is not None:
         command += ["--book", str(book.fullname)]

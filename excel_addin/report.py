@@ -1,6 +1,6 @@
 """A training run as a workbook, without Excel: ``python -m excel_addin.report RUN_DIR [--out FILE.xlsx]``.
 
-Writes the Train sheet the Train button fills in Excel (the same writer, ``excel_addin.build.train_sheet``):
+Writes the Train sheet the Train button fills in Excel (the same writer, ``excel_addin.sheets.train_sheet``):
 the settings, the final status, the model summary (and a custom model's stages as its table), the metrics
 table with native charts bound to it, and the run's PNG charts as pictures. Everything comes from the run
 folder's own files, found by name in the folder (``ml.run_dir.RunDir``), never through paths stored at
@@ -24,10 +24,10 @@ from typing import Any
 from PIL import Image
 from xlsxwriter.exceptions import XlsxWriterException
 
-from excel_addin import layout
-from excel_addin.build.spec import Picture
-from excel_addin.build.train_sheet import TrainView, chart_picture, train_sheet, unfinished_status
-from excel_addin.build.xlsx_render import write_workbook
+from excel_addin.sheets import layout
+from excel_addin.sheets.spec import Picture
+from excel_addin.sheets.train_sheet import TrainView, chart_picture, train_sheet, unfinished_status
+from excel_addin.sheets.xlsx_render import write_workbook
 from excel_addin.status_line import end_status
 from ml.events import RunEnded
 from ml.model import CUSTOM, LayerRow, ModelSpecError, Stage, parse_stages

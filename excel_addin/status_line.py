@@ -1,8 +1,9 @@
 """The Train status line and progress of a run, from its training events: one wording for every face.
 
-The Train sheet's status cell (``excel_addin.sheet_sink.SheetSink``, in the process that trains) and the
-add-in server's ``TRAIN_PROGRESS`` stream (which replays the run's progress.json in another process) both
-feed a run's events to a ``StatusLine`` and show what it says, so a run reads the same everywhere:
+The Train sheet's status cell (``excel_addin.sheets.sheet_sink.SheetSink``, in the process that trains)
+and the add-in server's ``TRAIN_PROGRESS`` stream (which replays the run's progress.json in another
+process) both feed a run's events to a ``StatusLine`` and show what it says, so a run reads the same
+everywhere:
 ``Training on cpu: epoch 3 of 15, step 40/117, loss 0.3512, acc 98.21%, ETA 4:10``, then
 ``Completed: 15 epochs, test accuracy 99.61%, best 99.63%. Files in runs/mnist``.
 """

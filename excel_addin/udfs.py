@@ -3,7 +3,7 @@
 Each is a thin adapter over the shared cell function of the same name in ``excel_addin.cells``, which holds
 its help text, argument help and messages (the add-in server's custom functions adapt the same functions).
 A function that reads files also gets xlwings' ``caller`` argument, the calling cell: its workbook's folder
-is where relative paths start. ``python -m excel_addin.build`` writes the VBA wrappers from here.
+is where relative paths start. ``python -m excel_addin.xlsm`` writes the VBA wrappers from here.
 """
 
 from __future__ import annotations

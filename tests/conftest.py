@@ -17,7 +17,7 @@ os.environ.setdefault("XLWINGS_LICENSE_KEY", "noncommercial")
 @pytest.fixture(scope="session")
 def built(tmp_path_factory) -> Path:
     """workbook_template.xlsm built from source into a temporary folder (tests only read it)."""
-    from excel_addin.build import template
+    from excel_addin.xlsm import template
 
     return template.build(tmp_path_factory.mktemp("template") / "workbook_template.xlsm")
 

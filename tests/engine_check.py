@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from excel_addin import layout
-from excel_addin.build import backprop_sheets as bs
+from excel_addin.sheets import backprop_sheets as bs
+from excel_addin.sheets import layout
 from ml import backprop
 
 TOLERANCE = 1e-12
@@ -38,7 +38,7 @@ def assert_sheets_match_engine(values: dict, rates, network: backprop.Network) -
 def assert_derivation_matches_engine(values: dict, network: backprop.Network) -> None:
     """The Derivation sheet's worked example computes the first update of ``network`` at its rate, and
     every line's check says it agrees with the LR sheet."""
-    from excel_addin.build import derivation_sheet as ds
+    from excel_addin.sheets import derivation_sheet as ds
 
     rows = values[layout.DERIVATION_SHEET]
     expected = ds._cached(network)

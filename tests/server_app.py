@@ -16,9 +16,9 @@ from typing import Any
 
 import xlwings as xw
 
-from excel_addin import layout
 from excel_addin.server import workbook
 from excel_addin.server.options import RUNS_ENV, THREADS_ENV
+from excel_addin.sheets import layout
 from excel_addin.testing.live_server import LiveServer, press  # noqa: F401 - for the tests
 from excel_addin.testing.remote_book import apply_actions, book_payload, only_sheets
 from excel_addin.testing.waiting import wait_for  # noqa: F401 - for the tests

@@ -18,8 +18,8 @@ from openpyxl.utils import get_column_letter
 from PIL import Image
 from server_app import Workbook
 
-from excel_addin import cells, layout, macros
-from excel_addin.build import classify_sheet
+from excel_addin import cells, macros
+from excel_addin.sheets import classify_sheet, layout
 from excel_addin.testing.remote_book import actions, make_book, picture_png, read
 from excel_addin.udfs import CLASSIFY_PIXELS
 from ml.data import load_mnist

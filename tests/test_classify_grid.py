@@ -18,12 +18,13 @@ from PIL import Image
 from test_classify_pixels import picture_as_grid
 from test_setup_workbook import blank_book
 
-from excel_addin import layout
-from excel_addin.build import classify_sheet, libreoffice, setup_workbook
-from excel_addin.build.book_render import column_width_points
-from excel_addin.build.spec import ref
-from excel_addin.build.styles import INK, PAPER
 from excel_addin.cells import FUNCTION_NAMESPACE
+from excel_addin.sheets import classify_sheet, layout
+from excel_addin.sheets.book_render import column_width_points
+from excel_addin.sheets.setup import setup_workbook
+from excel_addin.sheets.spec import ref
+from excel_addin.sheets.styles import INK, PAPER
+from excel_addin.testing import libreoffice
 from excel_addin.testing.remote_book import make_book
 from excel_addin.udfs import CLASSIFY_PIXELS
 from ml.data import load_mnist

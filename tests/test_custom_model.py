@@ -21,12 +21,13 @@ from openpyxl.worksheet.formula import ArrayFormula
 from server_app import Workbook, call_body
 from test_macros import QUICK, ThreadLauncher, status
 
-from excel_addin import cells, layout, macros, udfs
-from excel_addin.build import libreoffice, train_sheet
-from excel_addin.build.spec import offset, ref
-from excel_addin.build.workbook import gradsheet_workbook
-from excel_addin.custom_model import stages_text, table_of
+from excel_addin import cells, macros, udfs
 from excel_addin.report import build_report
+from excel_addin.sheets import layout, train_sheet
+from excel_addin.sheets.custom_model import stages_text, table_of
+from excel_addin.sheets.spec import offset, ref
+from excel_addin.sheets.workbook import gradsheet_workbook
+from excel_addin.testing import libreoffice
 from excel_addin.testing.remote_book import make_book, read
 from ml import run_lock
 from ml.model import (

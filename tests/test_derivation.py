@@ -12,9 +12,9 @@ import re
 
 import pytest
 
-from excel_addin import layout
-from excel_addin.build import derivation_sheet as ds
-from excel_addin.build.workbook import gradsheet_workbook
+from excel_addin.sheets import derivation_sheet as ds
+from excel_addin.sheets import layout
+from excel_addin.sheets.workbook import gradsheet_workbook
 from ml import backprop
 
 

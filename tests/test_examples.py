@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from excel_addin.build.classify_sheet import CLASSIFY_EXAMPLES
+from excel_addin.sheets.classify_sheet import CLASSIFY_EXAMPLES
 from excel_addin.udfs import CLASSIFY_IMAGE
 from ml.predict import shipped_model_path
 

@@ -19,11 +19,12 @@ from pathlib import Path
 import pytest
 from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
 
-from excel_addin import layout, macros
-from excel_addin.build.spec import offset
+from excel_addin import macros
+from excel_addin.sheets import layout
+from excel_addin.sheets.spec import offset
 from excel_addin.testing.remote_book import actions, make_book, picture_png, read
 from excel_addin.testing.waiting import wait_for
-from excel_addin.train_worker import run_with_lock
+from excel_addin.worker import run_with_lock
 from ml import run_lock
 from ml.events import METRIC_COLUMNS
 

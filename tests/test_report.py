@@ -14,10 +14,10 @@ import openpyxl
 import pytest
 from PIL import Image
 
-from excel_addin import layout
-from excel_addin.build import libreoffice
-from excel_addin.build.spec import offset
 from excel_addin.report import ReportError, build_report, main
+from excel_addin.sheets import layout
+from excel_addin.sheets.spec import offset
+from excel_addin.testing import libreoffice
 from ml.events import METRIC_COLUMNS
 from ml.train import TrainConfig, train
 

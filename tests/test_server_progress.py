@@ -6,8 +6,8 @@ from __future__ import annotations
 import server_app  # noqa: F401 - configures the server's runs folder for this session
 from test_progress_file import run_events
 
-from excel_addin.layout import TRAIN_METRIC_COLUMNS
 from excel_addin.server import progress, workbook
+from excel_addin.sheets.layout import TRAIN_METRIC_COLUMNS
 from ml.events import RunStarted
 from ml.run_dir import RunDir
 from ml.sinks import ProgressFileSink
@@ -72,7 +72,7 @@ def test_no_run_yet():
 def test_the_summary_part_is_the_train_sheets_summary_table():
     """TRAIN_PROGRESS(id, "summary") fills the add-in Train sheet's model-summary block, as the sink does in
     the workbook route."""
-    from excel_addin.build.train_sheet import SUMMARY_HEADER, summary_cells
+    from excel_addin.sheets.train_sheet import SUMMARY_HEADER, summary_cells
 
     started, *rest = run_events("runs/summary")
     write_run("summary", [started, *rest])

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from server_app import Workbook, server_status, wait_for
 
-from excel_addin import layout
 from excel_addin.server import training, workbook
 from excel_addin.server.options import options
+from excel_addin.sheets import layout
 from ml import backprop, run_lock
 from ml.run_dir import RunDir
 

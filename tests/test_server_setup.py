@@ -11,10 +11,10 @@ import pytest
 import xlwings as xw
 from server_app import Workbook
 
-from excel_addin import layout
-from excel_addin.build.train_sheet import progress_formula
 from excel_addin.cells import FUNCTION_NAMESPACE
 from excel_addin.server import workbook
+from excel_addin.sheets import layout
+from excel_addin.sheets.train_sheet import progress_formula
 from ml import backprop
 from ml.config import preset_values
 from ml.run_dir import DEFAULT_RUN_DIR
@@ -126,7 +126,7 @@ def test_the_add_ins_classify_cells_use_the_model_this_workbook_trained(set_up, 
     import numpy as np
     from server_app import call_body
 
-    from excel_addin.build.classify_sheet import shipped_grid
+    from excel_addin.sheets.classify_sheet import shipped_grid
     from ml.model import build_model
     from ml.predict import Classifier, shipped_model_path
 

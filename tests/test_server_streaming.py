@@ -13,7 +13,7 @@ import pytest
 import xlwings as xw
 from server_app import QUICK, LiveServer, press
 
-from excel_addin.layout import TRAIN_METRIC_COLUMNS
+from excel_addin.sheets.layout import TRAIN_METRIC_COLUMNS
 
 socketio = pytest.importorskip("socketio")
 pytest.importorskip("websocket")  # python-socketio[client]: its websocket transport

@@ -20,13 +20,14 @@ from book_replay import replay
 from engine_check import assert_sheets_match_engine
 from openpyxl.worksheet.formula import ArrayFormula
 
-from excel_addin import layout
-from excel_addin.build import classify_sheet, libreoffice, setup_workbook, train_sheet
-from excel_addin.build.spec import offset, ref
-from excel_addin.build.workbook import gradsheet_workbook
-from excel_addin.build.xlsx_render import write_workbook
 from excel_addin.cells import FUNCTION_NAMESPACE
 from excel_addin.macros import config_from_settings
+from excel_addin.sheets import classify_sheet, layout, train_sheet
+from excel_addin.sheets.setup import setup_workbook
+from excel_addin.sheets.spec import offset, ref
+from excel_addin.sheets.workbook import gradsheet_workbook
+from excel_addin.sheets.xlsx_render import write_workbook
+from excel_addin.testing import libreoffice
 from excel_addin.testing.remote_book import actions
 from ml import backprop
 from ml.config import config_from_values

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
 
-from excel_addin import layout
-from excel_addin.build.spec import offset
-from excel_addin.sheet_sink import RetryingWriter, SheetSink, is_busy
+from excel_addin.sheets import layout
+from excel_addin.sheets.sheet_sink import RetryingWriter, SheetSink, is_busy
+from excel_addin.sheets.spec import offset
 from excel_addin.status_line import format_duration
 from excel_addin.testing.remote_book import actions, make_book, picture_png, read
 from ml.events import METRIC_COLUMNS, BatchEnd, EpochEnd, RunEnded, RunStarted

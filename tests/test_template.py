@@ -1,5 +1,6 @@
 """workbook_template.xlsm: built reproducibly, its VBA equal to the sources, and its sheets, formulas,
-cached values, buttons and charts where excel_addin.layout says (read back with openpyxl and oletools)."""
+cached values, buttons and charts where excel_addin.sheets.layout says (read back with openpyxl and
+oletools)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ import xlwings
 from oletools.olevba import VBA_Parser
 from xlsxwriter.utility import xl_cell_to_rowcol, xl_col_to_name
 
-from excel_addin import layout
-from excel_addin.build import backprop_sheets as bs
-from excel_addin.build import template, vba
-from excel_addin.build.classify_sheet import CLASSIFY_EXAMPLES
+from excel_addin.sheets import backprop_sheets as bs
+from excel_addin.sheets import layout
+from excel_addin.sheets.classify_sheet import CLASSIFY_EXAMPLES
+from excel_addin.xlsm import template, vba
 from ml import backprop
 from ml.events import METRIC_COLUMNS
 
@@ -57,9 +58,9 @@ def test_two_builds_are_byte_identical(built, tmp_path):
 
 
 def test_committed_template_equals_a_fresh_build(built):
-    assert COMMITTED.exists(), "workbook_template.xlsm is missing: run python -m excel_addin.build"
+    assert COMMITTED.exists(), "workbook_template.xlsm is missing: run python -m excel_addin.xlsm"
     assert COMMITTED.read_bytes() == built.read_bytes(), (
-        "workbook_template.xlsm is stale: run python -m excel_addin.build and commit it"
+        "workbook_template.xlsm is stale: run python -m excel_addin.xlsm and commit it"
     )
 
 

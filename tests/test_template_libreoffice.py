@@ -15,9 +15,9 @@ import pytest
 from engine_check import TOLERANCE, assert_derivation_matches_engine, assert_sheets_match_engine
 from xlsxwriter.utility import xl_cell_to_rowcol
 
-from excel_addin import layout
-from excel_addin.build import backprop_sheets as bs
-from excel_addin.build import derivation_sheet, libreoffice
+from excel_addin.sheets import backprop_sheets as bs
+from excel_addin.sheets import derivation_sheet, layout
+from excel_addin.testing import libreoffice
 from ml import backprop
 
 pytestmark = pytest.mark.skipif(not libreoffice.available(), reason="LibreOffice (soffice) is not installed")

@@ -14,12 +14,12 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from excel_addin import layout
-from excel_addin.build import libreoffice
-from excel_addin.build.spec import ref
-from excel_addin.build.train_sheet import TrainView, train_sheet
-from excel_addin.build.xlsx_render import write_workbook
 from excel_addin.macros import config_from_settings
+from excel_addin.sheets import layout
+from excel_addin.sheets.spec import ref
+from excel_addin.sheets.train_sheet import TrainView, train_sheet
+from excel_addin.sheets.xlsx_render import write_workbook
+from excel_addin.testing import libreoffice
 from ml import config
 
 pytestmark = pytest.mark.skipif(not libreoffice.available(), reason="LibreOffice (soffice) is not installed")

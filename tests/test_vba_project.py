@@ -13,11 +13,11 @@ import pytest
 import xlwings
 from oletools.olevba import VBA_Parser, decompress_stream
 
-from excel_addin.build import libreoffice
-from excel_addin.build.cfb_writer import write_compound_file
-from excel_addin.build.ovba_compression import compress, decompress
-from excel_addin.build.vba import XLWINGS_STANDALONE
-from excel_addin.build.vba_project import VbaProject
+from excel_addin.testing import libreoffice
+from excel_addin.xlsm.cfb_writer import write_compound_file
+from excel_addin.xlsm.ovba_compression import compress, decompress
+from excel_addin.xlsm.vba import XLWINGS_STANDALONE
+from excel_addin.xlsm.vba_project import VbaProject
 
 # MS-OVBA 3.2.1 and 3.2.3: examples of compressed containers from the spec.
 SPEC_PLAIN_1 = b"abcdefghijklmnopqrstuv."

@@ -81,11 +81,11 @@ from xlwings_server import main as _xlwings_server  # noqa: E402  (configured ab
 from xlwings_server.config import settings  # noqa: E402
 from xlwings_server.templates import env as _templates  # noqa: E402
 
-from excel_addin import layout  # noqa: E402
-from excel_addin.build.classify_sheet import grid_range  # noqa: E402
 from excel_addin.server import scripts  # noqa: E402
 from excel_addin.server.guard import SameOriginGuard  # noqa: E402
 from excel_addin.server.routes import router  # noqa: E402
+from excel_addin.sheets import layout  # noqa: E402
+from excel_addin.sheets.classify_sheet import grid_range  # noqa: E402
 
 #: The FastAPI app inside (no socket.io, no CORS layer): where gradsheet's own routes go.
 fastapi_app = _xlwings_server.app

@@ -17,8 +17,9 @@ from typing import Any
 
 import xlwings as xw
 
-from excel_addin import layout, macros
+from excel_addin import macros
 from excel_addin.server import progress, training, workbook
+from excel_addin.sheets import layout
 from ml.config import TrainConfig
 from ml.run_lock import RunLock
 
@@ -83,7 +84,7 @@ def refresh_backprop(book: Any) -> None:
 def set_up(book: Any, document: str = "") -> None:
     """Set up gradsheet: give the workbook its id, then write gradsheet's sheets into it."""
     workbook.workbook_id(book, document)  # first: Set up's formulas may refer to the id's name
-    from excel_addin.build import setup_workbook
+    from excel_addin.sheets.setup import setup_workbook
 
     setup_workbook(book)
 

@@ -23,10 +23,11 @@ from collections.abc import Callable
 
 from xlwings.server import arg, func
 
-from excel_addin import cells, layout
+from excel_addin import cells
 from excel_addin.server import progress
 from excel_addin.server.options import options
 from excel_addin.server.workbook import check_id
+from excel_addin.sheets import layout
 from ml import values
 
 PROGRESS_INTERVAL_S = 0.5  # how often TRAIN_PROGRESS looks at the run's files

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from excel_addin import layout, macros
-from excel_addin.build.train_sheet import metric_cells, summary_table
+from excel_addin import macros
 from excel_addin.server import training, workbook
 from excel_addin.server.options import options
+from excel_addin.sheets import layout
+from excel_addin.sheets.train_sheet import metric_cells, summary_table
 from excel_addin.status_line import replay
 from ml import run_lock
 from ml.run_dir import PROGRESS_JSON, RunDir

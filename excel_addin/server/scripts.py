@@ -14,8 +14,8 @@ import asyncio as _asyncio
 import xlwings as _xw
 from xlwings.server import script as _script
 
-from excel_addin import layout as _layout
 from excel_addin.server import buttons as _buttons
+from excel_addin.sheets import layout as _layout
 
 
 @_script(name="Train", include=[_layout.TRAIN_SHEET])

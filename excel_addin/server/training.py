@@ -2,7 +2,7 @@
 
 One ``TrainingQueue`` per server process takes every workbook's Train. It has a number of slots (the
 ``--max-trainings`` option; by default ``TRAININGS_PER_GPU`` per GPU, else one on the CPU). A run that
-finds a free slot starts at once: its worker process (``python -m excel_addin.train_worker``, the same as
+finds a free slot starts at once: its worker process (``python -m excel_addin.worker``, the same as
 the Train button's) is launched from the calling thread, never from the server's event loop, and a watcher
 thread waits for it to end, frees its slot and starts the next run in line. Each queued run already holds
 the run lock of its output folder (taken by ``excel_addin.macros.train``), so nothing else can start

@@ -22,8 +22,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from excel_addin import layout
 from excel_addin.server.options import options
+from excel_addin.sheets import layout
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 ID_RULE = "1 to 64 letters, digits, '-' or '_'"

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from excel_addin import layout
+from excel_addin.sheets import layout
 from excel_addin.testing.remote_book import book_payload, defined_name, only_sheets
 from excel_addin.testing.waiting import wait_for
 from ml.run_lock import STATE_ENV

@@ -3,8 +3,8 @@
 ``xw.Book(json=payload)`` is xlwings' own implementation of the Book/Sheet/Range/Picture API for its
 remote clients: reads come from the payload's cell values, and every write is applied to the payload and
 recorded as an action (``book.json()["actions"]``). The payload is built from the real workbook template
-when it exists (its cached cell values, read with openpyxl), else from ``excel_addin.layout``'s cells with
-the template's default settings.
+when it exists (its cached cell values, read with openpyxl), else from ``excel_addin.sheets.layout``'s
+cells with the template's default settings.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 import xlwings as xw
 from openpyxl.utils.cell import column_index_from_string, coordinate_from_string, get_column_letter
 
-from excel_addin import layout
-from excel_addin.build.backprop_sheets import network_cell_values
+from excel_addin.sheets import layout
+from excel_addin.sheets.backprop_sheets import network_cell_values
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "workbook_template.xlsm"

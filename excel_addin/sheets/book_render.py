@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from excel_addin.build.spec import (
+from excel_addin.sheets.spec import (
     Cell,
     Chart,
     ColorScale,
@@ -37,7 +37,7 @@ from excel_addin.build.spec import (
     a1_range,
     column_name,
 )
-from excel_addin.build.styles import STYLES, Style
+from excel_addin.sheets.styles import STYLES, Style
 
 # A Book cannot do these; they raise NotImplementedError on some engines/clients: skipped there.
 _OPTIONAL = (NotImplementedError,)

@@ -6,8 +6,8 @@ xlwings.conf, so only what this workbook needs is set (the Python interpreter st
 
 from __future__ import annotations
 
-from excel_addin import layout
-from excel_addin.build.spec import SheetSpec
+from excel_addin.sheets import layout
+from excel_addin.sheets.spec import SheetSpec
 
 UDF_MODULE = "excel_addin.udfs"
 SETTINGS = {"UDF Modules": UDF_MODULE, "Debug UDFs": False}

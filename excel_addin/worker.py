@@ -1,8 +1,8 @@
-"""The training process behind the Train button: ``python -m excel_addin.train_worker --config FILE ...``.
+"""The training process behind the Train button: ``python -m excel_addin.worker --config FILE ...``.
 
 Excel must not wait for a training run, so the Train macro only validates the settings, takes the run lock
 and starts this process. It finds the open workbook again by its full name, then runs ``ml.train.train``
-with the Train-sheet sink (``excel_addin.sheet_sink``) besides the metrics files and checkpoint that
+with the Train-sheet sink (``excel_addin.sheets.sheet_sink``) besides the metrics files and checkpoint that
 training always writes, and progress.json. Started by the add-in server (``excel_addin.server``), it gets
 no workbook: the server streams progress.json and the metrics files to the workbook instead. If the
 workbook is closed mid-run, the sheet sink goes quiet and training goes on: the files in the output folder
@@ -22,9 +22,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from excel_addin import layout
-from excel_addin.build.train_sheet import status_cells
-from excel_addin.sheet_sink import SheetSink
+from excel_addin.sheets import layout
+from excel_addin.sheets.sheet_sink import SheetSink
+from excel_addin.sheets.train_sheet import status_cells
 from ml import run_lock
 from ml.config import TrainConfig
 from ml.events import RunEnded
@@ -96,7 +96,7 @@ def run_with_lock(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m excel_addin.train_worker",
+        prog="python -m excel_addin.worker",
         description="Train the MNIST CNN for a workbook: progress goes to its Train sheet, results to files.",
     )
     parser.add_argument("--config", required=True, help="JSON file with the TrainConfig fields")

@@ -6,9 +6,9 @@ columns per chart is what Excel on the web can bind), so they follow every edit 
 
 from __future__ import annotations
 
-from excel_addin import layout
-from excel_addin.build.backprop_sheets import EPOCHS, loss_curves_chart, lr_col, lr_first_data_row
-from excel_addin.build.spec import SheetSpec, a1, quote_sheet, ref
+from excel_addin.sheets import layout
+from excel_addin.sheets.backprop_sheets import EPOCHS, loss_curves_chart, lr_col, lr_first_data_row
+from excel_addin.sheets.spec import SheetSpec, a1, quote_sheet, ref
 from ml import backprop
 
 CHART_SIZE = (480 * 1.9 * 0.75, 288 * 1.75 * 0.75)  # points

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import olefile
 
-from excel_addin.build.cfb_writer import write_compound_file
-from excel_addin.build.ovba_compression import compress, decompress
+from excel_addin.xlsm.cfb_writer import write_compound_file
+from excel_addin.xlsm.ovba_compression import compress, decompress
 
 # dir stream record ids (MS-OVBA 2.3.4.2)
 _PROJECTCODEPAGE = 0x0003

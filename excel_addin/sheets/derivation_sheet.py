@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from excel_addin import layout
-from excel_addin.build import backprop_sheets as bs
-from excel_addin.build.spec import SheetSpec, a1, ref, sheet_ref
+from excel_addin.sheets import backprop_sheets as bs
+from excel_addin.sheets import layout
+from excel_addin.sheets.spec import SheetSpec, a1, ref, sheet_ref
 from ml import backprop
 
 WORKED_RATE = layout.DEFAULT_RATES[layout.DERIVATION_RATE_INDEX]

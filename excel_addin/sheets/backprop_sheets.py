@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from excel_addin import layout
-from excel_addin.build.spec import (
+from excel_addin.sheets import layout
+from excel_addin.sheets.spec import (
     Axis,
     Button,
     Chart,

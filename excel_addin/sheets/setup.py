@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from excel_addin.build.book_render import render_sheet
-from excel_addin.build.workbook import gradsheet_workbook
+from excel_addin.sheets.book_render import render_sheet
+from excel_addin.sheets.workbook import gradsheet_workbook
 
 
 def setup_workbook(book: Any) -> list[str]:

@@ -8,21 +8,21 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from excel_addin import layout
-from excel_addin.build.backprop_sheets import backprop_sheet, input_names, rate_sheet
-from excel_addin.build.classify_sheet import (
+from excel_addin.cells import in_namespace
+from excel_addin.sheets import layout
+from excel_addin.sheets.backprop_sheets import backprop_sheet, input_names, rate_sheet
+from excel_addin.sheets.classify_sheet import (
     addin_model_args,
     classify_sheet,
     example_predictions,
     grid_prediction,
     model_args,
 )
-from excel_addin.build.conf_sheet import conf_sheet
-from excel_addin.build.derivation_sheet import derivation_sheet
-from excel_addin.build.graphs_sheet import graphs_sheet
-from excel_addin.build.spec import WorkbookSpec
-from excel_addin.build.train_sheet import ADDIN_SUBTITLE, TrainView, train_sheet
-from excel_addin.cells import in_namespace
+from excel_addin.sheets.conf_sheet import conf_sheet
+from excel_addin.sheets.derivation_sheet import derivation_sheet
+from excel_addin.sheets.graphs_sheet import graphs_sheet
+from excel_addin.sheets.spec import WorkbookSpec
+from excel_addin.sheets.train_sheet import ADDIN_SUBTITLE, TrainView, train_sheet
 
 
 def gradsheet_workbook(predict_examples: bool = True, addin: bool = False) -> WorkbookSpec:

@@ -1,4 +1,4 @@
-"""Build ``workbook_template.xlsm`` from source: ``python -m excel_addin.build [--out PATH]``.
+"""Build ``workbook_template.xlsm`` from source: ``python -m excel_addin.xlsm [--out PATH]``.
 
 Renders gradsheet's workbook description (``workbook.gradsheet_workbook``) with XlsxWriter, with cached
 values computed by ``ml.backprop`` and the shipped model, and embeds the VBA project (``vba``). The build
@@ -12,13 +12,13 @@ import argparse
 import datetime as dt
 from pathlib import Path
 
-from excel_addin.build.vba import vba_project_bytes
-from excel_addin.build.workbook import gradsheet_workbook
-from excel_addin.build.xlsx_render import write_workbook
+from excel_addin.sheets.workbook import gradsheet_workbook
+from excel_addin.sheets.xlsx_render import write_workbook
+from excel_addin.xlsm.vba import vba_project_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "workbook_template.xlsm"
-BUILD_COMMAND = "python -m excel_addin.build"
+BUILD_COMMAND = "python -m excel_addin.xlsm"
 CREATED = dt.datetime(2025, 1, 1, 0, 0, 0)  # fixed, so two builds are byte-identical
 
 

@@ -6,7 +6,7 @@
 * the headless report (``excel_addin.report``): a finished run's settings, status, summary (a custom
   run's stages in the Custom model table), metric rows and PNG charts, as a description rendered to a
   file;
-* the live sheet sink (``excel_addin.sheet_sink``): the same cells, written into an open Book while a
+* the live sheet sink (``excel_addin.sheets.sheet_sink``): the same cells, written into an open Book while a
   run goes (``status_cells``, ``summary_block``, ``metric_cells``, ``chart_picture``, the status texts).
 
 So which cell holds what, and how a run's state becomes cell values, is decided here and nowhere else.
@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from excel_addin import custom_model, layout
-from excel_addin.build.spec import (
+from excel_addin.cells import FUNCTION_NAMESPACE, MODEL_SUMMARY
+from excel_addin.sheets import custom_model, layout
+from excel_addin.sheets.spec import (
     Axis,
     Button,
     Chart,
@@ -39,7 +40,6 @@ from excel_addin.build.spec import (
     offset,
     ref,
 )
-from excel_addin.cells import FUNCTION_NAMESPACE, MODEL_SUMMARY
 from ml import config
 from ml.model import (
     DEFAULT_STAGES,

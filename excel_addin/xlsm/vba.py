@@ -18,8 +18,8 @@ from pathlib import Path
 
 import xlwings
 
-from excel_addin.build.conf_sheet import UDF_MODULE
-from excel_addin.build.vba_project import VbaProject
+from excel_addin.sheets.conf_sheet import UDF_MODULE
+from excel_addin.xlsm.vba_project import VbaProject
 
 MACRO_SOURCE = Path(__file__).resolve().parent.parent / "gradsheet.bas"
 MACRO_MODULE = "gradsheet"

@@ -16,8 +16,8 @@ from typing import Any
 import xlsxwriter
 from PIL import Image
 
-from excel_addin.build.spec import Axis, Button, Chart, ColorScale, DataBar, Picture, SheetSpec, Validation
-from excel_addin.build.styles import GRID_LINE, SERIES_COLORS, STYLES, Style
+from excel_addin.sheets.spec import Axis, Button, Chart, ColorScale, DataBar, Picture, SheetSpec, Validation
+from excel_addin.sheets.styles import GRID_LINE, SERIES_COLORS, STYLES, Style
 
 CHART_PIXELS = (480, 288)  # XlsxWriter's chart size at scale 1
 POINTS_PER_PIXEL = 0.75

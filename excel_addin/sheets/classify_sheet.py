@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from excel_addin import layout
-from excel_addin.build.spec import Button, ColorScale, Picture, Ref, SheetSpec, a1, a1_range, ref, sheet_ref
-from excel_addin.build.styles import INK, PAPER, PROBABILITY
-from excel_addin.build.train_sheet import picture_size
 from excel_addin.cells import PIXELS
+from excel_addin.sheets import layout
+from excel_addin.sheets.spec import Button, ColorScale, Picture, Ref, SheetSpec, a1, a1_range, ref, sheet_ref
+from excel_addin.sheets.styles import INK, PAPER, PROBABILITY
+from excel_addin.sheets.train_sheet import picture_size
 from ml.run_dir import DEFAULT_RUN_DIR
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ through a queue: a write that fails stays queued and is retried with back-off, a
 until it succeeds. A metric row is therefore never lost, only delayed. When the workbook is gone for good
 (closed mid-run), the sink gives up quietly after a few failed flushes; training and its files go on.
 
-Which cell holds what, and the status texts, come from ``excel_addin.build.train_sheet``: the template and
+Which cell holds what, and the status texts, come from ``excel_addin.sheets.train_sheet``: the template and
 the headless report fill the same cells the same way.
 """
 
@@ -19,9 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from excel_addin import layout
-from excel_addin.build import train_sheet as sheet_cells
-from excel_addin.build.book_render import put_picture
+from excel_addin.sheets import layout
+from excel_addin.sheets import train_sheet as sheet_cells
+from excel_addin.sheets.book_render import put_picture
 from excel_addin.status_line import StatusLine
 from ml.events import BatchEnd, EpochEnd, RunEnded, RunStarted, Sink
 from ml.run_dir import CURVE_CHARTS, RunDir
@@ -125,7 +125,7 @@ class SheetSink(Sink):
         self._picture_mtimes: dict[str, float] = {}
         self.rows_written: dict[int, list[float]] = {}  # epoch -> row, as queued (for reports and tests)
 
-    # ---- cell writes (which cells hold what: excel_addin.build.train_sheet) --------------------------
+    # ---- cell writes (which cells hold what: excel_addin.sheets.train_sheet) --------------------------
     def _sheet(self):
         return self.book.sheets[layout.TRAIN_SHEET]
 

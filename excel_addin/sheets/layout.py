@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from xlsxwriter.utility import xl_cell_to_rowcol, xl_rowcol_to_cell
 
-from excel_addin import custom_model
+from excel_addin.sheets import custom_model
 from ml.config import sheet_settings
 from ml.model import MAX_LAYERS, MAX_STAGES
 from ml.run_dir import METRIC_COLUMNS

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from excel_addin.udfs import BACKPROP_CURVE, BACKPROP_LOSS
+from excel_addin.classic.udfs import BACKPROP_CURVE, BACKPROP_LOSS
 from ml import backprop
 
 RATES = (0.1, 0.2, 0.5, 0.8, 1.0, 2.0)

@@ -116,7 +116,7 @@ def render_report(run_dir: Path, out_dir: Path = OUT_DIR, dpi: int = 200) -> Pat
 def explained_classify_sheet(folder: Path):
     """The template's Classify sheet as What the network sees leaves it for the drawing grid: the grid's
     explanation (``ml.explain``, the shipped model) as the button's picture, and its status line."""
-    from excel_addin import drawing
+    from excel_addin import buttons
     from excel_addin.cells import prepared_pixels
     from excel_addin.sheets import classify_sheet as cs
     from excel_addin.sheets import layout
@@ -130,7 +130,7 @@ def explained_classify_sheet(folder: Path):
     expl = explain(load_classifier(shipped_model_path()), image, source=cs.GRID_SOURCE)
     png = plot_explanation(expl, folder / f"{cs.EXPLAIN_PICTURE}.png")
     status = layout.CLASSIFY_EXPLAIN_STATUS_CELL
-    sheet.write(status, drawing.explained_text(cs.GRID_TARGET, expl), sheet.cells[ref(status)].style)
+    sheet.write(status, buttons.explained_text(cs.GRID_TARGET, expl), sheet.cells[ref(status)].style)
     sheet.pictures.append(cs.explain_picture(png))
     return sheet
 

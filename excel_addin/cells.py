@@ -1,10 +1,11 @@
 """gradsheet's cell functions, written once for both faces of the add-in.
 
-The classic xlwings UDFs of the workbook (``excel_addin.udfs``) and the Office.js custom functions of the
-add-in server (``excel_addin.server.functions``) are thin adapters over the functions here. Each function's
-Excel name, help text (its one-line docstring, shown by Insert Function), the help of each argument and
-its converter options (``cell_function``), and every "#VALUE! <reason>" message are stated here and
-nowhere else. Each validates its cells, converts them and calls ``ml``; bad input never shows a traceback.
+The classic xlwings UDFs of the workbook (``excel_addin.classic.udfs``) and the Office.js custom functions
+of the add-in server (``excel_addin.server.functions``) are thin adapters over the functions here. Each
+function's Excel name, help text (its one-line docstring, shown by Insert Function), the help of each
+argument and its converter options (``cell_function``), and every "#VALUE! <reason>" message are stated
+here and nowhere else. Each validates its cells, converts them and calls ``ml``; bad input never shows a
+traceback.
 
 A function that reads files takes a keyword-only ``files`` (``Files``): where relative paths start. The
 faces fill it in (the workbook's folder, the server's folder); Excel never sees it.
@@ -233,6 +234,16 @@ class Files:
 
 
 HERE = Files()  # relative paths from the current folder, any path allowed
+
+
+def book_folder(book: Any) -> Path | None:
+    """The folder of a workbook's file: where its relative paths start. None for no workbook, or one that
+    was never saved (relative paths then start in the current folder, as ``Files(None)`` resolves them)."""
+    try:
+        fullname = Path(str(book.fullname))
+    except Exception:  # noqa: BLE001 - no workbook (None), or Excel cannot tell its name
+        return None
+    return fullname.parent if fullname.is_absolute() else None
 
 
 _RELATIVE = "this workbook's folder (with the add-in server: the server's folder)"

@@ -26,9 +26,9 @@ from xlsxwriter.exceptions import XlsxWriterException
 
 from excel_addin.sheets import layout
 from excel_addin.sheets.spec import Picture
-from excel_addin.sheets.train_sheet import TrainView, chart_picture, train_sheet, unfinished_status
+from excel_addin.sheets.train_sheet import TrainView, chart_picture, train_sheet
 from excel_addin.sheets.xlsx_render import write_workbook
-from excel_addin.status_line import end_status
+from excel_addin.status_line import end_status, unfinished_status
 from ml.events import RunEnded
 from ml.model import CUSTOM, LayerRow, ModelSpecError, Stage, parse_stages
 from ml.run_dir import RunDir, atomic_path

@@ -17,6 +17,83 @@ from ml.events import BatchEnd, EpochEnd, RunEnded, RunStarted, Sink, event_from
 
 Line = tuple[str, float | None]  # the status text and the fraction done (None: leave it as it is)
 
+# ---- before a run starts: what Train and Stop say ------------------------------------------------------
+
+NOT_STARTED_TEXT = "Not started: press Train"  # a Train sheet before its first run
+STARTING_TEXT = "Starting..."  # a run whose settings this process does not know
+STOPPING_TEXT = "Stopping after the current batch (the last checkpoint and metrics stay)..."
+
+
+def describe_run(config: Any) -> str:
+    """What a run will do, in one line: 2 epoch(s) of the small model on 1,000 images, device cpu
+    (``config``: an ``ml.config.TrainConfig``)."""
+    subset = f"{config.subset:,} images" if config.subset else "all 60,000 images"
+    return f"{config.epochs} epoch(s) of the {config.model} model on {subset}, device {config.device}"
+
+
+def starting_text(config: Any) -> str:
+    """The status line of a run whose worker is starting."""
+    return f"{STARTING_TEXT[:-3]}: {describe_run(config)}..."
+
+
+def not_started(reason: Any) -> str:
+    """Train refused, and why."""
+    return f"Not started: {reason}"
+
+
+def not_started_settings(error: Exception) -> str:
+    """Train refused: a setting is wrong (the error names it and what to type)."""
+    return not_started(f"check the settings: {error}")
+
+
+def not_launched(error: Exception) -> str:
+    """Train refused: the training process could not start."""
+    return not_started(f"the training process could not start: {error}")
+
+
+def not_stopped(error: Exception) -> str:
+    """Stop refused: the output folder is wrong, or its lock cannot be read."""
+    return f"Not stopped: {error}"
+
+
+# ---- on the add-in server: the queue, and a run seen through its files -------------------------------
+
+NO_RUN_TEXT = "No training yet: press Train."
+CANCELLED_TEXT = "Taken out of the queue: nothing was trained."
+ENDED_EARLY_TEXT = "Interrupted: the training process ended unexpectedly"
+
+
+def waiting_text(position: int, queued: int, slots: int) -> str:
+    """The status line of a run waiting in the server's queue (``queued`` runs wait, ``slots`` train)."""
+    return (
+        f"Queued: position {position} of {queued} (this server trains {slots} workbook(s) at a time). "
+        "It starts by itself; Stop takes it out of the queue."
+    )
+
+
+def busy_text(position: int | None) -> str:
+    """Train refused: this workbook's run waits at ``position`` in the queue (None: it is training)."""
+    if position is not None:
+        return not_started(f"this workbook's training is queued (position {position}). Press Stop first.")
+    return not_started("this workbook's training is still running. Press Stop first.")
+
+
+def ended_early(text: str | None, log: Any) -> str:
+    """A run whose process ended without saying so: after ``text`` (its last status; None: before its
+    first event); ``log`` is the worker's log file."""
+    when = "before training started" if text is None else text
+    return f"{ENDED_EARLY_TEXT}{' ' if text is None else ': '}{when}. See {log}"
+
+
+def failed_to_start(message: str) -> str:
+    """The training process failed before its first event (bad data, an import error, ...)."""
+    return f"Failed: {message}"
+
+
+def nothing_to_stop(out_dir: Any) -> str:
+    """Stop with no training running for the output folder."""
+    return f"No training is running for {out_dir}."
+
 
 def format_duration(seconds: float) -> str:
     """A short ETA text: 0:42, 12:05, 1:02:05."""
@@ -40,6 +117,11 @@ def end_status(event: RunEnded) -> Line:
     else:
         text, progress = f"Failed after {epochs}: {event.error or 'unknown error'}", None
     return f"{text}. Files in {event.out_dir}", progress
+
+
+def unfinished_status(epochs_done: int, epochs: int) -> Line:
+    """A run whose record has no end: still running, or killed."""
+    return f"Running (or interrupted) after {epochs_done} epoch(s)", epochs_done / max(epochs, 1)
 
 
 def clamp(progress: float | None) -> float | None:

@@ -3,7 +3,7 @@
 import pytest
 
 from excel_addin import cells
-from excel_addin.udfs import BACKPROP_CURVE, BACKPROP_LOSS, BACKPROP_TABLE
+from excel_addin.classic.udfs import BACKPROP_CURVE, BACKPROP_LOSS, BACKPROP_TABLE
 from ml import backprop
 
 RATES = (0.1, 0.2, 0.5, 0.8, 1.0, 2.0)

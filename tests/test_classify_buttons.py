@@ -18,10 +18,10 @@ from openpyxl.utils import get_column_letter
 from PIL import Image
 from server_app import Workbook
 
-from excel_addin import cells, macros
+from excel_addin import buttons, cells
+from excel_addin.classic.udfs import CLASSIFY_PIXELS
 from excel_addin.sheets import classify_sheet, layout
 from excel_addin.testing.remote_book import actions, make_book, picture_png, read
-from excel_addin.udfs import CLASSIFY_PIXELS
 from ml.data import load_mnist
 from ml.explain import explain
 from ml.predict import load_classifier, shipped_model_path
@@ -62,14 +62,14 @@ def status(book) -> str:
 
 def test_random_test_digit_writes_a_real_test_digit_and_names_it():
     book = make_book(SHIPPED)
-    index = macros.random_test_digit(book, seed=7)
+    index = buttons.random_test_digit(book, seed=7)
     data = load_mnist()
     assert caption_of(book) == (index, int(data.test_y[index]))
     image = data.test_x[index].numpy()
     assert np.abs(as_ink(grid(book)) - image / 255.0).max() <= 0.005  # ink 0..1, to 2 decimals
     assert [[v is None for v in row] for row in grid(book)] == (image == 0).tolist()  # paper empty
-    assert macros.random_test_digit(make_book(SHIPPED), seed=7) == index  # the same seed, the same digit
-    others = {macros.random_test_digit(make_book(SHIPPED), seed=seed) for seed in range(8, 12)}
+    assert buttons.random_test_digit(make_book(SHIPPED), seed=7) == index  # the same seed, the same digit
+    others = {buttons.random_test_digit(make_book(SHIPPED), seed=seed) for seed in range(8, 12)}
     assert index not in others and len(others) == 4
 
 
@@ -79,7 +79,7 @@ def test_classify_pixels_on_the_grid_gives_the_label_of_digits_the_model_gets_ri
     checked = 0
     for seed in range(12):
         book = make_book(SHIPPED)
-        index = macros.random_test_digit(book, seed=seed)
+        index = buttons.random_test_digit(book, seed=seed)
         label = int(data.test_y[index])
         if classifier.predict_array(data.test_x[index].numpy(), bright_ink=True).digit != label:
             continue  # a test digit the model gets wrong (about 1 in 250) says nothing here
@@ -93,7 +93,7 @@ def test_classify_pixels_on_the_grid_gives_the_label_of_digits_the_model_gets_ri
 def test_clear_empties_the_grid_and_classify_pixels_says_it_is_empty():
     book = make_book(SHIPPED)
     assert CLASSIFY_PIXELS(grid(book), False, SHIPPED["model_path"]) == 5  # the template's test digit
-    macros.clear_grid(book)
+    buttons.clear_grid(book)
     assert grid(book) == [[None] * 28 for _ in range(28)]
     assert read(book, SHEET, CAPTION) == classify_sheet.CLEARED
     assert CLASSIFY_PIXELS(grid(book)) == (
@@ -112,7 +112,7 @@ def picture_actions(book) -> list[dict]:
 def test_what_the_network_sees_in_the_grid_draws_its_picture_and_replaces_it_in_place():
     book = make_book(SHIPPED)  # the template: "grid", and the shipped test digit in it
     pixels = read(book, SHEET, layout.CLASSIFY_GRID_CELL, 28, 28)
-    expl = macros.what_the_network_sees(book)
+    expl = buttons.what_the_network_sees(book)
     assert expl is not None and expl.prediction.digit == 5
     # it explains exactly what CLASSIFY_PIXELS classifies
     assert np.array_equal(expl.image, cells.prepared_pixels(pixels))
@@ -130,7 +130,7 @@ def test_what_the_network_sees_in_the_grid_draws_its_picture_and_replaces_it_in_
         f"Shows the drawing grid, seen as 5 (p = {expl.prediction.confidence:.3f}): the first layer's 8 "
         "filters and their feature maps, and each digit's evidence (its mean is the digit's score)."
     )
-    macros.what_the_network_sees(book)  # again: the same picture, replaced where it is
+    buttons.what_the_network_sees(book)  # again: the same picture, replaced where it is
     assert [a["func"] for a in picture_actions(book)] == ["addPicture", "updatePicture"]
     assert picture_actions(book)[1]["args"][2] == classify_sheet.EXPLAIN_PICTURE
 
@@ -140,7 +140,7 @@ def test_what_the_network_sees_in_an_image_row(tmp_path):
     digit = data.test_x[21].numpy()  # a 6
     picture = user_style_png(digit, tmp_path / "my six.png", style=1)
     book = make_book(SHIPPED, cells={SHEET: {"A9": str(picture), TARGET: 9}})
-    expl = macros.what_the_network_sees(book)
+    expl = buttons.what_the_network_sees(book)
     assert expl.prediction.digit == int(data.test_y[21]) == 6
     expected = explain(load_classifier(shipped_model_path()), picture)
     assert np.array_equal(expl.evidence, expected.evidence) and np.array_equal(expl.image, expected.image)
@@ -153,7 +153,7 @@ def test_a_template_row_is_found_from_the_workbooks_folder(monkeypatch):
     folder for a Book that was never saved, as here)."""
     monkeypatch.chdir(ROOT)
     book = make_book(SHIPPED, cells={SHEET: {TARGET: "7"}})
-    assert macros.what_the_network_sees(book).prediction.digit == 2
+    assert buttons.what_the_network_sees(book).prediction.digit == 2
     assert status(book).startswith("Shows row 7, examples/digits/2.png, seen as 2")
 
 
@@ -172,7 +172,7 @@ def test_a_template_row_is_found_from_the_workbooks_folder(monkeypatch):
 )  # fmt: skip
 def test_what_the_network_sees_says_what_is_wrong(given, message):
     book = make_book(SHIPPED, cells={SHEET: given})
-    assert macros.what_the_network_sees(book) is None
+    assert buttons.what_the_network_sees(book) is None
     assert status(book).startswith(f"Not drawn: {message}")
     assert not picture_actions(book)
 
@@ -189,11 +189,11 @@ def empty_grid() -> dict[str, None]:
 
 def test_an_empty_grid_and_a_missing_model_are_said_too(tmp_path):
     book = make_book(SHIPPED, cells={SHEET: empty_grid()})
-    assert macros.what_the_network_sees(book) is None
+    assert buttons.what_the_network_sees(book) is None
     assert status(book).startswith("Not drawn: pixels: the grid is empty (every cell is 0)")
     missing = tmp_path / "model.pt"
     book = make_book({"model_path": str(missing)})
-    assert macros.what_the_network_sees(book) is None
+    assert buttons.what_the_network_sees(book) is None
     assert status(book).startswith(f"Not drawn: no trained model at {missing}: train one with")
     assert not picture_actions(book)
 

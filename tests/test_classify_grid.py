@@ -19,6 +19,7 @@ from test_classify_pixels import picture_as_grid
 from test_setup_workbook import blank_book
 
 from excel_addin.cells import FUNCTION_NAMESPACE
+from excel_addin.classic.udfs import CLASSIFY_PIXELS
 from excel_addin.sheets import classify_sheet, layout
 from excel_addin.sheets.book_render import column_width_points
 from excel_addin.sheets.setup import setup_workbook
@@ -26,7 +27,6 @@ from excel_addin.sheets.spec import ref
 from excel_addin.sheets.styles import INK, PAPER
 from excel_addin.testing import libreoffice
 from excel_addin.testing.remote_book import make_book
-from excel_addin.udfs import CLASSIFY_PIXELS
 from ml.data import load_mnist
 from ml.predict import load_classifier, shipped_model_path
 

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from excel_addin.cells import ERROR_PREFIX, pixel_grid
-from excel_addin.udfs import CLASSIFY_PIXELS
+from excel_addin.classic.udfs import CLASSIFY_PIXELS
 from ml.data import load_mnist
 from ml.predict import load_classifier, shipped_model_path
 from ml.user_pictures import user_style_png

@@ -10,7 +10,7 @@ import pytest
 
 from excel_addin import cells
 from excel_addin.cells import ERROR_PREFIX, Files, model_location
-from excel_addin.udfs import CLASSIFY_IMAGE, CLASSIFY_PROBS
+from excel_addin.classic.udfs import CLASSIFY_IMAGE, CLASSIFY_PROBS
 from ml.data import load_mnist
 from ml.predict import load_classifier, shipped_model_path
 from ml.user_pictures import user_style_png

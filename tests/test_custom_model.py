@@ -21,7 +21,9 @@ from openpyxl.worksheet.formula import ArrayFormula
 from server_app import Workbook, call_body
 from test_macros import QUICK, ThreadLauncher, status
 
-from excel_addin import cells, macros, udfs
+from excel_addin import buttons, cells
+from excel_addin.cells import Files
+from excel_addin.classic import udfs
 from excel_addin.report import build_report
 from excel_addin.sheets import layout, train_sheet
 from excel_addin.sheets.custom_model import stages_text, table_of
@@ -276,7 +278,7 @@ def test_libreoffice_recalculation_keeps_the_table_and_train_reads_it(built, tmp
     table = [row[c0 : c1 + 1] for row in values[r0 : r1 + 1]]
     assert table == table_of(DEFAULT_STAGES)
     settings = {name: values[ref(a)[0]][ref(a)[1]] for name, a in layout.TRAIN_SETTING_CELLS.items()}
-    config = macros.config_from_settings({**settings, "model": "custom", "stages": table}, tmp_path)
+    config = buttons.config_from_settings({**settings, "model": "custom", "stages": table}, Files(tmp_path))
     assert config.stages == DEFAULT_TEXT and config.model_spec().layers == VARIANTS["default"].layers
 
 
@@ -285,7 +287,7 @@ def test_libreoffice_recalculation_keeps_the_table_and_train_reads_it(built, tmp
 
 def test_a_custom_model_takes_its_stages_from_the_table(tmp_path):
     table = [["6, 8", "no", 0.05], [12.0, True, None], [None] * 3]
-    config = macros.config_from_settings({"model": "custom", "stages": table}, tmp_path)
+    config = buttons.config_from_settings({"model": "custom", "stages": table}, Files(tmp_path))
     assert config.model == "custom" and config.stages == "6,8 drop=0.05 | 12 sep"
     assert config.model_spec().layers == custom_spec("6,8 drop=0.05 | 12 sep").layers
 
@@ -293,11 +295,11 @@ def test_a_custom_model_takes_its_stages_from_the_table(tmp_path):
 def test_a_bad_table_stops_only_a_custom_model(tmp_path):
     table = [["6, 8"], ["12", "perhaps"]]
     with pytest.raises(ValueError, match="stage 2: separable must be yes or no"):
-        macros.config_from_settings({"model": "custom", "stages": table}, tmp_path)
-    config = macros.config_from_settings({"model": "small", "stages": table}, tmp_path)
+        buttons.config_from_settings({"model": "custom", "stages": table}, Files(tmp_path))
+    config = buttons.config_from_settings({"model": "small", "stages": table}, Files(tmp_path))
     assert config.model == "small" and config.stages == ""
     with pytest.raises(ValueError, match="the custom model's table is empty"):
-        macros.config_from_settings({"model": "custom"}, tmp_path)
+        buttons.config_from_settings({"model": "custom"}, Files(tmp_path))
 
 
 def test_train_with_a_bad_table_says_which_stage(tmp_path):
@@ -305,7 +307,7 @@ def test_train_with_a_bad_table_says_which_stage(tmp_path):
         {**QUICK, "model": "custom", "out_dir": str(tmp_path / "run")}, _table_cells([["8"], ["-3"]])
     )
     launcher = ThreadLauncher()
-    assert macros.train(book, launcher=launcher) is None and launcher.thread is None
+    assert buttons.train(book, launcher=launcher) is None and launcher.thread is None
     assert status(book) == (
         "Not started: check the settings: stage 2: channel counts are whole numbers from 1 to 512, got '-3'"
     )
@@ -326,7 +328,7 @@ def test_train_trains_the_students_design_and_the_report_shows_it(tmp_path):
     out = tmp_path / "run"
     book = make_book({**QUICK, "model": "custom", "epochs": 1, "out_dir": str(out)}, _table_cells(table))
     launcher = ThreadLauncher()
-    macros.train(book, launcher=launcher)
+    buttons.train(book, launcher=launcher)
     ended = launcher.join()
     assert ended.status == "completed" and ended.epochs_done == 1
     checkpoint = torch.load(out / "model.pt", weights_only=False)

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
+from excel_addin.classic.udfs import CLASSIFY_IMAGE
 from excel_addin.sheets.classify_sheet import CLASSIFY_EXAMPLES
-from excel_addin.udfs import CLASSIFY_IMAGE
 from ml.predict import shipped_model_path
 
 ROOT = Path(__file__).resolve().parents[1]

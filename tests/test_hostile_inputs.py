@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from excel_addin.cells import ERROR_PREFIX
-from excel_addin.udfs import BACKPROP_CURVE, BACKPROP_LOSS, BACKPROP_TABLE, CLASSIFY_IMAGE
+from excel_addin.classic.udfs import BACKPROP_CURVE, BACKPROP_LOSS, BACKPROP_TABLE, CLASSIFY_IMAGE
 from ml import backprop
 from ml.checkpoint import load_checkpoint, save_checkpoint
 from ml.data import load_mnist

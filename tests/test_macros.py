@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
 
-from excel_addin import macros
+from excel_addin import buttons
+from excel_addin.cells import Files
 from excel_addin.sheets import layout
 from excel_addin.sheets.spec import offset
 from excel_addin.testing.remote_book import actions, make_book, picture_png, read
@@ -98,7 +99,7 @@ def test_train_writes_progress_metrics_and_pictures_then_releases_the_lock(tmp_p
     out = tmp_path / "run"
     book = make_book({**QUICK, "epochs": 2, "out_dir": str(out)})
     launcher = ThreadLauncher()
-    assert macros.train(book, launcher=launcher) is launcher.thread
+    assert buttons.train(book, launcher=launcher) is launcher.thread
     ended = launcher.join()
     assert ended.status == "completed" and ended.epochs_done == 2
 
@@ -137,9 +138,9 @@ def test_stop_ends_the_run_after_the_current_batch_and_keeps_the_checkpoint(tmp_
     out = tmp_path / "run"
     book = make_book({**QUICK, "epochs": 20, "out_dir": str(out)})
     launcher = ThreadLauncher()
-    macros.train(book, launcher=launcher)
+    buttons.train(book, launcher=launcher)
     wait_for(lambda: (out / "model.pt").exists(), what="the first checkpoint")
-    lock = macros.stop(book)
+    lock = buttons.stop(book)
     assert lock is not None and run_lock.stop_path(out).exists()
     assert status(book).startswith("Stopping after the current batch") or status(book).startswith("Stopped")
     ended = launcher.join()
@@ -160,8 +161,8 @@ def test_a_stop_pressed_while_the_run_starts_up_is_not_lost(tmp_path):
     out = tmp_path / "run"
     book = make_book({**QUICK, "epochs": 20, "out_dir": str(out)})
     launcher = GatedLauncher()
-    macros.train(book, launcher=launcher)
-    assert macros.stop(book) is not None
+    buttons.train(book, launcher=launcher)
+    assert buttons.stop(book) is not None
     launcher.gate.set()
     ended = launcher.join()
     assert ended.status == "stopped" and ended.epochs_done == 0
@@ -172,52 +173,52 @@ def test_second_train_is_refused_while_one_runs(tmp_path):
     out = tmp_path / "run"
     book = make_book({**QUICK, "epochs": 20, "out_dir": str(out)})
     launcher = ThreadLauncher()
-    macros.train(book, launcher=launcher)
+    buttons.train(book, launcher=launcher)
     wait_for(lambda: run_lock.read_lock(out) is not None, what="the lock")
     other = make_book({**QUICK, "epochs": 1, "out_dir": str(out)})  # another workbook, the same folder
     second = ThreadLauncher()
-    assert macros.train(other, launcher=second) is None
+    assert buttons.train(other, launcher=second) is None
     assert second.thread is None
     assert status(other).startswith("Not started: training started at")
     assert "Press Stop first" in status(other) and str(out) in status(other)
     assert str(run_lock.lock_path(out)) in status(other)  # the message names the lock file
-    macros.stop(book)
+    buttons.stop(book)
     assert launcher.join().status in ("stopped", "completed")
 
 
 def test_bad_settings_start_nothing(tmp_path):
     book = make_book({**QUICK, "epochs": "three", "out_dir": str(tmp_path / "run")})
-    assert macros.train(book, launcher=ThreadLauncher()) is None
+    assert buttons.train(book, launcher=ThreadLauncher()) is None
     assert status(book) == "Not started: check the settings: epochs must be a whole number, got 'three'"
     book = make_book({**QUICK, "epochs": 1, "model": "huge", "out_dir": str(tmp_path / "run")})
-    assert macros.train(book, launcher=ThreadLauncher()) is None
+    assert buttons.train(book, launcher=ThreadLauncher()) is None
     assert status(book).startswith("Not started: check the settings: model must be one of default, small")
     assert run_lock.read_lock(tmp_path / "run") is None
 
 
 def test_settings_from_cells():
-    config = macros.config_from_settings(
+    config = buttons.config_from_settings(
         {"epochs": 3.0, "batch_size": 256.0, "lr": 0.1, "model": " Small", "device": "CPU", "seed": 7.0,
          "subset": 0.0, "out_dir": "results", "model_path": None},
-        Path("/books"),
+        Files(Path("/books")),
     )  # fmt: skip
     settings = (config.epochs, config.batch_size, config.lr, config.model, config.device, config.seed)
     assert settings == (3, 256, 0.1, "small", "cpu", 7)
     assert config.subset == 0 and config.out_dir == str(Path("/books/results"))
-    defaults = macros.config_from_settings({}, Path("/books"))
+    defaults = buttons.config_from_settings({}, Files(Path("/books")))
     assert defaults.epochs == 15 and defaults.out_dir == str(Path("/books/runs/mnist"))
     with pytest.raises(ValueError, match="batch_size must be a whole number, got 2.5"):
-        macros.config_from_settings({"batch_size": 2.5}, Path("/books"))
+        buttons.config_from_settings({"batch_size": 2.5}, Files(Path("/books")))
     for name in ("lr", "epochs"):  # a TRUE cell is not 1: both are refused alike
         with pytest.raises(ValueError, match=f"{name} must be a .*number, got True"):
-            macros.config_from_settings({name: True}, Path("/books"))
+            buttons.config_from_settings({name: True}, Files(Path("/books")))
     with pytest.raises(ValueError, match="out_dir must be text, got 3.0"):
-        macros.config_from_settings({"out_dir": 3.0}, Path("/books"))
+        buttons.config_from_settings({"out_dir": 3.0}, Files(Path("/books")))
 
 
 def test_stop_without_a_run_says_so(tmp_path):
     book = make_book({"out_dir": str(tmp_path / "run")})
-    assert macros.stop(book) is None
+    assert buttons.stop(book) is None
     assert status(book) == f"No training is running for {tmp_path / 'run'}."
     assert not run_lock.stop_path(tmp_path / "run").exists()
 
@@ -230,7 +231,7 @@ def test_a_stale_lock_is_taken_over(tmp_path):
     run_lock.lock_path(out).write_text(json.dumps(dataclasses.asdict(stale)))
     book = make_book({**QUICK, "epochs": 1, "out_dir": str(out)})
     launcher = ThreadLauncher()
-    assert macros.train(book, launcher=launcher) is not None
+    assert buttons.train(book, launcher=launcher) is not None
     assert launcher.join().status == "completed"
 
 
@@ -238,16 +239,16 @@ def test_real_worker_process_trains_refuses_a_second_train_and_stops(tmp_path):
     """The default launcher: a detached worker process; here it finds no Excel and writes files only."""
     out = tmp_path / "run"
     book = make_book({**QUICK, "epochs": 20, "out_dir": str(out)})
-    process = macros.train(book)
+    process = buttons.train(book)
     assert isinstance(process, subprocess.Popen)
     try:
         wait_for(lambda: (out / "metrics.json").exists(), what="the worker to start training")
         lock = run_lock.active_run(out)
         assert lock is not None and lock.pid == process.pid and lock.out_dir == str(out)
-        assert macros.train(book) is None
+        assert buttons.train(book) is None
         assert status(book).startswith("Not started: training started at")
         assert f"process {process.pid}" in status(book)
-        assert macros.stop(book) is not None
+        assert buttons.stop(book) is not None
         assert process.wait(timeout=120) == 0
     finally:
         if process.poll() is None:
@@ -280,7 +281,7 @@ def test_refresh_backprop_rewrites_rate_sheets_and_graphs_from_changed_cells():
         layout.BACKPROP_EPOCHS_CELL: 20,
     }
     book = make_book(cells={layout.BACKPROP_SHEET: changed})
-    curves = macros.refresh_backprop(book)
+    curves = buttons.refresh_backprop(book)
 
     network = backprop.Network.worked_example()
     rates = list(layout.DEFAULT_RATES)
@@ -302,23 +303,23 @@ def test_refresh_backprop_rewrites_rate_sheets_and_graphs_from_changed_cells():
     assert len(added) == 1 and picture_png(added[0]).startswith(b"\x89PNG")
     letters, row = coordinate_from_string(layout.GRAPHS_PICTURE_CELL)
     assert (added[0]["args"][1], added[0]["args"][2]) == (column_index_from_string(letters) - 1, row - 1)
-    assert [p.name for p in book.sheets[layout.GRAPHS_SHEET].pictures] == [macros.GRAPHS_PICTURE]
+    assert [p.name for p in book.sheets[layout.GRAPHS_SHEET].pictures] == [buttons.GRAPHS_PICTURE]
     # A second refresh replaces the picture in place instead of adding another one.
-    macros.refresh_backprop(book)
+    buttons.refresh_backprop(book)
     assert len(actions(book, "addPicture", layout.GRAPHS_SHEET)) == 1
     updated = actions(book, "updatePicture", layout.GRAPHS_SHEET)
-    assert len(updated) == 1 and updated[0]["args"][2] == macros.GRAPHS_PICTURE
+    assert len(updated) == 1 and updated[0]["args"][2] == buttons.GRAPHS_PICTURE
 
 
 def test_refresh_backprop_names_a_bad_cell():
     book = make_book(cells={layout.BACKPROP_SHEET: {layout.BACKPROP_RATE_CELLS[0]: "fast"}})
-    assert macros.refresh_backprop(book) == {}
+    assert buttons.refresh_backprop(book) == {}
     assert read(book, layout.BACKPROP_SHEET, layout.BACKPROP_STATUS_CELL) == (
         "Not refreshed: learning rate must be a number, got 'fast'"
     )
     assert actions(book, "addPicture") == []
     book = make_book(cells={layout.BACKPROP_SHEET: {layout.BACKPROP_INPUT_CELLS["output"]: "relu"}})
-    macros.refresh_backprop(book)
+    buttons.refresh_backprop(book)
     assert read(book, layout.BACKPROP_SHEET, layout.BACKPROP_STATUS_CELL) == (
         "Not refreshed: output activation must be 'sigmoid' or 'softmax', got 'relu'"
     )

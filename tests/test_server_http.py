@@ -17,7 +17,8 @@ import pytest
 from server_app import ROOT, call_body
 from starlette.websockets import WebSocketDisconnect
 
-from excel_addin import cells, udfs
+from excel_addin import cells
+from excel_addin.classic import udfs
 from excel_addin.server import functions, scripts
 from excel_addin.server.asgi import MANIFEST_ID
 from ml import backprop

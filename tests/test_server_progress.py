@@ -6,6 +6,7 @@ from __future__ import annotations
 import server_app  # noqa: F401 - configures the server's runs folder for this session
 from test_progress_file import run_events
 
+from excel_addin import status_line
 from excel_addin.server import progress, workbook
 from excel_addin.sheets.layout import TRAIN_METRIC_COLUMNS
 from ml.events import RunStarted
@@ -66,7 +67,7 @@ def test_a_run_whose_process_died_says_so():
 
 
 def test_no_run_yet():
-    assert progress.progress_of("never-trained").status == progress.NO_RUN_TEXT
+    assert progress.progress_of("never-trained").status == status_line.NO_RUN_TEXT
 
 
 def test_the_summary_part_is_the_train_sheets_summary_table():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from server_app import Workbook, server_status, wait_for
 
+from excel_addin import status_line
 from excel_addin.server import training, workbook
 from excel_addin.server.options import options
 from excel_addin.sheets import layout
@@ -95,7 +96,7 @@ def test_trainings_wait_their_turn_and_stop(client):
     assert alice.status.startswith("Not started: this workbook's training is still running")
 
     bob.press("stop")
-    assert bob.status == training.CANCELLED_TEXT == server_status(client, bob.id)["status"]
+    assert bob.status == status_line.CANCELLED_TEXT == server_status(client, bob.id)["status"]
     assert run_lock.active_run(out_dir) is None
     alice_dir = RunDir(workbook.folder(alice.id) / "runs" / "mnist")
     wait_for(lambda: server_status(client, alice.id)["status"].startswith("Training on cpu"), what="training")

@@ -20,8 +20,8 @@ from book_replay import replay
 from engine_check import assert_sheets_match_engine
 from openpyxl.worksheet.formula import ArrayFormula
 
-from excel_addin.cells import FUNCTION_NAMESPACE
-from excel_addin.macros import config_from_settings
+from excel_addin.buttons import config_from_settings
+from excel_addin.cells import FUNCTION_NAMESPACE, Files
 from excel_addin.sheets import classify_sheet, layout, train_sheet
 from excel_addin.sheets.setup import setup_workbook
 from excel_addin.sheets.spec import offset, ref
@@ -103,7 +103,7 @@ def test_formula_sheets_recalculate_to_the_engine_for_every_rate_and_epoch(set_u
     settings = {name: train[row][col] for name, (row, col) in cells.items()}
     folder = Path("/workbooks")
     expected = dataclasses.replace(config_from_values({}), out_dir=str(folder / DEFAULT_RUN_DIR))
-    assert config_from_settings(settings, folder) == expected
+    assert config_from_settings(settings, Files(folder)) == expected
 
 
 def _spilled(sheet) -> set[str]:

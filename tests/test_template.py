@@ -14,6 +14,7 @@ import xlwings
 from oletools.olevba import VBA_Parser
 from xlsxwriter.utility import xl_cell_to_rowcol, xl_col_to_name
 
+from excel_addin.classic import macros
 from excel_addin.sheets import backprop_sheets as bs
 from excel_addin.sheets import layout
 from excel_addin.sheets.classify_sheet import CLASSIFY_EXAMPLES
@@ -87,7 +88,7 @@ def test_every_module_is_present(modules):
 
 
 def test_macro_module_equals_its_bas_source(modules):
-    assert _lines(modules["gradsheet"]) == _lines(vba.MACRO_SOURCE.read_text(encoding="utf-8"))
+    assert _lines(modules["gradsheet"]) == _lines(macros.bas_source())
 
 
 def test_udf_module_equals_xlwings_generated_wrappers(modules):
@@ -107,7 +108,8 @@ def test_each_layout_macro_is_a_sub_that_runs_its_python_function(modules):
     subs = _subs(modules["gradsheet"])
     assert set(subs) == set(layout.MACROS)
     for sub, function in layout.MACROS.items():
-        assert f'RunPython "import excel_addin.macros as m; m.{function}()"' in subs[sub]
+        assert f'RunPython "import excel_addin.classic.macros as m; m.{function}()"' in subs[sub]
+        assert callable(getattr(macros, function))
 
 
 def test_every_cell_function_used_has_a_vba_wrapper(formulas, modules):
@@ -337,4 +339,4 @@ def test_xlwings_conf_sheet(formulas):
     while ws.cell(row, 1).value:  # xlwings reads from A1 down to the first empty cell
         keys[ws.cell(row, 1).value] = ws.cell(row, 2).value
         row += 1
-    assert keys == {"UDF Modules": "excel_addin.udfs", "Debug UDFs": False}
+    assert keys == {"UDF Modules": "excel_addin.classic.udfs", "Debug UDFs": False}

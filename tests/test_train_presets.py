@@ -14,7 +14,8 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from excel_addin.macros import config_from_settings
+from excel_addin.buttons import config_from_settings
+from excel_addin.cells import Files
 from excel_addin.sheets import layout
 from excel_addin.sheets.spec import ref
 from excel_addin.sheets.train_sheet import TrainView, train_sheet
@@ -76,6 +77,6 @@ def test_the_preset_cell_fills_the_settings_and_typing_overrides(tmp_path, two_p
     for name, value in FAST.items():
         assert settings["fast"][name] == value, name
     assert settings["standard"]["epochs"] == config.default_of("epochs") != FAST["epochs"]
-    assert config_from_settings(settings["standard"], FOLDER) == _expected("standard")
-    assert config_from_settings(settings["fast"], FOLDER) == _expected("fast")
-    assert config_from_settings(settings["fast, 7 epochs"], FOLDER) == _expected("fast", epochs=7)
+    assert config_from_settings(settings["standard"], Files(FOLDER)) == _expected("standard")
+    assert config_from_settings(settings["fast"], Files(FOLDER)) == _expected("fast")
+    assert config_from_settings(settings["fast, 7 epochs"], Files(FOLDER)) == _expected("fast", epochs=7)

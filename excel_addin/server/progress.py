@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from excel_addin import macros
+from excel_addin import status_line
 from excel_addin.server import training, workbook
 from excel_addin.server.options import options
 from excel_addin.sheets import layout
@@ -23,8 +23,6 @@ from excel_addin.status_line import replay
 from ml import run_lock
 from ml.run_dir import PROGRESS_JSON, RunDir
 
-NO_RUN_TEXT = "No training yet: press Train."
-ENDED_EARLY_TEXT = "Interrupted: the training process ended unexpectedly"
 LABELS = ("status", "progress", "queue")  # the first column of the rows above the metrics table
 # TRAIN_PROGRESS(workbook, part): the whole table, or one part of it (what the Train sheet of a set-up
 # workbook shows in its status, progress and device cells and its metrics table)
@@ -139,11 +137,11 @@ def _progress(queue: training.TrainingQueue, job: training.Job | None, run_dir: 
         if position is not None:
             return Progress(training.waiting_text(position, queue), 0.0, position)
     if job is not None and job.state == "cancelled":
-        return Progress(training.CANCELLED_TEXT)
+        return Progress(status_line.CANCELLED_TEXT)
     if job is not None and job.state == "failed":
-        return Progress(job.error or "Not started")
+        return Progress(job.error or status_line.not_started("unknown reason"))
     if run_dir is None:
-        return Progress(NO_RUN_TEXT)
+        return Progress(status_line.NO_RUN_TEXT)
     return _from_files(run_dir, job)
 
 
@@ -167,15 +165,15 @@ def _from_files(run_dir: RunDir, job: training.Job | None) -> Progress:
     running = job.state == "running" if job is not None else run_lock.active_run(run_dir.path) is not None
     if record is None:
         if running:
-            return Progress(macros.starting_text(job.config) if job else "Starting...", 0.0)
-        return Progress(f"{ENDED_EARLY_TEXT} before training started. See {run_dir.worker_log}", None)
+            return Progress(status_line.starting_text(job.config) if job else status_line.STARTING_TEXT, 0.0)
+        return Progress(status_line.ended_early(None, run_dir.worker_log), None)
     try:
         text, progress = replay(record).line
         rows = metric_rows(record)
     except (ValueError, TypeError, KeyError) as error:
         return Progress(f"Cannot read {run_dir.progress}: {error}")
     if not record.get("ended") and not running:
-        text = f"{ENDED_EARLY_TEXT}: {text}. See {run_dir.worker_log}"
+        text = status_line.ended_early(text, run_dir.worker_log)
     started = record.get("started") or {}
     summary = tuple(tuple(row) for row in started.get("summary", []))
     return Progress(text, progress, None, rows, started.get("device", ""), summary, started.get("n_params"))

@@ -2,11 +2,11 @@
 
 One ``TrainingQueue`` per server process takes every workbook's Train. It has a number of slots (the
 ``--max-trainings`` option; by default ``TRAININGS_PER_GPU`` per GPU, else one on the CPU). A run that
-finds a free slot starts at once: its worker process (``python -m excel_addin.worker``, the same as
-the Train button's) is launched from the calling thread, never from the server's event loop, and a watcher
-thread waits for it to end, frees its slot and starts the next run in line. Each queued run already holds
-the run lock of its output folder (taken by ``excel_addin.macros.train``), so nothing else can start
-training into that folder while it waits.
+finds a free slot starts at once: its worker process (``python -m excel_addin.worker``, the same as the
+workbook's Train button's) is launched from the calling thread, never from the server's event loop, and a
+watcher thread waits for it to end, frees its slot and starts the next run in line. Each queued run already
+holds the run lock of its output folder (taken by ``excel_addin.buttons.train``), so nothing else can
+start training into that folder while it waits.
 
 The queue lives in memory: a server restart forgets runs that were waiting (their locks go stale and are
 taken over), while runs already training go on in their own processes and keep writing their files.
@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from excel_addin import macros
+from excel_addin import status_line, worker
 from excel_addin.server.options import TRAININGS_PER_GPU
 from ml import run_lock
 from ml.config import TrainConfig
@@ -63,7 +63,7 @@ class Job:
 class TrainingQueue:
     """At most ``len(slots)`` trainings at once; the rest wait in order. Thread-safe."""
 
-    def __init__(self, slots: list[Slot], threads: int = 0, launch: Launch = macros.launch_worker):
+    def __init__(self, slots: list[Slot], threads: int = 0, launch: Launch = worker.launch):
         self.slots = tuple(slots)
         self.threads = threads  # CPU threads per training (0: torch's default)
         self.launch = launch
@@ -127,7 +127,7 @@ class TrainingQueue:
             job.process = self.launch(config, None, job.lock, slot.env())
         except Exception as error:  # noqa: BLE001 - reported to the workbook, the slot stays usable
             run_lock.release(job.lock)
-            job.state, job.error = "failed", f"Not started: the training process could not start: {error}"
+            job.state, job.error = "failed", status_line.not_launched(error)
             self._free.append(slot)
             return
         job.state, job.slot = "running", slot
@@ -174,10 +174,4 @@ def queue() -> TrainingQueue:
 def waiting_text(position: int, queue: TrainingQueue) -> str:
     """The status line of a waiting job."""
     counts = queue.counts()
-    return (
-        f"Queued: position {position} of {counts['queued']} (this server trains {counts['slots']} "
-        "workbook(s) at a time). It starts by itself; Stop takes it out of the queue."
-    )
-
-
-CANCELLED_TEXT = "Taken out of the queue: nothing was trained."
+    return status_line.waiting_text(position, counts["queued"], counts["slots"])

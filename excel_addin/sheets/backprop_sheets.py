@@ -410,7 +410,7 @@ def _rate_table(sheet: SheetSpec, lr: float) -> None:
 
 
 def _refresh_column(sheet: SheetSpec) -> None:
-    """The column the Refresh macro fills with the engine's E_total (see excel_addin.macros)."""
+    """The column the Refresh button fills with the engine's E_total (``excel_addin.buttons``)."""
     r_row, r_col = ref(layout.LR_REFRESH_HEADER_CELL)
     sheet.write((r_row - 1, r_col), "Refresh button (Python)", "group")
     sheet.write((r_row, r_col), "E_total (Python), filled by Refresh", "header")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from excel_addin.sheets import layout
 from excel_addin.sheets.spec import SheetSpec
 
-UDF_MODULE = "excel_addin.udfs"
+UDF_MODULE = "excel_addin.classic.udfs"
 SETTINGS = {"UDF Modules": UDF_MODULE, "Debug UDFs": False}
 NOTES = (
     "xlwings settings for this workbook (key in column A from A1, value in column B; no empty rows).",

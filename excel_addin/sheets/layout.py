@@ -162,7 +162,7 @@ CLASSIFY_BUTTON_CELLS = {  # macro name -> cell the button covers
 # ---- xlwings settings sheet (key in column A from A1, value in column B) -------------------------------
 XLWINGS_CONF_SHEET = "xlwings.conf"
 
-# ---- Macros the buttons call (VBA Sub name -> Python function in excel_addin.macros) ------------------
+# ---- Macros the buttons call (VBA Sub name -> Python entry point in excel_addin.classic.macros) --------
 # ("Stop" is a VBA statement, so it cannot name a Sub: the Stop button calls StopTraining.)
 MACROS = {
     "Train": "train",

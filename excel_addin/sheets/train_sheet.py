@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from excel_addin import status_line
 from excel_addin.cells import FUNCTION_NAMESPACE, MODEL_SUMMARY
 from excel_addin.sheets import custom_model, layout
 from excel_addin.sheets.spec import (
@@ -51,7 +52,6 @@ from ml.model import (
     Stage,
 )
 
-NOT_STARTED = "Not started: press Train"
 SUMMARY_HEADER = ("Layer", "Output shape", "Params", "Jump", "RF")
 SUMMARY_WIDTHS = (22, 16, 9, 7, 7)  # characters, one per SUMMARY_HEADER column
 # Each PNG chart fits a box of this size in points (its anchor cell is 20 rows below the one above).
@@ -84,7 +84,7 @@ class TrainView:
     """
 
     settings: Mapping[str, Any] | None = None
-    status: str = NOT_STARTED
+    status: str = status_line.NOT_STARTED_TEXT
     progress: float = 0.0
     device: str = ""
     summary: Sequence[LayerRow] = ()
@@ -201,14 +201,6 @@ def chart_picture(name: str, path: str | os.PathLike) -> Picture:
     """A run's PNG chart as the sheet shows it: at its anchor cell, fitted into the picture box."""
     width, height = picture_size(path)
     return Picture(name, ref(layout.TRAIN_PICTURE_CELLS[name]), Path(path), width, height)
-
-
-# ---- status texts (a live run's wording: excel_addin.status_line) ------------------------------------------
-
-
-def unfinished_status(epochs_done: int, epochs: int) -> tuple[str, float]:
-    """A run whose record has no end: still running, or killed."""
-    return f"Running (or interrupted) after {epochs_done} epoch(s)", epochs_done / max(epochs, 1)
 
 
 # ---- the whole sheet ---------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Each is a thin adapter over the shared cell function of the same name in ``excel_addin.cells``, which holds
 its help text, argument help and messages (the add-in server's custom functions adapt the same functions).
 A function that reads files also gets xlwings' ``caller`` argument, the calling cell: its workbook's folder
-is where relative paths start. ``python -m excel_addin.xlsm`` writes the VBA wrappers from here.
+is where relative paths start (``cells.book_folder``). ``python -m excel_addin.xlsm`` writes the VBA
+wrappers from here.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import xlwings as xw
@@ -19,13 +19,10 @@ import xlwings as xw
 from excel_addin import cells
 
 
-def book_folder(caller: Any) -> Path | None:
-    """The calling workbook's folder (xlwings passes the calling cell as ``caller`` on Windows)."""
-    try:
-        fullname = Path(str(caller.sheet.book.fullname))
-    except Exception:  # noqa: BLE001 - no caller (tests, macOS) or an unsaved workbook
-        return None
-    return fullname.parent if fullname.is_absolute() else None
+def caller_files(caller: Any) -> cells.Files:
+    """Where the calling cell's relative paths start: its workbook's folder (xlwings passes the calling
+    cell as ``caller`` on Windows; without one, the current folder)."""
+    return cells.Files(cells.book_folder(getattr(getattr(caller, "sheet", None), "book", None)))
 
 
 def udf(fn: Callable) -> Callable:
@@ -41,7 +38,7 @@ def udf(fn: Callable) -> Callable:
     def adapter(*args, **kwargs):
         given = signature.bind(*args, **kwargs).arguments
         if reads_files:
-            given["files"] = cells.Files(book_folder(given.pop("caller", None)))
+            given["files"] = caller_files(given.pop("caller", None))
         return fn(**given)
 
     adapter.__signature__ = signature

@@ -131,12 +131,9 @@ def _sectors(nbytes: int, size: int) -> int:
     return -(-nbytes // size)
 
 
-def write_compound_file(tree: Tree) -> bytes:
-    """The bytes of a version-3 compound file holding ``tree`` (name -> bytes for a stream, or a mapping
-    for a storage). Raises ValueError for invalid names or a file too large for the header's FAT list."""
-    root = _build("Root Entry", tree, _ROOT)
-
-    # Directory order: depth first from the root, each storage's children in sorted order.
+def _numbered(root: _Entry) -> list[_Entry]:
+    """Every directory entry in directory order (depth first from the root, each storage's children in
+    sorted order), numbered, with each storage's children linked into its red-black tree."""
     entries: list[_Entry] = []
 
     def number(entry: _Entry) -> None:
@@ -149,12 +146,12 @@ def write_compound_file(tree: Tree) -> bytes:
     for entry in entries:
         if entry.children:
             entry.child = _link_siblings(entry.children)
+    return entries
 
-    streams = [e for e in entries if e.kind == _STREAM]
-    small = [e for e in streams if 0 < len(e.data) < MINI_CUTOFF]
-    large = [e for e in streams if len(e.data) >= MINI_CUTOFF]
 
-    # Mini stream: small streams back to back in 64-byte mini sectors.
+def _mini_stream(small: list[_Entry]) -> tuple[list[int], bytes]:
+    """The mini FAT and the mini stream: small streams back to back in 64-byte mini sectors (each entry's
+    start and size set)."""
     mini_fat: list[int] = []
     mini_stream = bytearray()
     for entry in small:
@@ -163,51 +160,21 @@ def write_compound_file(tree: Tree) -> bytes:
         mini_fat += [first + k + 1 for k in range(count - 1)] + [ENDOFCHAIN]
         entry.start, entry.size = first, len(entry.data)
         mini_stream += entry.data.ljust(count * MINI_SECTOR, b"\0")
-    for entry in streams:
-        if not entry.data:
-            entry.start, entry.size = ENDOFCHAIN, 0
+    return mini_fat, bytes(mini_stream)
 
-    n_dir = _sectors(len(entries) * 128, SECTOR)
-    n_minifat = _sectors(len(mini_fat) * 4, SECTOR)
-    n_ministream = _sectors(len(mini_stream), SECTOR)
-    n_large = [_sectors(len(e.data), SECTOR) for e in large]
-    n_other = n_dir + n_minifat + n_ministream + sum(n_large)
+
+def _fat_sector_count(n_other: int) -> int:
+    """How many FAT sectors a file of ``n_other`` other sectors needs (the FAT maps itself too)."""
     n_fat = 1
     while n_fat * (SECTOR // 4) < n_fat + n_other:
         n_fat += 1
     if n_fat > _HEADER_DIFAT_SLOTS:
         raise ValueError("compound file too large for this writer (needs DIFAT sectors)")
+    return n_fat
 
-    fat: list[int] = [FATSECT] * n_fat
-    contents: list[bytes] = []
 
-    def allocate(data: bytes, count: int) -> int:
-        first = len(fat)
-        fat.extend(first + k + 1 for k in range(count - 1))
-        fat.append(ENDOFCHAIN)
-        contents.append(data.ljust(count * SECTOR, b"\0"))
-        return first
-
-    dir_first = len(fat)
-    fat.extend(dir_first + k + 1 for k in range(n_dir - 1))
-    fat.append(ENDOFCHAIN)
-    minifat_first = ENDOFCHAIN
-    if n_minifat:
-        minifat_bytes = struct.pack(f"<{len(mini_fat)}I", *mini_fat)
-        minifat_bytes += struct.pack("<I", FREESECT) * (n_minifat * SECTOR // 4 - len(mini_fat))
-        minifat_first = allocate(minifat_bytes, n_minifat)
-    if n_ministream:
-        root.start = allocate(bytes(mini_stream), n_ministream)
-        root.size = len(mini_stream)
-    for entry, count in zip(large, n_large, strict=True):
-        entry.start = allocate(entry.data, count)
-        entry.size = len(entry.data)
-
-    directory = b"".join(_dir_entry(e) for e in entries)
-    directory += _unused_dir_entry() * (n_dir * 4 - len(entries))
-    fat_words = fat + [FREESECT] * (n_fat * SECTOR // 4 - len(fat))
-    fat_bytes = struct.pack(f"<{len(fat_words)}I", *fat_words)
-
+def _header(n_fat: int, dir_first: int, minifat_first: int, n_minifat: int) -> bytes:
+    """The 512-byte header of a version-3 file whose FAT sectors come first."""
     difat = list(range(n_fat)) + [FREESECT] * (_HEADER_DIFAT_SLOTS - n_fat)
     header = struct.pack(
         "<8s16sHHHHH6sIIIIIIIII",
@@ -230,4 +197,67 @@ def write_compound_file(tree: Tree) -> bytes:
         0,
     ) + struct.pack(f"<{_HEADER_DIFAT_SLOTS}I", *difat)
     assert len(header) == SECTOR
-    return header + fat_bytes + directory + b"".join(contents)
+    return header
+
+
+class _Sectors:
+    """The file's sectors after the header, as they are allocated: the FAT chains and their contents."""
+
+    def __init__(self, n_fat: int):
+        self.fat: list[int] = [FATSECT] * n_fat
+        self.contents: list[bytes] = []
+
+    def chain(self, count: int) -> int:
+        """Chain ``count`` new sectors in the FAT; the first one's number."""
+        first = len(self.fat)
+        self.fat.extend(first + k + 1 for k in range(count - 1))
+        self.fat.append(ENDOFCHAIN)
+        return first
+
+    def allocate(self, data: bytes, count: int) -> int:
+        """``data`` in ``count`` new chained sectors after the others; the first one's number."""
+        self.contents.append(data.ljust(count * SECTOR, b"\0"))
+        return self.chain(count)
+
+    def fat_bytes(self, n_fat: int) -> bytes:
+        words = self.fat + [FREESECT] * (n_fat * SECTOR // 4 - len(self.fat))
+        return struct.pack(f"<{len(words)}I", *words)
+
+
+def write_compound_file(tree: Tree) -> bytes:
+    """The bytes of a version-3 compound file holding ``tree`` (name -> bytes for a stream, or a mapping
+    for a storage). Raises ValueError for invalid names or a file too large for the header's FAT list.
+
+    Layout after the header: the FAT, the directory, the mini FAT, the mini stream (the root entry's
+    stream), then each large stream."""
+    root = _build("Root Entry", tree, _ROOT)
+    entries = _numbered(root)
+    streams = [e for e in entries if e.kind == _STREAM]
+    large = [e for e in streams if len(e.data) >= MINI_CUTOFF]
+    mini_fat, mini_stream = _mini_stream([e for e in streams if 0 < len(e.data) < MINI_CUTOFF])
+    for entry in streams:
+        if not entry.data:
+            entry.start, entry.size = ENDOFCHAIN, 0
+
+    n_dir = _sectors(len(entries) * 128, SECTOR)
+    n_minifat = _sectors(len(mini_fat) * 4, SECTOR)
+    n_ministream = _sectors(len(mini_stream), SECTOR)
+    n_large = [_sectors(len(e.data), SECTOR) for e in large]
+    n_fat = _fat_sector_count(n_dir + n_minifat + n_ministream + sum(n_large))
+
+    sectors = _Sectors(n_fat)
+    dir_first = sectors.chain(n_dir)  # the directory's contents go in last, once every entry is placed
+    minifat_first = ENDOFCHAIN
+    if n_minifat:
+        minifat_bytes = struct.pack(f"<{len(mini_fat)}I", *mini_fat)
+        minifat_bytes += struct.pack("<I", FREESECT) * (n_minifat * SECTOR // 4 - len(mini_fat))
+        minifat_first = sectors.allocate(minifat_bytes, n_minifat)
+    if n_ministream:
+        root.start, root.size = sectors.allocate(mini_stream, n_ministream), len(mini_stream)
+    for entry, count in zip(large, n_large, strict=True):
+        entry.start, entry.size = sectors.allocate(entry.data, count), len(entry.data)
+
+    directory = b"".join(_dir_entry(e) for e in entries)
+    directory += _unused_dir_entry() * (n_dir * 4 - len(entries))
+    header = _header(n_fat, dir_first, minifat_first, n_minifat)
+    return header + sectors.fat_bytes(n_fat) + directory + b"".join(sectors.contents)

@@ -327,11 +327,13 @@ def explained_text(chosen: int | str, expl: Any) -> str:
     )
 
 
-def what_the_network_sees(book: Any, files: cells.Files | None = None) -> Any | None:
+def what_the_network_sees(
+    book: Any, files: cells.Files | None = None, word: Callable[[str], str] = str
+) -> Any | None:
     """What the network sees button: the chosen image's ``ml.explain`` picture onto the sheet (replacing
     the previous one) and a status line; the Explanation, or None when the status line says what is wrong.
     ``files``: where relative image and model paths start, as for the CLASSIFY_* cells (default: the
-    workbook's folder)."""
+    workbook's folder); ``word``: how the status line is worded for its reader (a server hides its paths)."""
     from excel_addin.sheets.book_render import put_picture
     from ml import explain as ml_explain
 
@@ -342,7 +344,7 @@ def what_the_network_sees(book: Any, files: cells.Files | None = None) -> Any | 
         image, source = target_image(book, chosen, files)
         expl = ml_explain.explain(classifier_of(book, files), image, source=source)
     except (ValueError, TypeError, OSError) as error:
-        sheet[layout.CLASSIFY_EXPLAIN_STATUS_CELL].value = f"Not drawn: {error}"
+        sheet[layout.CLASSIFY_EXPLAIN_STATUS_CELL].value = word(f"Not drawn: {error}")
         return None
     with tempfile.TemporaryDirectory() as tmp:
         path = ml_explain.plot_explanation(expl, Path(tmp) / f"{sheet_cells.EXPLAIN_PICTURE}.png")

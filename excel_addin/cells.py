@@ -216,7 +216,8 @@ def BACKPROP_TABLE(lr, epochs, inputs=None, targets=None, weights=None, biases=N
 @dataclass(frozen=True)
 class Files:
     """Where a cell function's relative paths start (``folder``; None: the current folder) and whether
-    paths must stay inside it (``confined``: a shared server's users get no other file of the server)."""
+    paths must stay inside it (``confined``: a shared server's users get no other file of the server,
+    their folder being ``folder``)."""
 
     folder: Path | None = None
     confined: bool = False
@@ -229,7 +230,7 @@ class Files:
         if not resolved.is_absolute() and self.folder is not None:
             resolved = self.folder / resolved
         if self.confined and (self.folder is None or not is_inside(resolved, self.folder)):
-            raise ValueError(f"{what} must be a path inside the server's folder, got {path!r}")
+            raise ValueError(f"{what} must be a path inside your folder on the server, got {path!r}")
         return resolved
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ml.config import N_TRAIN_IMAGES
 from ml.events import BatchEnd, EpochEnd, RunEnded, RunStarted, Sink, event_from_dict
 
 Line = tuple[str, float | None]  # the status text and the fraction done (None: leave it as it is)
@@ -27,7 +28,7 @@ STOPPING_TEXT = "Stopping after the current batch (the last checkpoint and metri
 def describe_run(config: Any) -> str:
     """What a run will do, in one line: 2 epoch(s) of the small model on 1,000 images, device cpu
     (``config``: an ``ml.config.TrainConfig``)."""
-    subset = f"{config.subset:,} images" if config.subset else "all 60,000 images"
+    subset = f"{config.subset:,} images" if config.subset else f"all {N_TRAIN_IMAGES:,} images"
     return f"{config.epochs} epoch(s) of the {config.model} model on {subset}, device {config.device}"
 
 
@@ -71,11 +72,29 @@ def waiting_text(position: int, queued: int, slots: int) -> str:
     )
 
 
-def busy_text(position: int | None) -> str:
-    """Train refused: this workbook's run waits at ``position`` in the queue (None: it is training)."""
+RESTARTED_TEXT = "The server restarted while this run waited in the queue: press Train again."
+NOTHING_RUNNING_TEXT = "No training is running for this workbook."
+
+
+def busy_text(position: int | None, other_workbook: str | None = None) -> str:
+    """Train refused: a run of this user waits at ``position`` in the queue (None: it is training), in
+    this workbook or in ``other_workbook`` (a user trains one run at a time)."""
+    mine = other_workbook is None
+    where = "this workbook's training" if mine else f"your training in workbook {other_workbook}"
+    then = "Press Stop first." if mine else "Press Stop there first."
     if position is not None:
-        return not_started(f"this workbook's training is queued (position {position}). Press Stop first.")
-    return not_started("this workbook's training is still running. Press Stop first.")
+        return not_started(f"{where} is queued (position {position}). {then}")
+    return not_started(f"{where} is still running. {then}")
+
+
+def queue_full(limit: int) -> str:
+    """Train refused: the server's queue holds as many runs as it takes."""
+    return not_started(f"the server's queue is full ({limit} trainings wait already): try again later.")
+
+
+def time_limit_text(minutes: float) -> str:
+    """A run stopped for outlasting the server's time limit."""
+    return f"Stopping: runs on this server last at most {minutes:g} minutes (the last checkpoint stays)..."
 
 
 def ended_early(text: str | None, log: Any) -> str:

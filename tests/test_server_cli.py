@@ -15,6 +15,7 @@ import xlwings as xw
 from server_app import ROOT, LiveServer, call_body
 
 from excel_addin.server.__main__ import CERT_FILE, KEY_FILE
+from excel_addin.server.auth import LOCAL_ID
 
 
 def run_cli(folder, *args, env_drop=()):
@@ -99,18 +100,17 @@ def test_a_shared_server_keeps_paths_inside_its_runs_folder(tmp_path):
                 "result"
             ]
 
-        refused = "#VALUE! image path must be a path inside the server's folder, got "
-        assert classify(str(ROOT / "examples" / "digits" / "3.png")) == [
-            [f"{refused}{str(ROOT / 'examples' / 'digits' / '3.png')!r}"]
-        ]
+        refused = "#VALUE! image path must be a path inside your folder on the server, got "
+        # an absolute path is refused, and the message shows no path of the server
+        assert classify(str(ROOT / "examples" / "digits" / "3.png")) == [[f"{refused}'<server path>'"]]
         assert classify("../../etc/hostname") == [[f"{refused}'../../etc/hostname'"]]
-        inside = tmp_path / "runs" / "alice" / "3.png"
+        inside = tmp_path / "runs" / LOCAL_ID / "3.png"
         inside.parent.mkdir(parents=True)
         shutil.copy(ROOT / "examples" / "digits" / "3.png", inside)
-        assert classify("alice/3.png") == [[3]]  # relative to the runs folder
-        model = classify("alice/3.png", "/elsewhere/model.pt")[0][0]
+        assert classify("3.png") == [[3]]  # relative to the user's own folder
+        model = classify("3.png", "/elsewhere/model.pt")[0][0]
         assert (
-            model == "#VALUE! model_path must be a path inside the server's folder, got '/elsewhere/model.pt'"
+            model == "#VALUE! model_path must be a path inside your folder on the server, got '<server path>'"
         )
     finally:
         server.stop()
@@ -118,7 +118,8 @@ def test_a_shared_server_keeps_paths_inside_its_runs_folder(tmp_path):
 
 
 def test_trainings_at_once_by_default_several_per_gpu_one_on_a_cpu():
-    from excel_addin.server.training import TRAININGS_PER_GPU, default_slots
+    from excel_addin.server.options import TRAININGS_PER_GPU
+    from excel_addin.server.runs.local import default_slots
 
     assert TRAININGS_PER_GPU > 1  # several trainings share a GPU: measured 2.4x the work per second at 4
     assert [slot.gpu for slot in default_slots(None, 0)] == [None]  # a CPU machine: one at a time

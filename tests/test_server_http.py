@@ -17,10 +17,12 @@ import pytest
 from server_app import ROOT, call_body
 from starlette.websockets import WebSocketDisconnect
 
-from excel_addin import cells
+from excel_addin import cells, status_line
 from excel_addin.classic import udfs
-from excel_addin.server import functions, scripts
+from excel_addin.server import functions, messages, scripts
 from excel_addin.server.asgi import MANIFEST_ID
+from excel_addin.server.auth import LOCAL_ID
+from excel_addin.server.options import options
 from ml import backprop
 from ml.data import load_mnist
 from ml.predict import load_classifier, shipped_model_path
@@ -137,13 +139,17 @@ def test_every_cell_function_is_listed_once():
     assert len(set(cells.function_names())) == len(cells.CELL_FUNCTIONS)
 
 
-def test_both_faces_adapt_the_same_functions():
+def test_both_faces_adapt_the_same_functions(client):
     """Classic UDF and custom function: the shared function's name, help and arguments (the classic one
-    adds xlwings' caller where paths are read)."""
+    adds xlwings' caller where paths are read, the custom function the signed-in user, which xlwings
+    Server passes and Excel never sees)."""
+    served = client.get("/xlwings/custom-functions-meta.json").json()["functions"]
+    meta = {f["name"]: f for f in served}
     for fn in cells.CELL_FUNCTIONS:
         classic, office = getattr(udfs, fn.__name__), getattr(functions, fn.__name__)
         names = [p.name for p in cells.excel_parameters(fn)]
-        assert [p for p in inspect.signature(office).parameters] == names
+        assert [p for p in inspect.signature(office).parameters] == names + ["user"]
+        assert [p["name"] for p in meta[fn.__name__]["parameters"]] == names
         caller = ["caller"] if cells.reads_files(fn) else []
         assert [p for p in inspect.signature(classic).parameters] == names + caller
         assert classic.__doc__ == office.__doc__ == fn.__doc__
@@ -247,7 +253,8 @@ def test_bad_input_gives_the_classic_udfs_message(client, name, args):
     classic = getattr(udfs, name)(*args)
     expected = classic if isinstance(classic, list) else [[classic]]
     assert expected[0][0].startswith(cells.ERROR_PREFIX)
-    assert call(client, name, *args) == expected
+    # the same message, but no path of the server's machine (relative paths start in the user's folder)
+    assert call(client, name, *args) == messages.table_for_user(expected, options().runs / LOCAL_ID)
 
 
 def test_unknown_function_and_crash_are_plain_500s(client):
@@ -298,8 +305,12 @@ def test_task_pane_is_gradsheets_own_and_local(client):
 
 def test_status_route(client):
     state = client.get("/gradsheet/status").json()
-    assert set(state) == {"status", "progress", "queue", "epochs", "server"}
+    assert set(state) == {"status", "progress", "queue", "epochs", "user", "teacher", "server"}
     assert set(state["server"]) == {"running", "queued", "slots"}
+    assert (state["user"], state["teacher"], state["status"]) == ("you", False, "")  # no sign-in: one user
+    assert client.get("/gradsheet/status", params={"workbook": "never-trained"}).json()["status"] == (
+        status_line.NO_RUN_TEXT
+    )
     assert client.get("/gradsheet/status", params={"workbook": "no such/id"}).status_code == 400
 
 

@@ -7,7 +7,9 @@ import server_app  # noqa: F401 - configures the server's runs folder for this s
 from test_progress_file import run_events
 
 from excel_addin import status_line
-from excel_addin.server import progress, workbook
+from excel_addin.server.auth import LOCAL_ID
+from excel_addin.server.options import options
+from excel_addin.server.runs import RunKey, files, run_book, run_folder
 from excel_addin.sheets.layout import TRAIN_METRIC_COLUMNS
 from ml.events import RunStarted
 from ml.run_dir import RunDir
@@ -15,7 +17,7 @@ from ml.sinks import ProgressFileSink
 
 
 def write_run(wid: str, events) -> RunDir:
-    run_dir = RunDir(workbook.folder(wid) / "runs" / "mnist")
+    run_dir = RunDir(run_folder(options().runs, RunKey(LOCAL_ID, wid)) / "runs" / "mnist")
     run_dir.path.mkdir(parents=True, exist_ok=True)
     sink = ProgressFileSink(run_dir, every=0.0)
     for event in events:
@@ -23,9 +25,14 @@ def write_run(wid: str, events) -> RunDir:
     return run_dir
 
 
+def view(wid: str):
+    """Where the local user's workbook ``wid``'s run stands, as the run book says."""
+    return run_book().view(RunKey(LOCAL_ID, wid))
+
+
 def test_a_finished_run_as_the_stream_spills_it():
     run_dir = write_run("finished", run_events("runs/finished"))
-    table = progress.progress_of("finished").table()
+    table = view("finished").table()
     assert table[0][:2] == [
         "status",
         "Completed: 2 epochs, test accuracy 87.00%, best 87.00%. Files in runs/finished",
@@ -36,7 +43,7 @@ def test_a_finished_run_as_the_stream_spills_it():
         TRAIN_METRIC_COLUMNS.index("test_acc")
     ] == 0.87
     assert {len(row) for row in table} == {len(TRAIN_METRIC_COLUMNS)}
-    assert progress.latest_run("finished") == run_dir
+    assert files.latest_run(run_folder(options().runs, RunKey(LOCAL_ID, "finished"))) == run_dir
 
 
 def test_a_resumed_run_shows_its_earlier_epochs_too():
@@ -53,13 +60,13 @@ def test_a_resumed_run_shows_its_earlier_epochs_too():
     resumed = RunStarted(**{**start.__dict__, "start_epoch": 2, "history": [earlier]})
     epoch_two = [e for e in rest if getattr(e, "epoch", None) == 2]
     write_run("resumed", [resumed, *epoch_two])
-    rows = progress.progress_of("resumed").rows
+    rows = view("resumed").rows
     assert [row[0] for row in rows] == [1, 2] and rows[0][TRAIN_METRIC_COLUMNS.index("test_acc")] == 0.75
 
 
 def test_a_run_whose_process_died_says_so():
     write_run("died", run_events("runs/died")[:6])  # started, some steps, no end, and no process holds it
-    state = progress.progress_of("died")
+    state = view("died")
     assert state.status.startswith(
         "Interrupted: the training process ended unexpectedly: Training on cpu: epoch 1"
     )
@@ -67,7 +74,7 @@ def test_a_run_whose_process_died_says_so():
 
 
 def test_no_run_yet():
-    assert progress.progress_of("never-trained").status == status_line.NO_RUN_TEXT
+    assert view("never-trained").status == status_line.NO_RUN_TEXT
 
 
 def test_the_summary_part_is_the_train_sheets_summary_table():
@@ -77,8 +84,8 @@ def test_the_summary_part_is_the_train_sheets_summary_table():
 
     started, *rest = run_events("runs/summary")
     write_run("summary", [started, *rest])
-    table = progress.progress_of("summary").part("summary")
+    table = view("summary").part("summary")
     assert table[0] == list(SUMMARY_HEADER)
     assert table[1:-1] == [summary_cells(row) for row in started.summary] and len(table) == 3
     assert table[-1] == ["Total", "", started.n_params, "", ""]
-    assert progress.progress_of("no-run-yet").part("summary") == [list(SUMMARY_HEADER)]
+    assert view("no-run-yet").part("summary") == [list(SUMMARY_HEADER)]

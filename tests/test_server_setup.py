@@ -9,7 +9,7 @@ import json
 
 import pytest
 import xlwings as xw
-from server_app import Workbook
+from server_app import LOCAL, Workbook
 
 from excel_addin.cells import FUNCTION_NAMESPACE
 from excel_addin.server import workbook
@@ -93,7 +93,7 @@ def test_the_other_buttons_work_on_a_set_up_workbook(set_up):
     for name, value in preset_values("standard").items():  # what Excel computes and sends for the
         _put(train, layout.TRAIN_SETTING_CELLS[name], value)  # preset formulas of the settings
     book.press("stop")
-    assert book.status == f"No training is running for {workbook.folder(book.id) / DEFAULT_RUN_DIR}."
+    assert book.status == f"No training is running for {DEFAULT_RUN_DIR}."  # no path of the server
     assert not [a for a in book.actions if a["func"] == "setValues"]  # said by the stream, not the cell
 
 
@@ -131,7 +131,7 @@ def test_the_add_ins_classify_cells_use_the_model_this_workbook_trained(set_up, 
     from ml.predict import Classifier, shipped_model_path
 
     book, _ = set_up
-    run = workbook.folder(book.id) / DEFAULT_RUN_DIR
+    run = workbook.folder(LOCAL, book.id) / DEFAULT_RUN_DIR
     run.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(shipped_model_path(), run / "model.pt")
     grid = [list(row) for row in shipped_grid()]

@@ -15,7 +15,14 @@ import socket
 import sys
 from pathlib import Path
 
-from excel_addin.server.options import DEFAULT_RUNS, LICENSE_ENV, LICENSE_HINT, TRAININGS_PER_GPU, Options
+from excel_addin.server.options import (
+    CAPS,
+    DEFAULT_RUNS,
+    LICENSE_ENV,
+    LICENSE_HINT,
+    TRAININGS_PER_GPU,
+    Options,
+)
 
 CERT_FILE, KEY_FILE = "localhost+2.pem", "localhost+2-key.pem"  # what `mkcert localhost 127.0.0.1 ::1` writes
 CERTIFICATE_HELP = f"""\
@@ -77,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="CPU threads per training (default: the cores shared among them)",
     )
+    for name, (_, shared_default, what) in CAPS.items():
+        flag = "--" + name.replace("_", "-")
+        parser.add_argument(
+            flag, type=whole(1), help=f"{what} (default: {shared_default:,} with --shared, else no cap)"
+        )
     parser.add_argument(
         "--hostname",
         help="NAME[:PORT] Excel reaches this server at, for the manifest (default: as requested)",
@@ -110,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     tls = certificate(args)
     if not os.environ.get(LICENSE_ENV):
         sys.exit(f"gradsheet server: xlwings Server needs a licence key: {LICENSE_HINT}.")
-    options = Options(args.runs.expanduser().resolve(), args.shared, args.max_trainings, args.threads)
+    caps = {name: getattr(args, name) for name in CAPS}
+    options = Options(args.runs.expanduser().resolve(), args.shared, args.max_trainings, args.threads, **caps)
     try:
         Options.from_env(options.to_env())  # the same checks as a server configured by its environment
         options.runs.mkdir(parents=True, exist_ok=True)

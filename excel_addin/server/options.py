@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ml.config import N_TRAIN_IMAGES
+
 LICENSE_ENV = "XLWINGS_LICENSE_KEY"
 LICENSE_HINT = (
     f"set {LICENSE_ENV}=noncommercial (xlwings Server is PolyForm Noncommercial, which covers educational "
@@ -30,26 +32,49 @@ DEFAULT_RUNS = "runs/server"
 TRAININGS_PER_GPU = 4
 
 
+# The teacher's caps of a shared server: option -> (environment variable, the shared server's default, what
+# it caps). A one-person server has none unless set. Defaults for a class of 30 on one machine: each run at
+# most 30 epochs and 20 minutes, and the queue as long as the class (one run per student, running or
+# waiting).
+CAPS = {
+    "max_queue": ("GRADSHEET_MAX_QUEUE", 30, "trainings waiting in the queue at most"),
+    "max_minutes": ("GRADSHEET_MAX_MINUTES", 20, "minutes a run may train before it is stopped"),
+    "max_epochs": ("GRADSHEET_MAX_EPOCHS", 30, "epochs a run may ask for"),
+    "max_images": ("GRADSHEET_MAX_IMAGES", N_TRAIN_IMAGES, "training images a run may use"),
+}
+
+
 @dataclass(frozen=True)
 class Options:
-    """``runs``: the folder holding one folder per workbook; ``shared``: a classroom server (paths in cells
-    and settings must stay inside the server's folders); ``max_trainings``: trainings at once (None:
-    TRAININGS_PER_GPU per GPU, one without a GPU); ``threads``: CPU threads per training (0: the cores
-    shared among the trainings)."""
+    """``runs``: the folder holding one folder per user; ``shared``: a classroom server (sign-in, paths in
+    cells and settings kept inside the user's folder, the caps of ``CAPS``); ``max_trainings``: trainings at
+    once (None: TRAININGS_PER_GPU per GPU, one without a GPU); ``threads``: CPU threads per training (0:
+    the cores shared among the trainings); ``max_*``: the caps (None: the mode's default)."""
 
     runs: Path
     shared: bool = False
     max_trainings: int | None = None
     threads: int = 0
+    max_queue: int | None = None
+    max_minutes: int | None = None
+    max_epochs: int | None = None
+    max_images: int | None = None
+
+    def cap(self, name: str) -> int | None:
+        """A cap as it applies: its setting, else the shared server's default (a one-person server: none)."""
+        value = getattr(self, name)
+        return value if value is not None or not self.shared else CAPS[name][1]
 
     @staticmethod
     def from_env(env: Mapping[str, str] = os.environ) -> Options:
         """The options the environment sets (a bad number raises ValueError naming the variable)."""
+        caps = {name: _count(env, variable, minimum=1) for name, (variable, _, _) in CAPS.items()}
         return Options(
             runs=Path(env.get(RUNS_ENV) or DEFAULT_RUNS).expanduser().resolve(),
             shared=env.get(SHARED_ENV, "").strip().lower() in ("1", "true", "yes", "on"),
             max_trainings=_count(env, MAX_TRAININGS_ENV, minimum=1),
             threads=_count(env, THREADS_ENV, minimum=0) or 0,
+            **caps,
         )
 
     def to_env(self) -> dict[str, str]:
@@ -58,6 +83,9 @@ class Options:
         env[THREADS_ENV] = str(self.threads)
         if self.max_trainings is not None:
             env[MAX_TRAININGS_ENV] = str(self.max_trainings)
+        for name, (variable, _, _) in CAPS.items():
+            if getattr(self, name) is not None:
+                env[variable] = str(getattr(self, name))
         return env
 
 

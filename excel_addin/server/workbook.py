@@ -4,8 +4,10 @@ xlwings Server hands a script a Book built from what Excel sends: cells, sheet n
 the file's *name* only (Excel on the web has no path, and students' copies are often called the same).
 So a workbook carries its own id, in a defined name (``layout.WORKBOOK_ID_NAME``, a text constant such as
 ``="3f9c0a1be2d47c55"``), written by Set up or the first Train; the server keeps the workbook's runs in
-``<runs>/<id>/``, and ``=GRADSHEET.TRAIN_PROGRESS(GRADSHEET_ID)`` streams them. A teacher may give ids by
-hand (``="alice"``): letters, digits, ``-`` and ``_``, compared without case.
+``<runs>/<owner>/<id>/`` (the owner is the signed-in user, never the workbook: an id only separates one
+user's workbooks, so another user's id leads to one's own folder), and
+``=GRADSHEET.TRAIN_PROGRESS(GRADSHEET_ID)`` streams them. Ids may be given by hand (``="alice"``):
+letters, digits, ``-`` and ``_``, compared without case.
 
 A copy of a workbook carries the same id. The task pane therefore sends the document's location
 (``Office.context.document.url``) with each button press; a fingerprint of it sits in a second name
@@ -22,7 +24,9 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from excel_addin.server.auth import Identity
 from excel_addin.server.options import options
+from excel_addin.server.runs import RunKey, run_folder
 from excel_addin.sheets import layout
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -78,6 +82,11 @@ def workbook_id(book: Any, document: str = "", create: bool = True) -> str | Non
     return check_id(current)
 
 
-def folder(wid: str) -> Path:
-    """The server-side folder of a workbook's runs: ``<runs>/<id>``."""
-    return options().runs / check_id(wid)
+def run_key(owner: Identity, wid: str) -> RunKey:
+    """The key of a workbook's runs on this server: its owner's (from sign-in) and its id."""
+    return RunKey(owner.id, check_id(wid))
+
+
+def folder(owner: Identity, wid: str) -> Path:
+    """The server-side folder of a workbook's runs: ``<runs>/<owner>/<id>``."""
+    return run_folder(options().runs, run_key(owner, wid))

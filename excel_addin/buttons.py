@@ -113,7 +113,8 @@ def train(
 
     Returns what the launcher returned (default ``worker.launch``: the worker's Popen), or None when
     nothing was started; the reason is said either way (``say``; default: the status cell). ``files``:
-    where relative output folders go (default: the workbook's folder) and whether they are confined.
+    where relative output folders go (default: the workbook's folder) and whether they are confined. A
+    launcher refuses a run by raising ValueError with the reason.
     """
     say = say or status_cell_of(book)
     try:
@@ -130,10 +131,13 @@ def train(
     say(status_line.starting_text(train_config), 0.0)
     try:
         return (launcher or worker.launch)(train_config, book, lock)
+    except ValueError as error:  # the launcher refused the run (e.g. a server's limits)
+        run_lock.release(lock)
+        say(status_line.not_started(error))
     except Exception as error:
         run_lock.release(lock)
         say(status_line.not_launched(error))
-        return None
+    return None
 
 
 # ---- Stop -------------------------------------------------------------------------------------------

@@ -139,9 +139,23 @@ def _cells(value: Any, name: str) -> list[Any] | None:
     return flat
 
 
+# A cell computes at most this many epochs (0.2 s here), and spills at most SPILL_EPOCHS + 1 rows: more is
+# surely a typo, and on a shared server a 40-byte request for seconds of CPU and megabytes of answer.
+CELL_EPOCHS = 10_000
+SPILL_EPOCHS = 1_000
+
+
+def cell_epochs(epochs: Any, name: str, limit: int) -> int:
+    """A whole number of epochs a cell may ask for (``backprop.validate_epochs``, at most ``limit``)."""
+    last = backprop.validate_epochs(epochs, name)
+    if last > limit:
+        raise ValueError(f"{name} must be at most {limit:,} in a cell, got {last:,}")
+    return last
+
+
 def _trajectory(lr: Any, epochs: Any, network: backprop.Network) -> np.ndarray:
-    """The per-epoch table for epochs 0..epochs (from the engine's cache)."""
-    last = backprop.validate_epochs(epochs)
+    """The per-epoch table for epochs 0..epochs (from the engine's cache), for a spilling cell."""
+    last = cell_epochs(epochs, "epochs", SPILL_EPOCHS)
     return backprop.longest_cached_trajectory(lr, last, network)[: last + 1]
 
 
@@ -168,19 +182,23 @@ def network_from_cells(inputs=None, targets=None, weights=None, biases=None, out
 
 @cell_function(
     lr=_LR_DOC,
-    epoch="Number of weight updates: a whole number from 0 (the initial weights).",
+    epoch=f"Number of weight updates: a whole number from 0 (the initial weights) to {CELL_EPOCHS:,}.",
     **_NETWORK_DOCS,
 )
 def BACKPROP_LOSS(lr, epoch, inputs=None, targets=None, weights=None, biases=None, output=None):
     """E_total of the 2-2-2 network after `epoch` weight updates at learning rate `lr`."""
     return in_cell(
-        lambda: backprop.loss_at(lr, epoch, network_from_cells(inputs, targets, weights, biases, output))
+        lambda: backprop.loss_at(
+            lr,
+            cell_epochs(epoch, "epoch", CELL_EPOCHS),
+            network_from_cells(inputs, targets, weights, biases, output),
+        )
     )
 
 
 @cell_function(
     lr=_LR_DOC,
-    epochs="Last epoch of the curve: a whole number; the column has epochs + 1 rows.",
+    epochs=f"Last epoch of the curve: a whole number up to {SPILL_EPOCHS:,}; the column has epochs + 1 rows.",
     **_NETWORK_DOCS,
 )
 def BACKPROP_CURVE(lr, epochs, inputs=None, targets=None, weights=None, biases=None, output=None):
@@ -196,7 +214,7 @@ def BACKPROP_CURVE(lr, epochs, inputs=None, targets=None, weights=None, biases=N
 
 @cell_function(
     lr=_LR_DOC,
-    epochs="Last epoch of the table: a whole number; the table has epochs + 1 rows of data.",
+    epochs=f"Last epoch of the table: a whole number up to {SPILL_EPOCHS:,}; it has epochs + 1 rows of data.",
     **_NETWORK_DOCS,
 )
 def BACKPROP_TABLE(lr, epochs, inputs=None, targets=None, weights=None, biases=None, output=None):

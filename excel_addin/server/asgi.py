@@ -82,7 +82,7 @@ from xlwings_server.config import settings  # noqa: E402
 from xlwings_server.routers.socketio import sio as _sio  # noqa: E402
 from xlwings_server.templates import env as _templates  # noqa: E402
 
-from excel_addin.server import functions, scripts, streams  # noqa: E402
+from excel_addin.server import calls, functions, scripts, streams  # noqa: E402
 from excel_addin.server.guard import SameOriginGuard  # noqa: E402
 from excel_addin.server.routes import router  # noqa: E402
 from excel_addin.sheets import layout  # noqa: E402
@@ -91,9 +91,9 @@ from excel_addin.sheets.classify_sheet import grid_range  # noqa: E402
 #: The FastAPI app inside (no socket.io, no CORS layer): where gradsheet's own routes go.
 fastapi_app = _xlwings_server.app
 fastapi_app.include_router(router, prefix=settings.app_path)
-streams.serve_per_cell_streams(
-    fastapi_app, settings.app_path
-)  # two cells with the same streaming formula both update
+# cell calls measured and converted off the event loop; two cells with one streaming formula both update
+calls.serve_calls(fastapi_app, settings.app_path)
+streams.serve_per_cell_streams(fastapi_app, settings.app_path)
 streams.install(_sio, functions)  # each stream's values to its user only
 
 #: What the task pane's template and script need to know, named once (see project/templates/taskpane.html).

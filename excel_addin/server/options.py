@@ -30,6 +30,9 @@ DEFAULT_RUNS = "runs/server"
 # training (6.0-6.5 s alone), 2.4x the images per second of one run; 8 took 15-20 s each for 2.8x (README,
 # "Benchmark"). Four keeps each student's wait short while the GPU does most of what it can.
 TRAININGS_PER_GPU = 4
+# A cell function takes a range of at most this many cells (CLASSIFY_PIXELS needs 784), measured before
+# anything converts it: a 1000 x 1000 range held up every other request for a minute.
+MAX_RANGE_CELLS = 10_000
 
 
 # The teacher's caps of a shared server: option -> (environment variable, the shared server's default, what

@@ -34,7 +34,6 @@ from excel_addin.server import messages as _messages
 from excel_addin.server import workbook as _workbook
 from excel_addin.server.auth import identity as _identity
 from excel_addin.server.functions import user_files as _user_files
-from excel_addin.server.runs import Refused as _Refused
 from excel_addin.server.runs import run_book as _run_book
 from excel_addin.sheets import layout as _layout
 
@@ -123,11 +122,7 @@ def _train(book: _Any, document: str = "", user: _Any = None) -> _Any:
         _caps.check(config)
         return runs.submit(key, config, lock)
 
-    try:
-        return _buttons.train(book, launcher=enqueue, files=_cells.Files(folder, confined=True), say=say)
-    except _Refused as error:  # checked again with the lock held: released by buttons.train
-        say(_status_line.not_started(error))
-        return None
+    return _buttons.train(book, launcher=enqueue, files=_cells.Files(folder, confined=True), say=say)
 
 
 def _messages_to(key, folder, owner):

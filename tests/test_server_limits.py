@@ -1,0 +1,155 @@
+"""What one user may ask of the add-in server, tried as a student who wants everyone's attention: a huge
+range, a huge table, too many trainings, too long a training, and a server killed mid-run. Each gets a
+clear message and leaves the server serving the others (issue 24, findings 5, 6 and 9)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import httpx
+import pytest
+from server_app import LOCAL, QUICK, LiveServer, call_body, press, wait_for
+
+from excel_addin import status_line
+from excel_addin.server.options import CAPS, MAX_RANGE_CELLS
+from excel_addin.server.runs import RunKey
+from excel_addin.server.runs.local import Limits, LocalRuns, Slot
+from excel_addin.server.workbook import run_key
+from ml import run_lock
+from ml.config import TrainConfig
+from ml.run_dir import RunDir
+
+
+def cell_call(url: str, name: str, *args, timeout: float = 120) -> list[list]:
+    body = call_body(name, [a if isinstance(a, list) else [[a]] for a in args])
+    response = httpx.post(f"{url}/xlwings/custom-functions-call", json=body, timeout=timeout)
+    assert response.status_code == 200, response.text
+    return response.json()["result"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    live = LiveServer(tmp_path_factory.mktemp("limits"), "--http", "--max-trainings", "1").wait_ready()
+    yield live
+    live.stop()
+
+
+def test_a_huge_range_is_refused_and_stalls_nobody(server):
+    """A 1000 x 1000 CLASSIFY_PIXELS range: measured before conversion, refused with a message; a small
+    call sent while it is on its way is answered first (nothing converts on the event loop)."""
+    finished: list[str] = []
+
+    def huge():
+        result = cell_call(server.url, "CLASSIFY_PIXELS", [[1] * 1000] * 1000)
+        finished.append("huge")
+        assert result == [
+            [f"#VALUE! pixels: a range of at most {MAX_RANGE_CELLS:,} cells, please (this one is larger)"]
+        ]
+
+    thread = threading.Thread(target=huge)
+    thread.start()
+    time.sleep(0.05)  # the huge body is being sent
+    assert cell_call(server.url, "BACKPROP_LOSS", 0.5, 10)[0][0] == pytest.approx(0.2, abs=0.2)
+    finished.append("small")
+    thread.join(60)
+    assert sorted(finished) == ["huge", "small"]
+    # and a range that fits still works
+    assert isinstance(cell_call(server.url, "CLASSIFY_PIXELS", [[0] * 14 + [1] * 14] * 28)[0][0], int)
+
+
+def test_huge_tables_and_epochs_are_refused(server):
+    assert cell_call(server.url, "BACKPROP_TABLE", 0.5, 100_000) == [
+        ["#VALUE! epochs must be at most 1,000 in a cell, got 100,000"]
+    ]
+    assert cell_call(server.url, "BACKPROP_CURVE", 0.5, 1001) == [
+        ["#VALUE! epochs must be at most 1,000 in a cell, got 1,001"]
+    ]
+    assert cell_call(server.url, "BACKPROP_LOSS", 0.5, 100_000) == [
+        ["#VALUE! epoch must be at most 10,000 in a cell, got 100,000"]
+    ]
+    assert len(cell_call(server.url, "BACKPROP_TABLE", 0.5, 1000)) == 1002
+
+
+def test_the_shared_servers_caps_refuse_greedy_runs(tmp_path):
+    server = LiveServer(
+        tmp_path, "--http", "--shared", "--host", "127.0.0.1", "--max-epochs", "5"
+    ).wait_ready()
+    try:
+        press(server.url, "train", "greedy", **QUICK, epochs=6)
+        said = httpx.get(f"{server.url}/gradsheet/status", params={"workbook": "greedy"}).json()["status"]
+        assert said == "Not started: this server trains at most 5 epochs per run: set epochs to 5 or fewer"
+        assert not run_lock.active_run(server.folder / "runs" / LOCAL.id / "greedy" / "runs" / "mnist")
+    finally:
+        server.stop()
+    assert CAPS["max_epochs"][1] >= 15  # the shared default leaves room for the default 15-epoch run
+
+
+def quick_config(folder, **changes) -> TrainConfig:
+    settings = {**QUICK, "out_dir": str(folder / "runs" / "mnist"), "epochs": 50, **changes}
+    return TrainConfig(**settings).validate()
+
+
+def submit(runs: LocalRuns, root, owner: str, workbook: str, **changes):
+    key = RunKey(owner, workbook)
+    config = quick_config(root / owner / workbook, **changes)
+    RunDir(config.out_dir).prepare()
+    return runs.submit(key, config, run_lock.acquire(config.out_dir))
+
+
+def test_one_training_per_user_and_a_queue_cap(tmp_path):
+    runs = LocalRuns(tmp_path, [Slot(0)], threads=1, limits=Limits(per_owner=1, queue=1), journal=False)
+    first = submit(runs, tmp_path, "alice", "a1")
+    try:
+        assert runs.refusal(RunKey("alice", "a2")) == status_line.busy_text(None, "a1")
+        assert runs.refusal(RunKey("alice", "a1")) == status_line.busy_text(None)
+        submit(runs, tmp_path, "bob", "b1")  # waits: one slot
+        assert runs.refusal(RunKey("carol", "c1")) == status_line.queue_full(1)
+    finally:
+        assert runs.cancel(RunKey("bob", "b1")) is not None
+        runs.stop(first.key)
+        wait_for(lambda: runs.counts()["running"] == 0, what="the run to stop")
+    assert runs.refusal(RunKey("carol", "c1")) is None
+
+
+def test_a_run_past_the_time_limit_is_stopped_and_keeps_its_checkpoint(tmp_path):
+    runs = LocalRuns(tmp_path, [Slot(0)], threads=1, limits=Limits(minutes=0.4), journal=False)
+    job = submit(runs, tmp_path, "alice", "long")  # 50 epochs: minutes on this machine
+    wait_for(lambda: runs.counts()["running"] == 0, timeout=180, what="the time limit to stop the run")
+    assert 24 <= time.time() - job.started < 120
+    assert runs.view(job.key).status.startswith("Stopped after")  # an epoch or more, checkpoint kept
+    assert RunDir(job.config.out_dir).read_progress()["ended"]["status"] == "stopped"
+
+
+def test_a_restarted_server_adopts_running_trainings_and_tells_waiting_ones(tmp_path, monkeypatch):
+    """kill -9 of the server mid-run: the training goes on in its own process; the restarted server
+    counts it against its one slot (a new Train waits) and Stop reaches it; the run that waited is told to
+    press Train again."""
+    server = LiveServer(tmp_path, "--http", "--max-trainings", "1").wait_ready()
+    press(server.url, "train", "running", **QUICK, epochs=200)
+    press(server.url, "train", "waiting", **QUICK, epochs=1)
+    running_dir = tmp_path / "runs" / LOCAL.id / "running" / "runs" / "mnist"
+    wait_for(lambda: RunDir(running_dir).read_progress() is not None, timeout=120, what="training")
+    os.kill(server.process.pid, signal.SIGKILL)
+    server.process.wait()
+    server.log.close()
+    monkeypatch.setenv(run_lock.STATE_ENV, str(tmp_path / "state"))  # the servers' lock files
+    assert run_lock.active_run(running_dir) is not None  # the training outlived the server
+
+    again = LiveServer(tmp_path, "--http", "--max-trainings", "1").wait_ready()
+    try:
+        status = lambda wid: httpx.get(f"{again.url}/gradsheet/status", params={"workbook": wid}).json()  # noqa: E731
+        assert status("waiting")["status"] == status_line.RESTARTED_TEXT
+        assert status("running")["server"] == {"running": 1, "queued": 0, "slots": 1}
+        press(again.url, "train", "newcomer", **QUICK, epochs=1)
+        assert status("newcomer")["queue"] == 1  # the adopted run holds the slot
+        press(again.url, "stop", "running", **QUICK)
+        wait_for(
+            lambda: status("newcomer")["status"].startswith("Completed"), timeout=180, what="the newcomer"
+        )
+        assert status("running")["status"].startswith("Stopped after")
+    finally:
+        again.stop()
+    assert run_key(LOCAL, "running") == RunKey(LOCAL.id, "running")

@@ -31,9 +31,7 @@ os.environ[RUNS_ENV] = str(SESSION / "runs")
 os.environ[THREADS_ENV] = "1"
 os.environ[STATE_ENV] = str(SESSION / "state")
 import excel_addin.server.asgi  # noqa: E402, F401 - xlwings Server configured before any test imports it
-from excel_addin.server.auth import LOCAL_ID, Identity  # noqa: E402
-
-LOCAL = Identity(LOCAL_ID, "you")  # the one user of a server without sign-in
+from excel_addin.server.auth import LOCAL  # noqa: E402, F401 - the one user of a server without sign-in
 
 
 def client():

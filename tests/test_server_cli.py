@@ -15,7 +15,7 @@ import xlwings as xw
 from server_app import ROOT, LiveServer, call_body
 
 from excel_addin.server.__main__ import CERT_FILE, KEY_FILE
-from excel_addin.server.auth import LOCAL_ID
+from excel_addin.testing.class_codes import enrol, signed_in
 
 
 def run_cli(folder, *args, env_drop=()):
@@ -85,33 +85,33 @@ def test_help_lists_the_options(tmp_path):
         "--runs",
         "--shared",
         "--max-trainings",
+        "--auth",
+        "--class-file",
         "--hostname",
     ):
         assert option in out.stdout
 
 
 def test_a_shared_server_keeps_paths_inside_its_runs_folder(tmp_path):
+    code = enrol(tmp_path / "runs", "Alice")["alice"]  # a shared server signs users in (class codes)
     server = LiveServer(tmp_path, "--http", "--shared", "--host", "127.0.0.1").wait_ready()
     try:
 
         def classify(*args):
             body = call_body("CLASSIFY_IMAGE", [[[a]] for a in args])
-            return httpx.post(server.url + "/xlwings/custom-functions-call", json=body, timeout=60).json()[
-                "result"
-            ]
+            url = server.url + "/xlwings/custom-functions-call"
+            return httpx.post(url, json=body, headers=signed_in(code), timeout=60).json()["result"]
 
         refused = "#VALUE! image path must be a path inside your folder on the server, got "
         # an absolute path is refused, and the message shows no path of the server
         assert classify(str(ROOT / "examples" / "digits" / "3.png")) == [[f"{refused}'<server path>'"]]
         assert classify("../../etc/hostname") == [[f"{refused}'../../etc/hostname'"]]
-        inside = tmp_path / "runs" / LOCAL_ID / "3.png"
+        inside = tmp_path / "runs" / "alice" / "3.png"  # Alice's own folder
         inside.parent.mkdir(parents=True)
         shutil.copy(ROOT / "examples" / "digits" / "3.png", inside)
         assert classify("3.png") == [[3]]  # relative to the user's own folder
         model = classify("3.png", "/elsewhere/model.pt")[0][0]
-        assert (
-            model == "#VALUE! model_path must be a path inside your folder on the server, got '<server path>'"
-        )
+        assert model == f"{refused.replace('image path', 'model_path')}'<server path>'"
     finally:
         server.stop()
     assert "Manifest for Excel: http://localhost:" in server.output()

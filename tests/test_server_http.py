@@ -307,7 +307,11 @@ def test_status_route(client):
     state = client.get("/gradsheet/status").json()
     assert set(state) == {"status", "progress", "queue", "epochs", "user", "teacher", "server"}
     assert set(state["server"]) == {"running", "queued", "slots"}
-    assert (state["user"], state["teacher"], state["status"]) == ("you", False, "")  # no sign-in: one user
+    assert (state["user"], state["teacher"], state["status"]) == (
+        "Local user",
+        False,
+        "",
+    )  # no sign-in: one user
     assert client.get("/gradsheet/status", params={"workbook": "never-trained"}).json()["status"] == (
         status_line.NO_RUN_TEXT
     )

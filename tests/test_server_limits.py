@@ -18,6 +18,7 @@ from excel_addin.server.options import CAPS, MAX_RANGE_CELLS
 from excel_addin.server.runs import RunKey
 from excel_addin.server.runs.local import Limits, LocalRuns, Slot
 from excel_addin.server.workbook import run_key
+from excel_addin.testing.class_codes import enrol, signed_in
 from ml import run_lock
 from ml.config import TrainConfig
 from ml.run_dir import RunDir
@@ -74,14 +75,15 @@ def test_huge_tables_and_epochs_are_refused(server):
 
 
 def test_the_shared_servers_caps_refuse_greedy_runs(tmp_path):
-    server = LiveServer(
-        tmp_path, "--http", "--shared", "--host", "127.0.0.1", "--max-epochs", "5"
-    ).wait_ready()
+    alice = signed_in(enrol(tmp_path / "runs", "Alice")["alice"])
+    options = ("--http", "--shared", "--host", "127.0.0.1", "--max-epochs", "5")
+    server = LiveServer(tmp_path, *options).wait_ready()
     try:
-        press(server.url, "train", "greedy", **QUICK, epochs=6)
-        said = httpx.get(f"{server.url}/gradsheet/status", params={"workbook": "greedy"}).json()["status"]
+        press(server.url, "train", "greedy", alice, **QUICK, epochs=6)
+        status = httpx.get(f"{server.url}/gradsheet/status", params={"workbook": "greedy"}, headers=alice)
+        said = status.json()["status"]
         assert said == "Not started: this server trains at most 5 epochs per run: set epochs to 5 or fewer"
-        assert not run_lock.active_run(server.folder / "runs" / LOCAL.id / "greedy" / "runs" / "mnist")
+        assert not run_lock.active_run(server.folder / "runs" / "alice" / "greedy" / "runs" / "mnist")
     finally:
         server.stop()
     assert CAPS["max_epochs"][1] >= 15  # the shared default leaves room for the default 15-epoch run

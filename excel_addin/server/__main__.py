@@ -3,8 +3,9 @@
 Excel loads add-ins over https only, so the server needs a certificate that the machine running Excel
 trusts: mkcert makes one (see ``CERTIFICATE_HELP``). ``--http`` serves plain http, for running behind a
 reverse proxy that serves https. ``--shared`` makes a classroom server: it listens on every interface, and
-paths in cells and settings must stay inside its runs folder; ``--max-trainings`` sets how many trainings
-run at once (the rest wait in a queue). The server prints the manifest's URL to sideload in Excel.
+paths in cells and settings must stay inside its runs folder, and everyone signs in (``--auth``: class
+codes by default, see ``python -m excel_addin.server class --help``); ``--max-trainings`` sets how many
+trainings run at once (the rest wait in a queue). The server prints the manifest's URL to sideload in Excel.
 """
 
 from __future__ import annotations
@@ -15,13 +16,20 @@ import socket
 import sys
 from pathlib import Path
 
+from excel_addin.server.auth.providers import describe as sign_in_line
 from excel_addin.server.options import (
+    AUTH_PROVIDERS,
+    AUTH_PROVIDERS_ENV,
     CAPS,
     DEFAULT_RUNS,
     LICENSE_ENV,
     LICENSE_HINT,
+    NO_AUTH,
+    SHARED_AUTH,
     TRAININGS_PER_GPU,
     Options,
+    auth_providers,
+    class_file_for,
 )
 
 CERT_FILE, KEY_FILE = "localhost+2.pem", "localhost+2-key.pem"  # what `mkcert localhost 127.0.0.1 ::1` writes
@@ -32,7 +40,9 @@ Excel only loads add-ins over https. Make a certificate that this machine trusts
                    Debian:  sudo apt install mkcert libnss3-tools
   mkcert -install  (trusts mkcert's own certificate authority on this machine)
   mkcert -cert-file certs/{CERT_FILE} -key-file certs/{KEY_FILE} localhost 127.0.0.1 ::1
-Or pass --cert FILE --key FILE, or --http behind a proxy that serves https."""
+Or pass --cert FILE --key FILE, or --http behind a proxy that serves https.
+
+A shared server's class list (who signs in with which code): python -m excel_addin.server class --help"""
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -90,6 +100,15 @@ def build_parser() -> argparse.ArgumentParser:
             flag, type=whole(1), help=f"{what} (default: {shared_default:,} with --shared, else no cap)"
         )
     parser.add_argument(
+        "--auth",
+        choices=(*AUTH_PROVIDERS, NO_AUTH),
+        help=f"how users sign in (default: ${AUTH_PROVIDERS_ENV}, else {SHARED_AUTH} with --shared and "
+        f"{NO_AUTH} without)",
+    )
+    parser.add_argument(
+        "--class-file", type=Path, help="the class list of --auth classtoken (default: beside --runs)"
+    )
+    parser.add_argument(
         "--hostname",
         help="NAME[:PORT] Excel reaches this server at, for the manifest (default: as requested)",
     )
@@ -116,16 +135,32 @@ def manifest_url(args: argparse.Namespace, host: str) -> str:
     return f"{scheme}://{name}:{args.port}/manifest.xml"
 
 
+def options_of(args: argparse.Namespace) -> Options:
+    """The server's options from its command line (ValueError for a bad combination, e.g. sign-in)."""
+    runs = args.runs.expanduser().resolve()
+    auth = auth_providers(args.auth or os.environ.get(AUTH_PROVIDERS_ENV), args.shared)
+    class_file = class_file_for(runs, args.class_file)
+    caps = {name: getattr(args, name) for name in CAPS}
+    return Options(
+        runs, args.shared, args.max_trainings, args.threads, auth=auth, class_file=class_file, **caps
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["class"]:
+        from excel_addin.server.auth.cli import main as class_main
+
+        return class_main(argv[1:])
     args = build_parser().parse_args(argv)
     host = args.host or ("0.0.0.0" if args.shared else "127.0.0.1")
     tls = certificate(args)
     if not os.environ.get(LICENSE_ENV):
         sys.exit(f"gradsheet server: xlwings Server needs a licence key: {LICENSE_HINT}.")
-    caps = {name: getattr(args, name) for name in CAPS}
-    options = Options(args.runs.expanduser().resolve(), args.shared, args.max_trainings, args.threads, **caps)
     try:
+        options = options_of(args)
         Options.from_env(options.to_env())  # the same checks as a server configured by its environment
+        signin = sign_in_line(options)
         options.runs.mkdir(parents=True, exist_ok=True)
     except (ValueError, OSError) as error:
         sys.exit(f"gradsheet server: {error}")
@@ -137,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     from excel_addin.server.asgi import app  # configures xlwings Server from the environment set above
 
     print(f"gradsheet add-in server: runs in {options.runs}. Manifest for Excel: {manifest_url(args, host)}")
+    print(signin)
     sys.stdout.flush()
     ssl = {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1])} if tls else {}
     uvicorn.run(app, host=host, port=args.port, log_level="warning", **ssl)

@@ -24,7 +24,8 @@ import sys
 from pathlib import Path
 
 from excel_addin.cells import FUNCTION_NAMESPACE
-from excel_addin.server.options import LICENSE_ENV, LICENSE_HINT
+from excel_addin.server.auth import providers
+from excel_addin.server.options import LICENSE_ENV, LICENSE_HINT, options
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR / "project"  # templates/ and static/ only: it goes on sys.path[0]
@@ -71,6 +72,7 @@ def _configure() -> None:
     os.environ.update(FORCED_SETTINGS)
     for key, value in DEFAULT_SETTINGS.items():
         os.environ.setdefault(key, value)
+    providers.configure(options())  # XLWINGS_AUTH_PROVIDERS, and auth.classtoken for xlwings to import
     sys.modules["custom_functions"] = importlib.import_module("excel_addin.server.functions")
     sys.modules["custom_scripts"] = importlib.import_module("excel_addin.server.scripts")
 
@@ -83,6 +85,7 @@ from xlwings_server.routers.socketio import sio as _sio  # noqa: E402
 from xlwings_server.templates import env as _templates  # noqa: E402
 
 from excel_addin.server import calls, functions, scripts, streams  # noqa: E402
+from excel_addin.server.auth import routes as auth_routes  # noqa: E402
 from excel_addin.server.guard import SameOriginGuard  # noqa: E402
 from excel_addin.server.routes import router  # noqa: E402
 from excel_addin.sheets import layout  # noqa: E402
@@ -91,6 +94,7 @@ from excel_addin.sheets.classify_sheet import grid_range  # noqa: E402
 #: The FastAPI app inside (no socket.io, no CORS layer): where gradsheet's own routes go.
 fastapi_app = _xlwings_server.app
 fastapi_app.include_router(router, prefix=settings.app_path)
+_signin = auth_routes.install(fastapi_app, settings.app_path)  # /gradsheet/me for the pane's sign-in
 # cell calls measured and converted off the event loop; two cells with one streaming formula both update
 calls.serve_calls(fastapi_app, settings.app_path)
 streams.serve_per_cell_streams(fastapi_app, settings.app_path)
@@ -103,6 +107,7 @@ _templates.globals["gradsheet"] = {
     "status_url": f"{settings.app_path}{router.prefix}/status",
     "grid": grid_range(),  # the Classify sheet's drawing grid
     "explain_cell": layout.CLASSIFY_EXPLAIN_TARGET_CELL,  # which image What the network sees draws
+    "signin": _signin,
     "buttons": {
         button.__name__: button.__xlscript__["name"]
         for button in (

@@ -1,5 +1,6 @@
-"""The add-in server's own settings: where runs go, whether it is shared, how many trainings at once
-(and the one xlwings Server setting that must come from outside, the licence key).
+"""The add-in server's own settings: where runs go, whether it is shared, how many trainings at once, who
+may sign in and where the class list is (and the one xlwings Server setting that must come from outside,
+the licence key).
 
 They come from environment variables, so ``python -m excel_addin.server`` (which sets them from its
 options) and ``uvicorn excel_addin.server:app`` behind a proxy configure the same way. Each variable and
@@ -9,6 +10,7 @@ its default is named here once.
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +28,17 @@ SHARED_ENV = "GRADSHEET_SERVER_SHARED"
 MAX_TRAININGS_ENV = "GRADSHEET_MAX_TRAININGS"
 THREADS_ENV = "GRADSHEET_TRAINING_THREADS"
 DEFAULT_RUNS = "runs/server"
+# Sign-in: xlwings Server's own setting names the auth providers (a JSON list; a comma-separated list is
+# accepted here and rewritten as JSON); gradsheet knows two of them. No provider: the one-person server.
+AUTH_PROVIDERS_ENV = "XLWINGS_AUTH_PROVIDERS"
+CLASS_TOKEN, ENTRA_ID = "classtoken", "entraid"
+AUTH_PROVIDERS = (CLASS_TOKEN, ENTRA_ID)
+SHARED_AUTH = CLASS_TOKEN  # what --shared signs in with unless told otherwise
+NO_AUTH = "none"  # --auth none: no sign-in (refused for a shared server)
+# The class list (names, roles, hashes of class codes): beside the runs folder, not inside it, so that no
+# cell or script that reads files of the runs folder can reach it.
+CLASS_FILE_ENV = "GRADSHEET_CLASS_FILE"
+CLASS_FILE_NAME = "class.json"
 # Trainings at once per GPU by default: on an H200, 4 default runs started together each took 10.0-10.6 s of
 # training (6.0-6.5 s alone), 2.4x the images per second of one run; 8 took 15-20 s each for 2.8x (README,
 # "Benchmark"). Four keeps each student's wait short while the GPU does most of what it can.
@@ -52,7 +65,9 @@ class Options:
     """``runs``: the folder holding one folder per user; ``shared``: a classroom server (sign-in, paths in
     cells and settings kept inside the user's folder, the caps of ``CAPS``); ``max_trainings``: trainings at
     once (None: TRAININGS_PER_GPU per GPU, one without a GPU); ``threads``: CPU threads per training (0:
-    the cores shared among the trainings); ``max_*``: the caps (None: the mode's default)."""
+    the cores shared among the trainings); ``max_*``: the caps (None: the mode's default); ``auth``: the
+    xlwings auth providers users sign in with (none: the one local user); ``class_file``: the class list of
+    the ``classtoken`` provider (None: CLASS_FILE_NAME beside the runs folder)."""
 
     runs: Path
     shared: bool = False
@@ -62,6 +77,12 @@ class Options:
     max_minutes: int | None = None
     max_epochs: int | None = None
     max_images: int | None = None
+    auth: tuple[str, ...] = ()
+    class_file: Path | None = None
+
+    def __post_init__(self):
+        if self.class_file is None:
+            object.__setattr__(self, "class_file", default_class_file(self.runs))
 
     def cap(self, name: str) -> int | None:
         """A cap as it applies: its setting, else the shared server's default (a one-person server: none)."""
@@ -72,11 +93,15 @@ class Options:
     def from_env(env: Mapping[str, str] = os.environ) -> Options:
         """The options the environment sets (a bad number raises ValueError naming the variable)."""
         caps = {name: _count(env, variable, minimum=1) for name, (variable, _, _) in CAPS.items()}
+        shared = env.get(SHARED_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+        runs = runs_folder(None, env)
         return Options(
-            runs=Path(env.get(RUNS_ENV) or DEFAULT_RUNS).expanduser().resolve(),
-            shared=env.get(SHARED_ENV, "").strip().lower() in ("1", "true", "yes", "on"),
+            runs=runs,
+            shared=shared,
             max_trainings=_count(env, MAX_TRAININGS_ENV, minimum=1),
             threads=_count(env, THREADS_ENV, minimum=0) or 0,
+            auth=auth_providers(env.get(AUTH_PROVIDERS_ENV), shared),
+            class_file=class_file_for(runs, None, env),
             **caps,
         )
 
@@ -84,12 +109,61 @@ class Options:
         """The environment variables that give these options (``from_env``'s inverse)."""
         env = {RUNS_ENV: str(self.runs), SHARED_ENV: "true" if self.shared else "false"}
         env[THREADS_ENV] = str(self.threads)
+        env[AUTH_PROVIDERS_ENV] = json.dumps(list(self.auth))
+        env[CLASS_FILE_ENV] = str(self.class_file)
         if self.max_trainings is not None:
             env[MAX_TRAININGS_ENV] = str(self.max_trainings)
         for name, (variable, _, _) in CAPS.items():
             if getattr(self, name) is not None:
                 env[variable] = str(getattr(self, name))
         return env
+
+
+def runs_folder(given: Path | None, env: Mapping[str, str] = os.environ) -> Path:
+    """The runs folder: ``given`` (--runs), else RUNS_ENV, else DEFAULT_RUNS; absolute."""
+    return Path(given or env.get(RUNS_ENV) or DEFAULT_RUNS).expanduser().resolve()
+
+
+def default_class_file(runs: Path) -> Path:
+    """Where the class list is unless set: beside the runs folder (``<runs>/../class.json``)."""
+    return runs.parent / CLASS_FILE_NAME
+
+
+def class_file_for(runs: Path, given: Path | None, env: Mapping[str, str] = os.environ) -> Path:
+    """The class list: ``given`` (--class-file), else CLASS_FILE_ENV, else beside ``runs``; absolute."""
+    chosen = given or env.get(CLASS_FILE_ENV, "").strip()
+    return Path(chosen).expanduser().resolve() if chosen else default_class_file(runs)
+
+
+def auth_providers(text: str | None, shared: bool) -> tuple[str, ...]:
+    """The providers an ``XLWINGS_AUTH_PROVIDERS`` value names (a JSON list, or names separated by commas;
+    ``none`` or ``[]``: no sign-in). Unset: SHARED_AUTH for a shared server, none otherwise. ValueError
+    for a provider gradsheet does not know (xlwings Server's example ``custom`` provider accepts a fixed
+    test token) and for a shared server without sign-in."""
+    if text is None or not text.strip():
+        return (SHARED_AUTH,) if shared else ()
+    try:
+        names = json.loads(text) if text.strip().startswith("[") else text.split(",")
+    except json.JSONDecodeError:
+        example = json.dumps([CLASS_TOKEN])
+        raise ValueError(
+            f"{AUTH_PROVIDERS_ENV} must be a JSON list such as {example}, got {text!r}"
+        ) from None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ValueError(f"{AUTH_PROVIDERS_ENV} must be a list of names, got {text!r}")
+    chosen = tuple(dict.fromkeys(name.strip() for name in names if name.strip() not in ("", NO_AUTH)))
+    unknown = [name for name in chosen if name not in AUTH_PROVIDERS]
+    if unknown:
+        raise ValueError(
+            f"{AUTH_PROVIDERS_ENV}: unknown sign-in provider {unknown[0]!r}: gradsheet's server knows "
+            f"{' and '.join(AUTH_PROVIDERS)} (or {NO_AUTH} for the one-person server)"
+        )
+    if shared and not chosen:
+        raise ValueError(
+            f"a shared server needs sign-in: {CLASS_TOKEN} (class codes, the default of --shared) or "
+            f"{ENTRA_ID} (Microsoft 365 accounts), not {text!r}"
+        )
+    return chosen
 
 
 def _count(env: Mapping[str, str], name: str, minimum: int) -> int | None:

@@ -75,12 +75,16 @@ class LiveServer:
         self.log.close()
 
 
-def press(url: str, script: str, workbook: str, **settings: Any) -> dict[str, Any]:
+def press(
+    url: str, script: str, workbook: str, headers: dict[str, str] | None = None, **settings: Any
+) -> dict[str, Any]:
     """Press a task-pane button of a live server for a workbook with the Train ``settings`` whose id is
-    ``workbook`` (set by hand, as a teacher may); the script's response."""
+    ``workbook`` (set by hand, as a teacher may), signed in with ``headers`` (``class_codes.signed_in``);
+    the script's response."""
     payload = book_payload({"out_dir": "", **settings}, client="Office.js")
     payload["names"] = [defined_name(layout.WORKBOOK_ID_NAME, f'="{workbook}"')]
     sent = {**only_sheets(payload, layout.TRAIN_SHEET), "args": [f"https://school.example/{workbook}.xlsx"]}
-    response = httpx.post(f"{url}/xlwings/custom-scripts-call/{script}", json=sent, timeout=60, verify=False)
+    address = f"{url}/xlwings/custom-scripts-call/{script}"
+    response = httpx.post(address, json=sent, headers=headers, timeout=60, verify=False)
     response.raise_for_status()
     return response.json()

@@ -11,31 +11,10 @@ queue in this process and trains in worker processes on this machine (the defaul
 from __future__ import annotations
 
 import functools
-from pathlib import Path
-from typing import NamedTuple
 
-from excel_addin.server.auth import Identity
+from excel_addin.server.runs.book import Refused, RunKey, owner_folder, run_folder
 
-
-class RunKey(NamedTuple):
-    """Whose run: the owner's id (a safe folder name) and the workbook's id (``workbook.check_id``)."""
-
-    owner: str
-    workbook: str
-
-
-class Refused(ValueError):
-    """Train refused by the server's limits (the message says which and what to do)."""
-
-
-def owner_folder(root: Path, owner: Identity | str) -> Path:
-    """The folder of everything a user has on the server: ``<runs>/<owner id>``."""
-    return root / (owner.id if isinstance(owner, Identity) else owner)
-
-
-def run_folder(root: Path, key: RunKey) -> Path:
-    """The folder of a workbook's runs: ``<runs>/<owner>/<workbook>``."""
-    return root / key.owner / key.workbook
+__all__ = ["Refused", "RunKey", "owner_folder", "run_book", "run_folder"]
 
 
 @functools.cache

@@ -27,7 +27,8 @@ import psutil
 from excel_addin import status_line, worker
 from excel_addin.server import messages
 from excel_addin.server.progress import Progress
-from excel_addin.server.runs import Refused, RunKey, files, run_folder
+from excel_addin.server.runs import files
+from excel_addin.server.runs.book import Refused, RunKey, run_folder
 from excel_addin.sheets import layout
 from ml import run_lock
 from ml.config import TrainConfig
@@ -220,7 +221,9 @@ class LocalRuns:
             position = self.position(job)
             if position is not None:
                 counts = self.counts()
-                return Progress(status_line.waiting_text(position, counts["queued"], counts["slots"]), 0.0, position)
+                return Progress(
+                    status_line.waiting_text(position, counts["queued"], counts["slots"]), 0.0, position
+                )
         if job is not None and job.state in (CANCELLED, FAILED):
             return Progress(status_line.CANCELLED_TEXT if job.state == CANCELLED else job.error or "")
         if run_dir is None:
@@ -258,7 +261,11 @@ class LocalRuns:
 
     def _start(self, job: Job, slot: Slot) -> None:
         job.run_dir.progress.unlink(missing_ok=True)  # the last run's progress must not show as this one's
-        config = job.config if job.config.threads or not self.threads else replace(job.config, threads=self.threads)
+        config = (
+            job.config
+            if job.config.threads or not self.threads
+            else replace(job.config, threads=self.threads)
+        )
         try:
             job.process = self.launch(config, None, job.lock, slot.env())
         except Exception as error:  # noqa: BLE001 - reported to the workbook, the slot stays usable

@@ -1,6 +1,9 @@
 // gradsheet's task pane: the short status of this workbook's training, and the workbook's location for
 // the buttons. xlwings' custom-scripts/index.js wires up the xw-click buttons themselves.
 //
+// Where the server signs users in, the pane asks for a class code first (signin.js) and every request
+// carries the credentials getAuth gives (auth.js).
+//
 // Every couple of seconds the pane reads this workbook's id (the defined name the server writes on
 // Set up or Train) and asks the server where its training stands (GET <appPath>/gradsheet/status).
 // The buttons that identify the workbook get its location (Office.context.document.url) as their script
@@ -10,8 +13,11 @@
 // xlwings' "the add-in didn't load" prompt, which a page outside Office gets, stays hidden, a note says
 // it is a preview (not with ?preview=picture), and &workbook=<id> shows that workbook's training.
 
+import { authHeaders, setUpSignIn } from "./signin.js";
+
 const settings = JSON.parse(document.getElementById("gradsheet-config").textContent);
 const POLL_MS = 2000;
+const SIGN_IN_FIRST = "Sign in above to see your training.";
 let inExcel = false; // true once Office.js says this page runs in Excel (not in a plain browser)
 
 const element = (id) => document.getElementById(id);
@@ -68,7 +74,13 @@ async function refresh() {
   const id = await workbookId();
   const query = id ? `?workbook=${encodeURIComponent(id)}` : "";
   try {
-    const response = await fetch(`${window.location.origin}${settings.status_url}${query}`);
+    const response = await fetch(`${window.location.origin}${settings.status_url}${query}`, {
+      headers: await authHeaders(),
+    });
+    if (response.status === 401) {
+      element("gs-status").textContent = SIGN_IN_FIRST;
+      return;
+    }
     if (!response.ok) throw new Error(`${response.status} ${await response.text()}`);
     show(await response.json(), id);
   } catch (error) {
@@ -87,4 +99,5 @@ if (globalThis.Office) {
     if (inExcel) passDocumentLocation();
   });
 }
+setUpSignIn(settings, refresh);
 poll();

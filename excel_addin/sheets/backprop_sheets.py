@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from excel_addin.sheets import layout
+from excel_addin.sheets.fallback import NEEDS_PYTHON, literal, or_else
 from excel_addin.sheets.spec import (
     Axis,
     Button,
@@ -80,7 +81,7 @@ GROUP_STYLES = {
     "gradient": "small",
     "engine": "loss",
 }
-GROUP_WIDTHS = {"epoch": 7, "engine": 15}  # others: 11
+GROUP_WIDTHS = {"epoch": 7, "engine": 22}  # others: 11 (the engine's: room for NEEDS_PYTHON)
 
 
 def lr_col(key: str) -> int:
@@ -91,6 +92,11 @@ def lr_col(key: str) -> int:
 def lr_first_data_row() -> int:
     """0-based row of epoch 0 in the per-rate tables."""
     return ref(layout.LR_TABLE_HEADER_CELL)[0] + 1
+
+
+def lr_cell(lr: float, key: str, epoch: int) -> str:
+    """A quantity of a per-rate sheet at an epoch, from another sheet: ``'LR 0.5'!$S$7``."""
+    return sheet_ref(layout.rate_sheet_name(lr), (lr_first_data_row() + epoch, lr_col(key)))
 
 
 def input_names() -> dict[str, str]:
@@ -166,8 +172,9 @@ def lr_row_formulas(row: int, epoch: int) -> dict[str, str]:
     f["dE_dw6"] = f"={at('d_o1')}*{at('a_h2')}"
     f["dE_dw7"] = f"={at('d_o2')}*{at('a_h1')}"
     f["dE_dw8"] = f"={at('d_o2')}*{at('a_h2')}"
-    f["engine_E_total"] = f"=BACKPROP_LOSS({rate},{at('epoch')},{udf_network_args()})"
-    f["engine_diff"] = f"={at('engine_E_total')}-{at('E_total')}"
+    engine = f"BACKPROP_LOSS({rate},{at('epoch')},{udf_network_args()})"
+    f["engine_E_total"] = "=" + or_else(engine, literal(NEEDS_PYTHON))
+    f["engine_diff"] = f'=IF(ISNUMBER({at("engine_E_total")}),{at("engine_E_total")}-{at("E_total")},"")'
     return f
 
 
@@ -301,11 +308,13 @@ def _rates(sheet: SheetSpec) -> None:
     sheet.write((row + 2, 1), "The grid calls the Python engine:", "note")
     sheet.write((row + 3, 1), "=BACKPROP_LOSS(lr, epoch, ...)", "code")
     sheet.write((row + 4, 1), "The LR sheets compute the same", "note")
-    sheet.write((row + 5, 1), "with plain formulas, row by row.", "note")
+    sheet.write((row + 5, 1), "with plain formulas, row by row;", "note")
+    sheet.write((row + 6, 1), "without Python the grid shows theirs.", "note")
 
 
 def _loss_grid(sheet: SheetSpec) -> None:
-    """E_total from the Python engine, one column per rate, epochs 0..EPOCHS; and its chart."""
+    """E_total from the Python engine, one column per rate, epochs 0..EPOCHS, falling back to the LR sheets'
+    formula values where the engine is not there (``fallback``); and its chart."""
     head_row, head_col = ref(layout.BACKPROP_GRID_HEADER_CELL)
     sheet.write(
         (head_row - 2, head_col), "E_total by epoch from the Python engine (=BACKPROP_LOSS)", "section"
@@ -322,7 +331,8 @@ def _loss_grid(sheet: SheetSpec) -> None:
         for epoch in range(EPOCHS + 1):
             row = head_row + 1 + epoch
             epoch_ref = f"${a1((row, head_col))}"
-            formula = f"=IF({epoch_ref}>{epochs_ref},NA(),BACKPROP_LOSS({rate_ref},{epoch_ref},{args}))"
+            engine = f"BACKPROP_LOSS({rate_ref},{epoch_ref},{args})"
+            formula = f"=IF({epoch_ref}>{epochs_ref},NA(),{or_else(engine, lr_cell(lr, 'E_total', epoch))})"
             sheet.formula((row, head_col + 1 + j), formula, float(curve[epoch]), "loss")
     for epoch in range(EPOCHS + 1):
         sheet.write((head_row + 1 + epoch, head_col), epoch, "int")
@@ -331,7 +341,7 @@ def _loss_grid(sheet: SheetSpec) -> None:
             "backprop_loss",
             ref(layout.BACKPROP_CHART_CELL),
             (480 * 1.6 * 0.75, 288 * 1.7 * 0.75),
-            "Loss curves: E_total by epoch, six learning rates (Python engine)",
+            "Loss curves: E_total by epoch, six learning rates",
             layout.BACKPROP_SHEET,
             (head_row, head_col),
         )

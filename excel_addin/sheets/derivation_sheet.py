@@ -28,7 +28,7 @@ NAMED = {"i1": "input_1", "i2": "input_2", "t1": "target_1", "t2": "target_2", "
 
 def lr_cell(key: str, epoch: int = 0) -> str:
     """A quantity of the worked LR sheet at an epoch: ``'LR 0.5'!$B$7``."""
-    return sheet_ref(WORKED_SHEET, (bs.lr_first_data_row() + epoch, bs.lr_col(key)))
+    return bs.lr_cell(WORKED_RATE, key, epoch)
 
 
 def rate_ref() -> str:

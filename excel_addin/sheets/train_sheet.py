@@ -28,6 +28,7 @@ from typing import Any
 
 from excel_addin.cells import FUNCTION_NAMESPACE, MODEL_SUMMARY
 from excel_addin.sheets import custom_model, layout
+from excel_addin.sheets.fallback import NEEDS_PYTHON, block_or_else, literal, or_else, text_block
 from excel_addin.sheets.spec import (
     Axis,
     Button,
@@ -217,10 +218,22 @@ def unfinished_status(epochs_done: int, epochs: int) -> tuple[str, float]:
 ADDIN_SUBTITLE = "Pick a preset or fill in the yellow settings, then press Train in the gradsheet task pane."
 
 
+# what each live cell of the add-in's sheet shows where the add-in does not run (``fallback``): a single
+# value each, so a table's one-cell message stays one cell in Excel
+STREAM_FALLBACKS = {
+    "status": NEEDS_PYTHON,
+    "progress": 0,
+    "device": "",
+    "metrics": layout.TRAIN_METRIC_COLUMNS[0],
+    "summary": SUMMARY_HEADER[0],
+}
+
+
 def progress_formula(part: str) -> str:
     """The add-in's live view of this workbook's run: ``=GRADSHEET.TRAIN_PROGRESS(GRADSHEET_ID,"status")``
-    (a streaming function: the server pushes each change into the cell)."""
-    return f'={FUNCTION_NAMESPACE}.TRAIN_PROGRESS({layout.WORKBOOK_ID_NAME},"{part}")'
+    (a streaming function: the server pushes each change into the cell), with its fallback."""
+    call = f'{FUNCTION_NAMESPACE}.TRAIN_PROGRESS({layout.WORKBOOK_ID_NAME},"{part}")'
+    return "=" + or_else(call, literal(STREAM_FALLBACKS[part]))
 
 
 def train_sheet(view: TrainView, buttons: bool, stream: bool = False) -> SheetSpec:
@@ -333,9 +346,11 @@ LIVE_SUMMARY_NOTE = (
 )
 
 
-def live_summary_formula() -> str:
-    """The Train sheet's =MODEL_SUMMARY of its Custom model table."""
-    return f"=MODEL_SUMMARY({layout.TRAIN_CUSTOM_CELLS})"
+def live_summary_formula(size: tuple[int, int]) -> str:
+    """The Train sheet's =MODEL_SUMMARY of its Custom model table; where gradsheet's Python does not run, a
+    block of ``size`` (the file's spill) with the summary's header and ``NEEDS_PYTHON`` under it."""
+    call = f"MODEL_SUMMARY({layout.TRAIN_CUSTOM_CELLS})"
+    return "=" + block_or_else(call, text_block((SUMMARY_HEADER, (NEEDS_PYTHON,)), size))
 
 
 def _custom_model(sheet: SheetSpec, view: TrainView) -> None:
@@ -381,7 +396,7 @@ def _live_summary(sheet: SheetSpec, stages: Sequence[Stage]) -> None:
         for j in range(len(cells)):
             sheet.write((row + i, col + j), None, "live_head" if i == 0 else "text")
     spill = (len(table), len(table[0]))
-    sheet.formula((row, col), live_summary_formula(), table, "live_header", spill=spill, dynamic=True)
+    sheet.formula((row, col), live_summary_formula(spill), table, "live_header", spill=spill, dynamic=True)
     sheet.note((row, col), LIVE_SUMMARY_NOTE)
 
 

@@ -16,6 +16,7 @@ from excel_addin.sheets.spec import (
     Axis,
     Button,
     Chart,
+    PrintSetup,
     Ref,
     SheetSpec,
     a1,
@@ -81,6 +82,9 @@ GROUP_STYLES = {
     "gradient": "small",
     "engine": "loss",
 }
+# the quantities that start a printed page (column blocks of whole groups, epoch repeated on each):
+# weights | forward pass, error, deltas | gradients and the engine's columns
+PAGE_STARTS = ("h1", "dE_dw1")
 GROUP_WIDTHS = {"epoch": 7, "engine": 22}  # others: 11 (the engine's: room for NEEDS_PYTHON)
 
 
@@ -235,7 +239,8 @@ def backprop_sheet() -> SheetSpec:
     _rates(sheet)
     _loss_grid(sheet)
     sheet.freeze = (ref(layout.BACKPROP_GRID_HEADER_CELL)[0] + 1, 0)
-    sheet.repeat_rows = (ref(layout.BACKPROP_GRID_HEADER_CELL)[0],) * 2
+    # one page wide (inputs, grid and chart side by side), the grid's header on every page
+    sheet.printing = PrintSetup(repeat_rows=(ref(layout.BACKPROP_GRID_HEADER_CELL)[0],) * 2)
     return sheet
 
 
@@ -355,23 +360,28 @@ def rate_sheet(k: int, lr: float) -> SheetSpec:
     """Rate k of the Backprop sheet: EPOCHS+1 rows of forward pass, error, chain rule and update."""
     sheet = SheetSpec(layout.rate_sheet_name(lr), tab_color="#8EA9DB")
     rate_cell = layout.BACKPROP_RATE_CELLS[k]
-    sheet.write("A1", f"Learning rate {lr}: {EPOCHS} epochs of gradient descent, one row per epoch", "title")
+    # the texts above the table start in column B and end before the first page break (column A, the
+    # epoch, is printed on every page)
+    sheet.write("B1", f"Learning rate {lr}: {EPOCHS} epochs of gradient descent, one row per epoch", "title")
     sheet.write(
-        "A2",
-        "Every cell is a plain formula: the forward pass, the error, the backward pass (chain "
-        "rule) and the update of the row above. Inputs come from the Backprop sheet.",
+        "B2",
+        "Every cell is a plain formula: forward pass, error, chain rule, update of the row above.",
         "subtitle",
     )
     row, col = ref(layout.LR_RATE_CELL)
-    sheet.write((row, col - 2), "learning rate lr", "label")
+    sheet.write((row, col - 1), "learning rate", "label")
     sheet.formula(layout.LR_RATE_CELL, "=" + sheet_ref(layout.BACKPROP_SHEET, rate_cell), lr, "input")
-    sheet.write((row, col + 1), f"(from {layout.BACKPROP_SHEET}!{rate_cell})", "note")
+    sheet.write((row, col + 1), f"(from {layout.BACKPROP_SHEET}!{rate_cell}, like every input)", "note")
     _rate_table_header(sheet)
     _rate_table(sheet, lr)
     _refresh_column(sheet)
     head_row = ref(layout.LR_TABLE_HEADER_CELL)[0]
     sheet.freeze = (head_row + 1, 1)
-    sheet.repeat_rows = (head_row - 1, head_row)
+    sheet.printing = PrintSetup(
+        repeat_rows=(head_row - 1, head_row),
+        repeat_columns=(0, 0),
+        column_breaks=[lr_col(key) for key in PAGE_STARTS],
+    )
     return sheet
 
 

@@ -18,7 +18,18 @@ import numpy as np
 from excel_addin.cells import PIXELS
 from excel_addin.sheets import layout
 from excel_addin.sheets.fallback import NEEDS_PYTHON, literal, or_else
-from excel_addin.sheets.spec import Button, ColorScale, Picture, Ref, SheetSpec, a1, a1_range, ref, sheet_ref
+from excel_addin.sheets.spec import (
+    Button,
+    ColorScale,
+    Picture,
+    PrintSetup,
+    Ref,
+    SheetSpec,
+    a1,
+    a1_range,
+    ref,
+    sheet_ref,
+)
 from excel_addin.sheets.styles import INK, PAPER, PROBABILITY
 from excel_addin.sheets.train_sheet import picture_size
 from ml.run_dir import DEFAULT_RUN_DIR
@@ -103,6 +114,10 @@ def classify_sheet(
     _drawing_grid(sheet, grid)
     _what_the_network_sees(sheet)
     _buttons(sheet)
+    # one page, with room for What the network sees' picture
+    sheet.printing = PrintSetup(
+        one_page=True, keep=[(ref(layout.CLASSIFY_EXPLAIN_PICTURE_CELL), *EXPLAIN_BOX)]
+    )
     return sheet
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from excel_addin.sheets import backprop_sheets as bs
 from excel_addin.sheets import layout
-from excel_addin.sheets.spec import SheetSpec, a1, ref, sheet_ref
+from excel_addin.sheets.spec import PrintSetup, SheetSpec, a1, ref, sheet_ref
 from ml import backprop
 
 WORKED_RATE = layout.DEFAULT_RATES[layout.DERIVATION_RATE_INDEX]
@@ -220,7 +220,8 @@ def derivation_sheet() -> SheetSpec:
     _equations(sheet, tops["equations"])
     _chain_rule(sheet, tops["chain"])
     _worked_example(sheet, tops["worked"], refs, values)
-    sheet.page_breaks.append(tops["worked"] - 1)  # the worked example starts a printed page
+    # two pages: the network, equations and chain rule; the worked example (from its title)
+    sheet.printing = PrintSetup(row_breaks=[tops["worked"] - 1], one_page=True)
     return sheet
 
 

@@ -22,12 +22,12 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from excel_addin.cells import FUNCTION_NAMESPACE, MODEL_SUMMARY
-from excel_addin.sheets import custom_model, layout
+from excel_addin.sheets import custom_model, layout, print_layout
 from excel_addin.sheets.fallback import NEEDS_PYTHON, block_or_else, literal, or_else, text_block
 from excel_addin.sheets.spec import (
     Axis,
@@ -35,6 +35,7 @@ from excel_addin.sheets.spec import (
     Chart,
     DataBar,
     Picture,
+    PrintSetup,
     SheetSpec,
     a1,
     a1_range,
@@ -72,7 +73,8 @@ CHART_SPECS = {
 CHART_SIZE = (480 * 1.05 * 0.75, 288 * 1.2 * 0.75)  # points
 BUTTONS = {"Train": "Train", "StopTraining": "Stop"}  # macro -> caption
 # the metrics table's columns, which the settings' labels (B) and values (C) and the presets table share
-COLUMN_WIDTHS = {"A": 9, "B": 16, "C": 14, "D": 11, "E": 11, "F": 11, "G": 11, "H": 11}
+# (E:H also hold the title, which must end before the printed page does, at column I)
+COLUMN_WIDTHS = {"A": 9, "B": 16, "C": 14, "D": 11, "E": 13, "F": 13, "G": 13, "H": 13}
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ class TrainView:
     metrics: Sequence[Mapping[str, Any]] = ()
     pictures: Sequence[Picture] = ()
     custom_stages: Sequence[Stage] | None = DEFAULT_STAGES  # the Custom model table's (None: no table)
-    title: str = "Train a CNN on MNIST (60,000 handwritten digits) from this sheet"
+    title: str = "Train a CNN on MNIST's handwritten digits"
     subtitle: str = "Pick a preset or fill in the yellow settings, then press Train."
 
 
@@ -259,7 +261,27 @@ def train_sheet(view: TrainView, buttons: bool, stream: bool = False) -> SheetSp
         _stream(sheet, view)
     _charts(sheet, len(view.metrics))
     sheet.pictures.extend(view.pictures)
+    sheet.printing = _printing(sheet, view)
     return sheet
+
+
+def _printing(sheet: SheetSpec, view: TrainView) -> PrintSetup:
+    """Three columns of pages (settings and metrics | custom model and summaries | charts and pictures),
+    two bands (the charts' rows | the pictures' rows and the metrics below), printed band by band, through
+    the last picture place or metrics row, whichever is lower."""
+    places = [(ref(cell), *PICTURE_BOX) for cell in layout.TRAIN_PICTURE_CELLS.values()]
+    drawn = print_layout.drawn_corner(replace(sheet, printing=PrintSetup(keep=places)))
+    bottom, right = max(drawn[0], ref(metric_row_cell(len(view.metrics)))[0]), drawn[1]
+    return PrintSetup(
+        area=((0, 0), (bottom, right)),
+        column_breaks=[
+            ref(layout.TRAIN_CUSTOM_HEADER_CELL)[1],
+            min(ref(c)[1] for c in layout.TRAIN_CHART_CELLS.values()),
+        ],
+        row_breaks=[min(ref(cell)[0] for cell in layout.TRAIN_PICTURE_CELLS.values())],
+        across=True,
+        keep=places,
+    )
 
 
 def _settings(sheet: SheetSpec, settings: Mapping[str, Any] | None) -> None:

@@ -14,6 +14,7 @@ Public API:
     sheet_values(path, recalc) -> {sheet: 2D list}              # recalculated, or as opened
     error_cells(xlsx) -> {sheet: [A1, ...]}                     # the cells holding an error value
     render_png(path, out_dir, recalc=False, dpi=60) -> [Path]   # one PNG per printed page
+    rasterize(pdf, out_dir, dpi=60) -> [Path]                   # one PNG per page of a PDF
     page_texts(pdf) -> [str]                                    # each printed page's text (pdftotext)
 """
 
@@ -160,12 +161,15 @@ def error_cells(xlsx: str | Path) -> dict[str, list[str]]:
 def render_png(path: str | Path, out_dir: str | Path, recalc: bool = False, dpi: int = 60) -> list[Path]:
     """Print ``path`` to PDF with LibreOffice and rasterise each page to PNG (poppler's pdftoppm);
     returns the PNGs in page order (``<stem>-<page>.png``)."""
+    return rasterize(convert(path, "pdf", out_dir, recalc=recalc), out_dir, dpi)
+
+
+def rasterize(pdf: str | Path, out_dir: str | Path, dpi: int = 60) -> list[Path]:
+    """Each page of a PDF as a PNG in ``out_dir`` (``<stem>-<page>.png``, in page order)."""
     exe = shutil.which("pdftoppm")
     if exe is None:
         raise RuntimeError("pdftoppm (poppler-utils) is not installed")
-    out_dir = Path(out_dir)
-    pdf = convert(path, "pdf", out_dir, recalc=recalc)
-    prefix = out_dir / Path(path).stem
+    prefix = Path(out_dir) / Path(pdf).stem
     proc = subprocess.run(
         [exe, "-png", "-r", str(dpi), str(pdf), str(prefix)],
         capture_output=True,
@@ -174,7 +178,7 @@ def render_png(path: str | Path, out_dir: str | Path, recalc: bool = False, dpi:
     )
     if proc.returncode != 0:
         raise RuntimeError(f"pdftoppm failed: {proc.stderr}")
-    return sorted(out_dir.glob(f"{prefix.name}-*.png"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+    return sorted(prefix.parent.glob(f"{prefix.name}-*.png"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
 
 
 def page_texts(pdf: str | Path) -> list[str]:

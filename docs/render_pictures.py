@@ -1,11 +1,14 @@
-"""Render the README's pictures of the workbook with LibreOffice: ``python -m docs.render_pictures``.
+"""Draw the workbook's sheets as LibreOffice shows them: ``python -m docs.render_pictures --out docs/img``.
 
-LibreOffice prints the template (cached values, as any viewer shows them before Python runs) to PDF, the
-first page of each sheet is rasterised and cropped to its top rows, and the PNGs go to docs/img/. The
-Classify sheet is drawn once more as What the network sees leaves it for the drawing grid
-(``classify_explained.png``: the template's sheet with the button's picture and status line). With
-``--report RUN_DIR`` the Train sheet after a run is drawn too (``train_sheet.png``), from the headless
-report of that run folder (``python -m excel_addin.report``).
+The workbook is the template's own description (``gradsheet_workbook``, with its VBA project and cached
+values), printed by LibreOffice as it opens the file (no forced recalculation: what a viewer without
+gradsheet's Python shows; LibreOffice still recalculates array formulas, so their cells show their
+fallbacks). Only the page setup differs from the template's: each sheet is printed one page wide (its
+pages' columns joined), so a picture shows the sheet's top as a screen does. The top of each sheet's
+first page is cropped into a PNG.
+``classify_explained.png`` is the Classify sheet as What the network sees leaves it for the drawing grid
+(the button's picture and status line); with ``--report RUN_DIR``, ``train_sheet.png`` is the Train sheet
+of the headless report of that run folder (``python -m excel_addin.report``). Writes only into ``--out``.
 """
 
 from __future__ import annotations
@@ -13,17 +16,8 @@ from __future__ import annotations
 import argparse
 import subprocess
 import tempfile
+from dataclasses import replace
 from pathlib import Path
-
-from PIL import Image, ImageOps
-
-from excel_addin.report import build_report
-from excel_addin.sheets.xlsx_render import write_workbook
-from excel_addin.testing import libreoffice
-from excel_addin.xlsm import template
-
-ROOT = Path(__file__).resolve().parent.parent
-OUT_DIR = ROOT / "docs" / "img"
 
 # picture name -> (text that starts the sheet's first page, crop width as a fraction of the page's
 # content, crop height as a fraction of the crop's width)
@@ -32,48 +26,35 @@ PICTURES = {
     "sheet-derivation": ("The chain rule on a sheet", 1.0, 0.62),
     "sheet-derivation-worked": ("Worked example: the first update", 1.0, 0.42),
     "sheet-lr": ("Learning rate 0.5:", 0.6, 0.45),
-    "sheet-graphs": ("Loss curves from the formula sheets", 1.0, 0.62),
+    "sheet-graphs": ("Loss curves from the formula sheets", 1.0, 0.5),
     "sheet-train": ("Train a CNN on MNIST", 1.0, 0.45),
     "sheet-classify": ("Classify handwritten digits", 1.0, 0.36),
 }
 EXPLAINED_PICTURE = ("classify_explained", "Classify handwritten digits", 1.0, 0.64)
 REPORT_PICTURE = ("train_sheet", "Training report", 1.0, 0.45)
 MAX_WIDTH = 1400  # pixels; keeps each PNG well under 300 KB
+DPI = 200
 
 
-def _page_text(pdf: Path, page: int) -> str:
-    out = subprocess.run(
-        ["pdftotext", "-f", str(page), "-l", str(page), str(pdf), "-"], capture_output=True, text=True
-    )
-    return out.stdout
+def _page_texts(pdf: Path) -> dict[int, str]:
+    from excel_addin.testing import libreoffice
+
+    return dict(enumerate(libreoffice.page_texts(pdf), start=1))
 
 
-def _page_count(pdf: Path) -> int:
-    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True).stdout
-    return int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")))
+def _first_page(texts: dict[int, str], start: str) -> int:
+    return next(page for page, text in texts.items() if text.lstrip().startswith(start))
 
 
-def _crop_page(pdf: Path, page: int, width: float, aspect: float, path: Path, dpi: int, tmp: Path) -> Path:
+def _crop_page(pdf: Path, page: int, width: float, aspect: float, path: Path, tmp: Path) -> Path:
     """Rasterise one page, crop it to its content (``width`` of it, at most ``aspect`` x width tall),
     shrink it to MAX_WIDTH and save it with a 256-colour palette (small PNGs; a smaller palette merges the
     charts' series colours into greys)."""
+    from PIL import Image, ImageOps
+
     prefix = tmp / f"page{page}"
-    subprocess.run(
-        [
-            "pdftoppm",
-            "-png",
-            "-r",
-            str(dpi),
-            "-f",
-            str(page),
-            "-l",
-            str(page),
-            "-singlefile",
-            str(pdf),
-            str(prefix),
-        ],
-        check=True,
-    )
+    args = ["pdftoppm", "-png", "-r", str(DPI), "-f", str(page), "-l", str(page), "-singlefile"]
+    subprocess.run([*args, str(pdf), str(prefix)], check=True)
     image = Image.open(prefix.with_suffix(".png")).convert("RGB")
     x0, y0, x1, y1 = ImageOps.invert(image).getbbox()
     x1 = x0 + int((x1 - x0) * width)
@@ -85,47 +66,50 @@ def _crop_page(pdf: Path, page: int, width: float, aspect: float, path: Path, dp
     return path
 
 
-def _pdf_pages(workbook: Path, tmp: Path) -> tuple[Path, dict[int, str]]:
-    pdf = libreoffice.convert(workbook, "pdf", tmp, recalc=False)
-    return pdf, {page: _page_text(pdf, page) for page in range(1, _page_count(pdf) + 1)}
+def _one_page_wide(setup):
+    """A sheet's print setup without its page columns: the sheet as wide as a screen shows it."""
+    return replace(setup, column_breaks=[], repeat_columns=None)
 
 
-def render(out_dir: Path = OUT_DIR, dpi: int = 200) -> list[Path]:
+def _printed(spec, out: Path, tmp: Path, vba: bool = True) -> tuple[Path, dict[int, str]]:
+    """The workbook ``spec`` (a ``WorkbookSpec``; each sheet printed one page wide), its PDF as
+    LibreOffice opens and prints it, and each page's text."""
+    from excel_addin.sheets.xlsx_render import write_workbook
+    from excel_addin.testing import libreoffice
+    from excel_addin.xlsm.vba import vba_project_bytes
+
+    wide = [replace(sheet, printing=_one_page_wide(sheet.printing)) for sheet in spec.sheets]
+    path = write_workbook(wide, out, spec.names, spec.active, vba=vba_project_bytes() if vba else None)
+    pdf = libreoffice.convert(path, "pdf", tmp, recalc=False)
+    return pdf, _page_texts(pdf)
+
+
+def render(out_dir: Path) -> list[Path]:
     """The template's sheets: one picture each."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+    from excel_addin.sheets.workbook import gradsheet_workbook
+
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        pdf, texts = _pdf_pages(template.build(tmp / "workbook_template.xlsm"), tmp)
-        for name, (start, width, aspect) in PICTURES.items():
-            page = next(p for p, text in texts.items() if text.lstrip().startswith(start))
-            written.append(_crop_page(pdf, page, width, aspect, out_dir / f"{name}.png", dpi, tmp))
-    return written
+        pdf, texts = _printed(gradsheet_workbook(), tmp / "workbook_template.xlsm", tmp)
+        return [
+            _crop_page(pdf, _first_page(texts, start), width, aspect, out_dir / f"{name}.png", tmp)
+            for name, (start, width, aspect) in PICTURES.items()
+        ]
 
 
-def render_report(run_dir: Path, out_dir: Path = OUT_DIR, dpi: int = 200) -> Path:
-    """The Train sheet after the run in ``run_dir``, from its headless report."""
-    name, start, width, aspect = REPORT_PICTURE
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        pdf, texts = _pdf_pages(build_report(run_dir, tmp / "report.xlsx"), tmp)
-        page = next(p for p, text in texts.items() if start in text)
-        return _crop_page(pdf, page, width, aspect, out_dir / f"{name}.png", dpi, tmp)
-
-
-def explained_classify_sheet(folder: Path):
-    """The template's Classify sheet as What the network sees leaves it for the drawing grid: the grid's
-    explanation (``ml.explain``, the shipped model) as the button's picture, and its status line."""
+def explained_classify_sheet(folder: Path, spec):
+    """The Classify sheet of ``spec`` (the template's) as What the network sees leaves it for the drawing
+    grid: the grid's explanation (``ml.explain``, the shipped model) as the button's picture, and its
+    status line."""
     from excel_addin import buttons
     from excel_addin.cells import prepared_pixels
     from excel_addin.sheets import classify_sheet as cs
     from excel_addin.sheets import layout
     from excel_addin.sheets.spec import ref
-    from excel_addin.sheets.workbook import gradsheet_workbook
     from ml.explain import explain, plot_explanation
     from ml.predict import load_classifier, shipped_model_path
 
-    (sheet,) = [s for s in gradsheet_workbook().sheets if s.name == layout.CLASSIFY_SHEET]
+    (sheet,) = [s for s in spec.sheets if s.name == layout.CLASSIFY_SHEET]
     image = prepared_pixels(cs.shipped_grid())
     expl = explain(load_classifier(shipped_model_path()), image, source=cs.GRID_SOURCE)
     png = plot_explanation(expl, folder / f"{cs.EXPLAIN_PICTURE}.png")
@@ -135,16 +119,32 @@ def explained_classify_sheet(folder: Path):
     return sheet
 
 
-def render_explained(out_dir: Path = OUT_DIR, dpi: int = 200) -> Path:
-    """The Classify sheet after What the network sees (its other sheets' cells are not needed: the file's
-    cached values are what LibreOffice shows)."""
+def render_explained(out_dir: Path) -> Path:
+    """The Classify sheet after What the network sees, in the template's workbook."""
+    from excel_addin.sheets.workbook import gradsheet_workbook
+
     name, start, width, aspect = EXPLAINED_PICTURE
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        workbook = write_workbook([explained_classify_sheet(tmp)], tmp / "classify.xlsx")
-        pdf, texts = _pdf_pages(workbook, tmp)
-        page = next(p for p, text in texts.items() if text.lstrip().startswith(start))
-        return _crop_page(pdf, page, width, aspect, out_dir / f"{name}.png", dpi, tmp)
+        spec = gradsheet_workbook()
+        explained_classify_sheet(tmp, spec)
+        pdf, texts = _printed(spec, tmp / "classify_explained.xlsm", tmp)
+        return _crop_page(pdf, _first_page(texts, start), width, aspect, out_dir / f"{name}.png", tmp)
+
+
+def render_report(run_dir: Path, out_dir: Path) -> Path:
+    """The Train sheet after the run in ``run_dir``, as its headless report writes it."""
+    from excel_addin.report import report_view
+    from excel_addin.sheets import layout
+    from excel_addin.sheets.spec import WorkbookSpec
+    from excel_addin.sheets.train_sheet import train_sheet
+
+    name, start, width, aspect = REPORT_PICTURE
+    spec = WorkbookSpec([train_sheet(report_view(run_dir), buttons=False)], active=layout.TRAIN_SHEET)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        pdf, texts = _printed(spec, tmp / "report.xlsx", tmp, vba=False)
+        return _crop_page(pdf, _first_page(texts, start), width, aspect, out_dir / f"{name}.png", tmp)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,12 +152,16 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m docs.render_pictures", description=__doc__.splitlines()[0]
     )
     parser.add_argument(
+        "--out", metavar="FOLDER", type=Path, required=True, help="the folder to write the PNGs into"
+    )
+    parser.add_argument(
         "--report", metavar="RUN_DIR", type=Path, help="also draw train_sheet.png from this run"
     )
     args = parser.parse_args(argv)
-    written = [*render(), render_explained()]
+    args.out.mkdir(parents=True, exist_ok=True)
+    written = [*render(args.out), render_explained(args.out)]
     if args.report:
-        written.append(render_report(args.report))
+        written.append(render_report(args.report, args.out))
     for path in written:
         print(f"wrote {path} ({path.stat().st_size // 1024} KB)")
     return 0

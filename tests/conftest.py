@@ -1,6 +1,7 @@
 """Test-wide settings (headless plotting, the xlwings remote engine's licence), the template built once
-per session from source, with its openpyxl views (formulas and cached values), and a TestClient of the
-add-in server per test module (``client``)."""
+per session from source, with its openpyxl views (formulas and cached values), the template as LibreOffice
+shows and prints it (one LibreOffice pass per mode and test run, shared by every module), and a TestClient
+of the add-in server per test module (``client``)."""
 
 import os
 import warnings
@@ -20,6 +21,34 @@ def built(tmp_path_factory) -> Path:
     from excel_addin.xlsm import template
 
     return template.build(tmp_path_factory.mktemp("template") / "workbook_template.xlsm")
+
+
+def _libreoffice():
+    from excel_addin.testing import libreoffice
+
+    if not libreoffice.available():
+        pytest.skip("LibreOffice (soffice) is not installed")
+    return libreoffice
+
+
+@pytest.fixture(scope="session")
+def shown_as_opened(built):
+    """The template as LibreOffice opens it (its default: cached values kept, array formulas recalculated):
+    a ``libreoffice.Shown`` (values and error cells of every sheet)."""
+    return _libreoffice().shown(built, recalc=False)
+
+
+@pytest.fixture(scope="session")
+def shown_recalculated(built):
+    """The template after LibreOffice recalculated every formula (what a student's first edit, Google Sheets
+    and Excel without gradsheet's Python show): a ``libreoffice.Shown``."""
+    return _libreoffice().shown(built, recalc=True)
+
+
+@pytest.fixture(scope="session")
+def printed(built, tmp_path_factory) -> Path:
+    """The template printed to PDF by LibreOffice, as opened (the file's own print setup)."""
+    return _libreoffice().convert(built, "pdf", tmp_path_factory.mktemp("printed"), recalc=False)
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ from excel_addin.cells import FUNCTION_NAMESPACE
 from excel_addin.classic.udfs import CLASSIFY_PIXELS
 from excel_addin.sheets import classify_sheet, layout
 from excel_addin.sheets.book_render import column_width_points
+from excel_addin.sheets.fallback import NEEDS_PYTHON
 from excel_addin.sheets.setup import setup_workbook
 from excel_addin.sheets.spec import ref
 from excel_addin.sheets.styles import INK, PAPER
@@ -102,9 +103,9 @@ def test_classify_pixels_reads_the_grid_with_the_shipped_models_answer_cached(fo
     ws, values = formulas[layout.CLASSIFY_SHEET], cached[layout.CLASSIFY_SHEET]
     _, label = shipped_digit()
     digit, probs = f"B{RESULT}", f"C{RESULT}"
-    assert ws[digit].value == f"=CLASSIFY_PIXELS($N$5:$AO$32,FALSE,{MODEL_ARGS})"
+    assert ws[digit].value == f'=IFERROR(CLASSIFY_PIXELS($N$5:$AO$32,FALSE,{MODEL_ARGS}),"{NEEDS_PYTHON}")'
     assert ws[probs].value.ref == f"C{RESULT}:L{RESULT}"
-    assert ws[probs].value.text == f"=CLASSIFY_PIXELS($N$5:$AO$32,TRUE,{MODEL_ARGS})"
+    assert ws[probs].value.text == f'=IFERROR(CLASSIFY_PIXELS($N$5:$AO$32,TRUE,{MODEL_ARGS}),"-")'
     assert values[digit].value == label
     cached_probs = [values.cell(RESULT, 3 + d).value for d in range(10)]
     assert int(np.argmax(cached_probs)) == label and sum(cached_probs) == pytest.approx(1, abs=0.01)
@@ -167,13 +168,15 @@ def _lattice(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.skipif(not libreoffice.available(), reason="LibreOffice (soffice) is not installed")
-def test_libreoffice_recalculates_and_draws_the_grid_black_on_white(built, tmp_path):
+def test_libreoffice_recalculates_and_draws_the_grid_black_on_white(
+    built, shown_recalculated, printed, tmp_path
+):
     image, _ = shipped_digit()
-    values = libreoffice.recalculated_values(built)[layout.CLASSIFY_SHEET]
+    values = shown_recalculated.values[layout.CLASSIFY_SHEET]
     recalculated = [row[LEFT : RIGHT + 1] for row in values[TOP : BOTTOM + 1]]
     assert recalculated == grid_values(openpyxl.load_workbook(built)[layout.CLASSIFY_SHEET])
 
-    page = _classify_page(libreoffice.convert(built, "pdf", tmp_path, recalc=True), tmp_path, dpi=100)
+    page = _classify_page(printed, tmp_path, dpi=100)
     xs, ys = _lattice(page)
     assert len(xs) == len(ys) == 29, (xs, ys)  # 28 x 28 cells with their borders
     centres = [
@@ -188,14 +191,19 @@ def test_libreoffice_recalculates_and_draws_the_grid_black_on_white(built, tmp_p
 
 
 @pytest.mark.skipif(not libreoffice.available(), reason="LibreOffice (soffice) is not installed")
-def test_a_viewer_sees_the_cached_probabilities_not_errors(built, cached):
-    """LibreOffice recalculates array formulas on load even when told not to; shown with the file's cached
-    values (as the README's pictures are), the probability rows hold the shipped model's numbers."""
-    shown = libreoffice.sheet_values(built, recalc=False)[layout.CLASSIFY_SHEET]
+def test_a_viewer_sees_the_cached_digits_and_dashes_not_errors(shown_as_opened, cached):
+    """As LibreOffice opens the file, the digits keep the shipped model's cached answers; the probabilities,
+    array formulas that LibreOffice recalculates on load whatever it is told, show a dash each (they need
+    gradsheet's Python), never an error value."""
+    shown = shown_as_opened.values[layout.CLASSIFY_SHEET]
     values = cached[layout.CLASSIFY_SHEET]
     for row in (layout.CLASSIFY_FIRST_ROW, RESULT):
-        expected = [values.cell(row, 2 + c).value for c in range(11)]  # the digit and its 10 probabilities
-        assert shown[row - 1][1:12] == expected and all(isinstance(v, float) for v in expected[1:]), row
+        digit = values.cell(row, 2).value
+        assert isinstance(digit, int) and shown[row - 1][1:12] == [
+            digit,
+            *[classify_sheet.NO_PROBABILITY] * 10,
+        ], row
+    assert shown_as_opened.errors[layout.CLASSIFY_SHEET] == []
 
 
 # ---- CLASSIFY_PIXELS on grids made from real digit pictures -------------------------------------------
@@ -242,7 +250,10 @@ def test_set_up_writes_the_grid_its_shading_and_the_addins_function(tmp_path):
     assert np.abs(ink - image / 255.0).max() <= 0.005
     digit = ws.cell(RESULT, 2).value
     addin_args = classify_sheet.addin_model_args()  # the model inside the workbook's folder on the server
-    assert digit == f"={FUNCTION_NAMESPACE}.CLASSIFY_PIXELS($N$5:$AO$32,FALSE,{addin_args})"
+    assert (
+        digit
+        == f'=IFERROR({FUNCTION_NAMESPACE}.CLASSIFY_PIXELS($N$5:$AO$32,FALSE,{addin_args}),"{NEEDS_PYTHON}")'
+    )
     assert _scales(ws)[GRID] == ("num", 0, PAPER.lstrip("#"), "num", 1, INK.lstrip("#"))  # as written
     assert ws.cell(TOP + 1, LEFT + 1).number_format == ";;;"
     assert ws.row_dimensions[TOP + 1].height == 14.25

@@ -69,7 +69,7 @@ def test_report_opens_in_libreoffice_and_shows_numbers_and_pictures(run_dir, tmp
     with open(run_dir / "metrics.csv", newline="") as f:
         last = list(csv.reader(f))[-1]
     assert f"{float(last[1]):.4f}" in text  # the last epoch's train loss, as the sheet formats it
-    pages = libreoffice.render_png(out, tmp_path, dpi=50)
+    pages = libreoffice.rasterize(pdf, tmp_path, dpi=50)  # the same printout: one LibreOffice pass
     image = Image.open(pages[0]).convert("RGB")
     # The pictures put colour on the page: the charts' lines and the confusion matrix's reds.
     colours = image.getcolors(maxcolors=1_000_000)

@@ -17,7 +17,8 @@ from xlsxwriter.utility import xl_cell_to_rowcol, xl_col_to_name
 from excel_addin.classic import macros
 from excel_addin.sheets import backprop_sheets as bs
 from excel_addin.sheets import layout
-from excel_addin.sheets.classify_sheet import CLASSIFY_EXAMPLES
+from excel_addin.sheets.classify_sheet import CLASSIFY_EXAMPLES, NO_PROBABILITY
+from excel_addin.sheets.fallback import NEEDS_PYTHON
 from excel_addin.xlsm import template, vba
 from ml import backprop
 from ml.events import METRIC_COLUMNS
@@ -216,6 +217,9 @@ def test_loss_grid_calls_the_engine_with_cached_values(formulas, cached):
         assert column == list(curve)
         formula = ws.cell(row0 + 2 + 7, col0 + 2 + j).value
         assert f"BACKPROP_LOSS($C${22 + j},$E12," in formula and "Backprop!$C$9:$C$16" in formula
+        # without the engine, the same epoch's E_total of the rate's own LR sheet
+        assert formula.startswith("=IF($E12>$C$29,NA(),IFERROR(BACKPROP_LOSS(")
+        assert formula.endswith(f",{bs.lr_cell(lr, 'E_total', 7)}))")
         assert values.cell(row0 + 1, col0 + 2 + j).value == f"lr = {lr}"
 
 
@@ -234,7 +238,8 @@ def test_rate_sheets_are_chain_rule_formulas_with_cached_engine_values(formulas,
             == f"={col['w1']}{first}*input_1+{col['w2']}{first}*input_2+bias_1"
         )
         assert ws[f"{col['dE_dw5']}{first}"].value == f"={col['d_o1']}{first}*{col['a_h1']}{first}"
-        assert ws[f"{col['engine_E_total']}{first}"].value.startswith("=BACKPROP_LOSS($C$3,A7,")
+        assert ws[f"{col['engine_E_total']}{first}"].value.startswith("=IFERROR(BACKPROP_LOSS($C$3,A7,")
+        assert ws[f"{col['engine_E_total']}{first}"].value.endswith(f',"{NEEDS_PYTHON}")')
         table = backprop.trajectory(lr, layout.DEFAULT_EPOCHS)
         for j, key in enumerate(backprop.COLUMNS):
             column = [values[f"{col[key]}{first + e}"].value for e in range(layout.DEFAULT_EPOCHS + 1)]
@@ -327,9 +332,11 @@ def test_classify_sheet_formulas(formulas):
     ws = formulas[layout.CLASSIFY_SHEET]
     row = layout.CLASSIFY_FIRST_ROW
     assert ws[f"A{row}"].value == CLASSIFY_EXAMPLES[0]
-    assert ws[f"B{row}"].value.startswith(f"=CLASSIFY_IMAGE(A{row},")
+    assert ws[f"B{row}"].value.startswith(f"=IFERROR(CLASSIFY_IMAGE(A{row},")
+    assert ws[f"B{row}"].value.endswith(f',"{NEEDS_PYTHON}")')
     probs = ws[f"C{row}"].value
-    assert probs.ref == f"C{row}:L{row}" and probs.text.startswith(f"=CLASSIFY_PROBS(A{row},")
+    assert probs.ref == f"C{row}:L{row}" and probs.text.startswith(f"=IFERROR(CLASSIFY_PROBS(A{row},")
+    assert probs.text.endswith(f',"{NO_PROBABILITY}")')
 
 
 def test_xlwings_conf_sheet(formulas):

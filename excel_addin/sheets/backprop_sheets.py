@@ -11,10 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 from excel_addin.sheets import layout
+from excel_addin.sheets.fallback import NEEDS_PYTHON, literal, or_else
 from excel_addin.sheets.spec import (
     Axis,
     Button,
     Chart,
+    PrintSetup,
     Ref,
     SheetSpec,
     a1,
@@ -80,7 +82,10 @@ GROUP_STYLES = {
     "gradient": "small",
     "engine": "loss",
 }
-GROUP_WIDTHS = {"epoch": 7, "engine": 15}  # others: 11
+# the quantities that start a printed page (column blocks of whole groups, epoch repeated on each):
+# weights | forward pass, error, deltas | gradients and the engine's columns
+PAGE_STARTS = ("h1", "dE_dw1")
+GROUP_WIDTHS = {"epoch": 7, "engine": 22}  # others: 11 (the engine's: room for NEEDS_PYTHON)
 
 
 def lr_col(key: str) -> int:
@@ -91,6 +96,11 @@ def lr_col(key: str) -> int:
 def lr_first_data_row() -> int:
     """0-based row of epoch 0 in the per-rate tables."""
     return ref(layout.LR_TABLE_HEADER_CELL)[0] + 1
+
+
+def lr_cell(lr: float, key: str, epoch: int) -> str:
+    """A quantity of a per-rate sheet at an epoch, from another sheet: ``'LR 0.5'!$S$7``."""
+    return sheet_ref(layout.rate_sheet_name(lr), (lr_first_data_row() + epoch, lr_col(key)))
 
 
 def input_names() -> dict[str, str]:
@@ -166,8 +176,9 @@ def lr_row_formulas(row: int, epoch: int) -> dict[str, str]:
     f["dE_dw6"] = f"={at('d_o1')}*{at('a_h2')}"
     f["dE_dw7"] = f"={at('d_o2')}*{at('a_h1')}"
     f["dE_dw8"] = f"={at('d_o2')}*{at('a_h2')}"
-    f["engine_E_total"] = f"=BACKPROP_LOSS({rate},{at('epoch')},{udf_network_args()})"
-    f["engine_diff"] = f"={at('engine_E_total')}-{at('E_total')}"
+    engine = f"BACKPROP_LOSS({rate},{at('epoch')},{udf_network_args()})"
+    f["engine_E_total"] = "=" + or_else(engine, literal(NEEDS_PYTHON))
+    f["engine_diff"] = f'=IF(ISNUMBER({at("engine_E_total")}),{at("engine_E_total")}-{at("E_total")},"")'
     return f
 
 
@@ -228,7 +239,8 @@ def backprop_sheet() -> SheetSpec:
     _rates(sheet)
     _loss_grid(sheet)
     sheet.freeze = (ref(layout.BACKPROP_GRID_HEADER_CELL)[0] + 1, 0)
-    sheet.repeat_rows = (ref(layout.BACKPROP_GRID_HEADER_CELL)[0],) * 2
+    # one page wide (inputs, grid and chart side by side), the grid's header on every page
+    sheet.printing = PrintSetup(repeat_rows=(ref(layout.BACKPROP_GRID_HEADER_CELL)[0],) * 2)
     return sheet
 
 
@@ -301,11 +313,13 @@ def _rates(sheet: SheetSpec) -> None:
     sheet.write((row + 2, 1), "The grid calls the Python engine:", "note")
     sheet.write((row + 3, 1), "=BACKPROP_LOSS(lr, epoch, ...)", "code")
     sheet.write((row + 4, 1), "The LR sheets compute the same", "note")
-    sheet.write((row + 5, 1), "with plain formulas, row by row.", "note")
+    sheet.write((row + 5, 1), "with plain formulas, row by row;", "note")
+    sheet.write((row + 6, 1), "without Python the grid shows theirs.", "note")
 
 
 def _loss_grid(sheet: SheetSpec) -> None:
-    """E_total from the Python engine, one column per rate, epochs 0..EPOCHS; and its chart."""
+    """E_total from the Python engine, one column per rate, epochs 0..EPOCHS, falling back to the LR sheets'
+    formula values where the engine is not there (``fallback``); and its chart."""
     head_row, head_col = ref(layout.BACKPROP_GRID_HEADER_CELL)
     sheet.write(
         (head_row - 2, head_col), "E_total by epoch from the Python engine (=BACKPROP_LOSS)", "section"
@@ -322,7 +336,8 @@ def _loss_grid(sheet: SheetSpec) -> None:
         for epoch in range(EPOCHS + 1):
             row = head_row + 1 + epoch
             epoch_ref = f"${a1((row, head_col))}"
-            formula = f"=IF({epoch_ref}>{epochs_ref},NA(),BACKPROP_LOSS({rate_ref},{epoch_ref},{args}))"
+            engine = f"BACKPROP_LOSS({rate_ref},{epoch_ref},{args})"
+            formula = f"=IF({epoch_ref}>{epochs_ref},NA(),{or_else(engine, lr_cell(lr, 'E_total', epoch))})"
             sheet.formula((row, head_col + 1 + j), formula, float(curve[epoch]), "loss")
     for epoch in range(EPOCHS + 1):
         sheet.write((head_row + 1 + epoch, head_col), epoch, "int")
@@ -331,7 +346,7 @@ def _loss_grid(sheet: SheetSpec) -> None:
             "backprop_loss",
             ref(layout.BACKPROP_CHART_CELL),
             (480 * 1.6 * 0.75, 288 * 1.7 * 0.75),
-            "Loss curves: E_total by epoch, six learning rates (Python engine)",
+            "Loss curves: E_total by epoch, six learning rates",
             layout.BACKPROP_SHEET,
             (head_row, head_col),
         )
@@ -345,23 +360,28 @@ def rate_sheet(k: int, lr: float) -> SheetSpec:
     """Rate k of the Backprop sheet: EPOCHS+1 rows of forward pass, error, chain rule and update."""
     sheet = SheetSpec(layout.rate_sheet_name(lr), tab_color="#8EA9DB")
     rate_cell = layout.BACKPROP_RATE_CELLS[k]
-    sheet.write("A1", f"Learning rate {lr}: {EPOCHS} epochs of gradient descent, one row per epoch", "title")
+    # the texts above the table start in column B and end before the first page break (column A, the
+    # epoch, is printed on every page)
+    sheet.write("B1", f"Learning rate {lr}: {EPOCHS} epochs of gradient descent, one row per epoch", "title")
     sheet.write(
-        "A2",
-        "Every cell is a plain formula: the forward pass, the error, the backward pass (chain "
-        "rule) and the update of the row above. Inputs come from the Backprop sheet.",
+        "B2",
+        "Every cell is a plain formula: forward pass, error, chain rule, update of the row above.",
         "subtitle",
     )
     row, col = ref(layout.LR_RATE_CELL)
-    sheet.write((row, col - 2), "learning rate lr", "label")
+    sheet.write((row, col - 1), "learning rate", "label")
     sheet.formula(layout.LR_RATE_CELL, "=" + sheet_ref(layout.BACKPROP_SHEET, rate_cell), lr, "input")
-    sheet.write((row, col + 1), f"(from {layout.BACKPROP_SHEET}!{rate_cell})", "note")
+    sheet.write((row, col + 1), f"(from {layout.BACKPROP_SHEET}!{rate_cell}, like every input)", "note")
     _rate_table_header(sheet)
     _rate_table(sheet, lr)
     _refresh_column(sheet)
     head_row = ref(layout.LR_TABLE_HEADER_CELL)[0]
     sheet.freeze = (head_row + 1, 1)
-    sheet.repeat_rows = (head_row - 1, head_row)
+    sheet.printing = PrintSetup(
+        repeat_rows=(head_row - 1, head_row),
+        repeat_columns=(0, 0),
+        column_breaks=[lr_col(key) for key in PAGE_STARTS],
+    )
     return sheet
 
 

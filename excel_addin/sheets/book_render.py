@@ -36,6 +36,7 @@ from excel_addin.sheets.spec import (
     a1,
     a1_range,
     column_name,
+    column_width_points,
 )
 from excel_addin.sheets.styles import STYLES, Style
 
@@ -194,12 +195,6 @@ def _optional(func, *args) -> None:
         func(*args)
     except _OPTIONAL:
         pass
-
-
-def column_width_points(characters: float) -> float:
-    """A column width in points from Excel's character unit (Calibri 11: 7 px per digit, 5 px padding)."""
-    pixels = int(characters * 7 + 0.5) + 5 if characters >= 1 else int(characters * 12 + 0.5)
-    return pixels * 0.75
 
 
 def column_runs(columns: Iterable[Columns]) -> list[tuple[int, int, float]]:

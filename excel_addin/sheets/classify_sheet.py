@@ -17,7 +17,19 @@ import numpy as np
 
 from excel_addin.cells import PIXELS
 from excel_addin.sheets import layout
-from excel_addin.sheets.spec import Button, ColorScale, Picture, Ref, SheetSpec, a1, a1_range, ref, sheet_ref
+from excel_addin.sheets.fallback import NEEDS_PYTHON, literal, or_else
+from excel_addin.sheets.spec import (
+    Button,
+    ColorScale,
+    Picture,
+    PrintSetup,
+    Ref,
+    SheetSpec,
+    a1,
+    a1_range,
+    ref,
+    sheet_ref,
+)
 from excel_addin.sheets.styles import INK, PAPER, PROBABILITY
 from excel_addin.sheets.train_sheet import picture_size
 from ml.run_dir import DEFAULT_RUN_DIR
@@ -26,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # The example images the Classify sheet points at (paths relative to the workbook's folder).
 CLASSIFY_EXAMPLES = tuple(f"examples/digits/{digit}.png" for digit in range(10))
 NO_MODEL_YET = "train first"
+NO_PROBABILITY = "-"  # a probability cell's text where there is no answer (no model, no gradsheet)
 RESULT_HEADER = ("predicted digit", *(f"p({d})" for d in range(10)))
 
 Prediction = tuple[int, list[float]]
@@ -65,7 +78,7 @@ def classify_sheet(
     grid's, see ``grid_prediction``) are the formulas' cached values, "train first" where missing."""
     sheet = SheetSpec(layout.CLASSIFY_SHEET)
     sheet.column_width("A", 32)
-    sheet.column_width("B", 16)
+    sheet.column_width("B", 21)  # room for NEEDS_PYTHON
     sheet.column_width("C", 8, last="L")
     sheet.write("A1", "Classify handwritten digits with the trained CNN", "title")
     sheet.write(
@@ -101,6 +114,10 @@ def classify_sheet(
     _drawing_grid(sheet, grid)
     _what_the_network_sees(sheet)
     _buttons(sheet)
+    # one page, with room for What the network sees' picture
+    sheet.printing = PrintSetup(
+        one_page=True, keep=[(ref(layout.CLASSIFY_EXPLAIN_PICTURE_CELL), *EXPLAIN_BOX)]
+    )
     return sheet
 
 
@@ -128,9 +145,11 @@ def addin_model_args() -> str:
 
 
 def _results(sheet: SheetSpec, row: int, digit: str, probabilities: str, cached: Prediction | None) -> None:
-    """A result row from column B: the digit's formula, then the probabilities' spilling into C:L."""
-    value, probs = cached if cached else (NO_MODEL_YET, ["-"] * 10)
-    sheet.formula((row, 1), f"={digit}", value, "int")
+    """A result row from column B: the digit's formula, then the probabilities' spilling into C:L; where
+    gradsheet's Python does not run, ``NEEDS_PYTHON`` and a dash per probability."""
+    value, probs = cached if cached else (NO_MODEL_YET, [NO_PROBABILITY] * 10)
+    sheet.formula((row, 1), "=" + or_else(digit, literal(NEEDS_PYTHON)), value, "int")
+    probabilities = or_else(probabilities, literal(NO_PROBABILITY))
     sheet.formula((row, 2), f"={probabilities}", [list(probs)], "prob", spill=(1, 10))
 
 

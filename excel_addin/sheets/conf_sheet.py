@@ -7,7 +7,7 @@ xlwings.conf, so only what this workbook needs is set (the Python interpreter st
 from __future__ import annotations
 
 from excel_addin.sheets import layout
-from excel_addin.sheets.spec import SheetSpec
+from excel_addin.sheets.spec import PrintSetup, SheetSpec
 
 UDF_MODULE = "excel_addin.classic.udfs"
 SETTINGS = {"UDF Modules": UDF_MODULE, "Debug UDFs": False}
@@ -22,7 +22,7 @@ NOTES = (
 
 
 def conf_sheet() -> SheetSpec:
-    sheet = SheetSpec(layout.XLWINGS_CONF_SHEET, tab_color="#A6A6A6", landscape=False, fit_pages_tall=None)
+    sheet = SheetSpec(layout.XLWINGS_CONF_SHEET, tab_color="#A6A6A6", printing=PrintSetup(one_page=True))
     sheet.column_width("A", 18)
     sheet.column_width("B", 20)
     sheet.column_width("D", 100)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from excel_addin.sheets import backprop_sheets as bs
 from excel_addin.sheets import layout
-from excel_addin.sheets.spec import SheetSpec, a1, ref, sheet_ref
+from excel_addin.sheets.spec import PrintSetup, SheetSpec, a1, ref, sheet_ref
 from ml import backprop
 
 WORKED_RATE = layout.DEFAULT_RATES[layout.DERIVATION_RATE_INDEX]
@@ -28,7 +28,7 @@ NAMED = {"i1": "input_1", "i2": "input_2", "t1": "target_1", "t2": "target_2", "
 
 def lr_cell(key: str, epoch: int = 0) -> str:
     """A quantity of the worked LR sheet at an epoch: ``'LR 0.5'!$B$7``."""
-    return sheet_ref(WORKED_SHEET, (bs.lr_first_data_row() + epoch, bs.lr_col(key)))
+    return bs.lr_cell(WORKED_RATE, key, epoch)
 
 
 def rate_ref() -> str:
@@ -220,7 +220,8 @@ def derivation_sheet() -> SheetSpec:
     _equations(sheet, tops["equations"])
     _chain_rule(sheet, tops["chain"])
     _worked_example(sheet, tops["worked"], refs, values)
-    sheet.page_breaks.append(tops["worked"] - 1)  # the worked example starts a printed page
+    # two pages: the network, equations and chain rule; the worked example (from its title)
+    sheet.printing = PrintSetup(row_breaks=[tops["worked"] - 1], one_page=True)
     return sheet
 
 

@@ -6,9 +6,9 @@ columns per chart is what Excel on the web can bind), so they follow every edit 
 
 from __future__ import annotations
 
-from excel_addin.sheets import layout
+from excel_addin.sheets import layout, print_layout
 from excel_addin.sheets.backprop_sheets import EPOCHS, loss_curves_chart, lr_col, lr_first_data_row
-from excel_addin.sheets.spec import SheetSpec, a1, quote_sheet, ref
+from excel_addin.sheets.spec import PrintSetup, SheetSpec, a1, quote_sheet, ref
 from ml import backprop
 
 CHART_SIZE = (480 * 1.9 * 0.75, 288 * 1.75 * 0.75)  # points
@@ -27,6 +27,10 @@ def graphs_sheet() -> SheetSpec:
         sheet.charts.append(chart)
     sheet.column_width(head_col, 7)
     sheet.column_width(head_col + 1, 12, last=head_col + len(layout.DEFAULT_RATES))
+    # two pages, one chart each; the table under them (the LR sheets' numbers) and the Refresh picture
+    # right of them (the same curves) are not printed
+    right = print_layout.drawn_corner(sheet)[1]
+    sheet.printing = PrintSetup(area=((0, 0), (head_row - 2, right)), row_breaks=[row + CHART_GAP_ROWS])
     return sheet
 
 

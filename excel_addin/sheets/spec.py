@@ -49,6 +49,12 @@ def column_name(col: int) -> str:
     return xl_col_to_name(col)
 
 
+def column_width_points(characters: float) -> float:
+    """A column width in points from Excel's character unit (Calibri 11: 7 px per digit, 5 px padding)."""
+    pixels = int(characters * 7 + 0.5) + 5 if characters >= 1 else int(characters * 12 + 0.5)
+    return pixels * 0.75
+
+
 @dataclass(frozen=True)
 class Cell:
     """One cell: a constant ``value``, or a ``formula`` with its ``cached`` value, in a named ``style``.
@@ -184,6 +190,29 @@ class Picture:
 
 
 @dataclass
+class PrintSetup:
+    """How a sheet prints: the file's page setup (XlsxWriter; a Book cannot set it). ``print_layout``
+    turns it into a scale at which every block of columns fits a page's width, ``one_page`` bands fit its
+    height, and every chart, picture and ``keep`` box lies on one page.
+
+    ``area``: the printed block (None: what the sheet uses); ``row_breaks``/``column_breaks``: a page ends
+    above / left of each of these (0-based); ``repeat_rows``/``repeat_columns``: printed on every page;
+    ``one_page``: each band of rows between breaks is one page tall; ``keep``: places (anchor, width,
+    height in points) of pictures that a run adds later, which must not straddle a page break either.
+    """
+
+    landscape: bool = True
+    area: tuple[Ref, Ref] | None = None
+    row_breaks: list[int] = field(default_factory=list)
+    column_breaks: list[int] = field(default_factory=list)
+    repeat_rows: tuple[int, int] | None = None
+    repeat_columns: tuple[int, int] | None = None
+    one_page: bool = False
+    across: bool = False  # page order: over, then down (default: down, then over)
+    keep: list[tuple[Ref, float, float]] = field(default_factory=list)
+
+
+@dataclass
 class SheetSpec:
     """Everything one sheet holds; built with the methods below, read by the renderers."""
 
@@ -200,10 +229,7 @@ class SheetSpec:
     pictures: list[Picture] = field(default_factory=list)
     freeze: Ref | None = None  # the first cell that scrolls (rows above and columns left of it stay)
     tab_color: str | None = None
-    landscape: bool = True
-    fit_pages_tall: int | None = 0  # printed 1 page wide and this many tall (0: as needed; None: no fit)
-    repeat_rows: tuple[int, int] | None = None  # printed on every page
-    page_breaks: list[int] = field(default_factory=list)  # a printed page ends above each of these rows
+    printing: PrintSetup = field(default_factory=PrintSetup)
 
     # ---- cells ------------------------------------------------------------------------------------
     def write(self, where: str | Ref, value: Any, style: str | None = None) -> None:

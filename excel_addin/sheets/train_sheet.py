@@ -22,19 +22,21 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from excel_addin import status_line
 from excel_addin.cells import FUNCTION_NAMESPACE, MODEL_SUMMARY
-from excel_addin.sheets import custom_model, layout
+from excel_addin.sheets import custom_model, layout, print_layout
+from excel_addin.sheets.fallback import NEEDS_PYTHON, block_or_else, literal, or_else, text_block
 from excel_addin.sheets.spec import (
     Axis,
     Button,
     Chart,
     DataBar,
     Picture,
+    PrintSetup,
     SheetSpec,
     a1,
     a1_range,
@@ -71,7 +73,8 @@ CHART_SPECS = {
 CHART_SIZE = (480 * 1.05 * 0.75, 288 * 1.2 * 0.75)  # points
 BUTTONS = {"Train": "Train", "StopTraining": "Stop"}  # macro -> caption
 # the metrics table's columns, which the settings' labels (B) and values (C) and the presets table share
-COLUMN_WIDTHS = {"A": 9, "B": 16, "C": 14, "D": 11, "E": 11, "F": 11, "G": 11, "H": 11}
+# (E:H also hold the title, which must end before the printed page does, at column I)
+COLUMN_WIDTHS = {"A": 9, "B": 16, "C": 14, "D": 11, "E": 13, "F": 13, "G": 13, "H": 13}
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ class TrainView:
     metrics: Sequence[Mapping[str, Any]] = ()
     pictures: Sequence[Picture] = ()
     custom_stages: Sequence[Stage] | None = DEFAULT_STAGES  # the Custom model table's (None: no table)
-    title: str = "Train a CNN on MNIST (60,000 handwritten digits) from this sheet"
+    title: str = "Train a CNN on MNIST's handwritten digits"
     subtitle: str = "Pick a preset or fill in the yellow settings, then press Train."
 
 
@@ -209,10 +212,22 @@ def chart_picture(name: str, path: str | os.PathLike) -> Picture:
 ADDIN_SUBTITLE = "Pick a preset or fill in the yellow settings, then press Train in the gradsheet task pane."
 
 
+# what each live cell of the add-in's sheet shows where the add-in does not run (``fallback``): a single
+# value each, so a table's one-cell message stays one cell in Excel
+STREAM_FALLBACKS = {
+    "status": NEEDS_PYTHON,
+    "progress": 0,
+    "device": "",
+    "metrics": layout.TRAIN_METRIC_COLUMNS[0],
+    "summary": SUMMARY_HEADER[0],
+}
+
+
 def progress_formula(part: str) -> str:
     """The add-in's live view of this workbook's run: ``=GRADSHEET.TRAIN_PROGRESS(GRADSHEET_ID,"status")``
-    (a streaming function: the server pushes each change into the cell)."""
-    return f'={FUNCTION_NAMESPACE}.TRAIN_PROGRESS({layout.WORKBOOK_ID_NAME},"{part}")'
+    (a streaming function: the server pushes each change into the cell), with its fallback."""
+    call = f'{FUNCTION_NAMESPACE}.TRAIN_PROGRESS({layout.WORKBOOK_ID_NAME},"{part}")'
+    return "=" + or_else(call, literal(STREAM_FALLBACKS[part]))
 
 
 def train_sheet(view: TrainView, buttons: bool, stream: bool = False) -> SheetSpec:
@@ -238,7 +253,27 @@ def train_sheet(view: TrainView, buttons: bool, stream: bool = False) -> SheetSp
         _stream(sheet, view)
     _charts(sheet, len(view.metrics))
     sheet.pictures.extend(view.pictures)
+    sheet.printing = _printing(sheet, view)
     return sheet
+
+
+def _printing(sheet: SheetSpec, view: TrainView) -> PrintSetup:
+    """Three columns of pages (settings and metrics | custom model and summaries | charts and pictures),
+    two bands (the charts' rows | the pictures' rows and the metrics below), printed band by band, through
+    the last picture place or metrics row, whichever is lower."""
+    places = [(ref(cell), *PICTURE_BOX) for cell in layout.TRAIN_PICTURE_CELLS.values()]
+    drawn = print_layout.drawn_corner(replace(sheet, printing=PrintSetup(keep=places)))
+    bottom, right = max(drawn[0], ref(metric_row_cell(len(view.metrics)))[0]), drawn[1]
+    return PrintSetup(
+        area=((0, 0), (bottom, right)),
+        column_breaks=[
+            ref(layout.TRAIN_CUSTOM_HEADER_CELL)[1],
+            min(ref(c)[1] for c in layout.TRAIN_CHART_CELLS.values()),
+        ],
+        row_breaks=[min(ref(cell)[0] for cell in layout.TRAIN_PICTURE_CELLS.values())],
+        across=True,
+        keep=places,
+    )
 
 
 def _settings(sheet: SheetSpec, settings: Mapping[str, Any] | None) -> None:
@@ -325,9 +360,11 @@ LIVE_SUMMARY_NOTE = (
 )
 
 
-def live_summary_formula() -> str:
-    """The Train sheet's =MODEL_SUMMARY of its Custom model table."""
-    return f"=MODEL_SUMMARY({layout.TRAIN_CUSTOM_CELLS})"
+def live_summary_formula(size: tuple[int, int]) -> str:
+    """The Train sheet's =MODEL_SUMMARY of its Custom model table; where gradsheet's Python does not run, a
+    block of ``size`` (the file's spill) with the summary's header and ``NEEDS_PYTHON`` under it."""
+    call = f"MODEL_SUMMARY({layout.TRAIN_CUSTOM_CELLS})"
+    return "=" + block_or_else(call, text_block((SUMMARY_HEADER, (NEEDS_PYTHON,)), size))
 
 
 def _custom_model(sheet: SheetSpec, view: TrainView) -> None:
@@ -373,7 +410,7 @@ def _live_summary(sheet: SheetSpec, stages: Sequence[Stage]) -> None:
         for j in range(len(cells)):
             sheet.write((row + i, col + j), None, "live_head" if i == 0 else "text")
     spill = (len(table), len(table[0]))
-    sheet.formula((row, col), live_summary_formula(), table, "live_header", spill=spill, dynamic=True)
+    sheet.formula((row, col), live_summary_formula(spill), table, "live_header", spill=spill, dynamic=True)
     sheet.note((row, col), LIVE_SUMMARY_NOTE)
 
 

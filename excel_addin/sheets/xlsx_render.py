@@ -16,6 +16,7 @@ from typing import Any
 import xlsxwriter
 from PIL import Image
 
+from excel_addin.sheets import print_layout
 from excel_addin.sheets.spec import Axis, Button, Chart, ColorScale, DataBar, Picture, SheetSpec, Validation
 from excel_addin.sheets.styles import GRID_LINE, SERIES_COLORS, STYLES, Style
 
@@ -121,14 +122,37 @@ def _render_sheet(wb, ws, sheet: SheetSpec, fmt: _Formats) -> None:
         ws.freeze_panes(*sheet.freeze)
     if sheet.tab_color:
         ws.set_tab_color(sheet.tab_color)
-    if sheet.landscape:
+    _page_setup(ws, sheet)
+
+
+PAGE_FOOTER = "&L&A&Rpage &P of &N"  # the sheet's name, the page number
+
+
+def _page_setup(ws, sheet: SheetSpec) -> None:
+    """Orientation, print area, breaks, repeated rows and columns, the scale (``print_layout``), a footer."""
+    setup = sheet.printing
+    if setup.landscape:
         ws.set_landscape()
-    if sheet.fit_pages_tall is not None:
-        ws.fit_to_pages(1, sheet.fit_pages_tall)
-    if sheet.repeat_rows:
-        ws.repeat_rows(*sheet.repeat_rows)
-    if sheet.page_breaks:
-        ws.set_h_pagebreaks(sheet.page_breaks)
+    else:
+        ws.set_portrait()
+    (top, left), (bottom, right) = print_layout.print_area(sheet)
+    ws.print_area(top, left, bottom, right)
+    if print_layout.one_page(sheet):
+        print_layout.page_scale(sheet)  # checks that it fits; the program then fits it to one page
+        ws.fit_to_pages(1, 1)
+    else:
+        ws.set_print_scale(print_layout.page_scale(sheet))
+    if setup.repeat_rows:
+        ws.repeat_rows(*setup.repeat_rows)
+    if setup.repeat_columns:
+        ws.repeat_columns(*setup.repeat_columns)
+    if setup.row_breaks:
+        ws.set_h_pagebreaks(setup.row_breaks)
+    if setup.column_breaks:
+        ws.set_v_pagebreaks(setup.column_breaks)
+    if setup.across:
+        ws.print_across()
+    ws.set_footer(PAGE_FOOTER)
 
 
 def _inside(cell, first, last) -> bool:

@@ -2,26 +2,31 @@
 
 Each call runs ``soffice --headless --convert-to`` with a fresh user profile, so runs never share state
 or lock each other out. ``recalc=True`` sets that profile to recalculate every formula when a file is
-loaded (Calc's OOXMLRecalcMode/ODFRecalcMode = 0, "always"); ``recalc=False`` keeps the cached values
-the file carries, which is what a viewer shows before anything runs. (Calc recalculates array formulas on
-load whatever that setting says, so with ``recalc=False`` an .xlsx/.xlsm is converted from a copy whose
-array formulas are dropped and their cached values kept.)
+loaded (Calc's OOXMLRecalcMode/ODFRecalcMode = 0, "always": what a student's first edit leads to, and
+what Google Sheets and Excel do on open); ``recalc=False`` is Calc's default, "never": the file as opened,
+its cached values shown (Calc still recalculates array formulas on load, whatever that setting says).
 
 Public API:
     available() -> bool
     convert(path, fmt, out_dir, recalc=True) -> Path           # "xlsx", "pdf", "csv", ...
+    shown(path, recalc) -> Shown                                # values and error cells of every sheet
     recalculated_values(path) -> {sheet: 2D list}               # every sheet's values after recalculation
-    sheet_values(path, recalc) -> {sheet: 2D list}              # recalculated, or the file's cached values
+    sheet_values(path, recalc) -> {sheet: 2D list}              # recalculated, or as opened
+    error_cells(xlsx) -> {sheet: [A1, ...]}                     # the cells holding an error value
     render_png(path, out_dir, recalc=False, dpi=60) -> [Path]   # one PNG per printed page
+    rasterize(pdf, out_dir, dpi=60) -> [Path]                   # one PNG per page of a PDF
+    page_texts(pdf) -> [str]                                    # each printed page's text (pdftotext)
 """
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 import subprocess
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import openpyxl
@@ -58,22 +63,6 @@ def _make_profile(root: Path, recalc: bool) -> Path:
     return root
 
 
-_ARRAY_FORMULA = re.compile(rb'<f t="array"[^>]*?(?:/>|>.*?</f>)', re.S)
-
-
-def cached_arrays_copy(path: Path, folder: Path) -> Path:
-    """A copy of an .xlsx/.xlsm in ``folder`` (same name) whose array formulas are dropped, their cached
-    values kept as plain values: how Calc shows the values the file carries for them."""
-    copy = folder / path.name
-    with zipfile.ZipFile(path) as source, zipfile.ZipFile(copy, "w", zipfile.ZIP_DEFLATED) as target:
-        for item in source.infolist():
-            data = source.read(item)
-            if item.filename.startswith("xl/worksheets/") and item.filename.endswith(".xml"):
-                data = _ARRAY_FORMULA.sub(b"", data)
-            target.writestr(item, data)
-    return copy
-
-
 def convert(path: str | Path, fmt: str, out_dir: str | Path, recalc: bool = True) -> Path:
     """Convert ``path`` with LibreOffice to ``fmt`` (an extension, optionally with a filter, e.g.
     ``"csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,-1"``) into
@@ -86,9 +75,6 @@ def convert(path: str | Path, fmt: str, out_dir: str | Path, recalc: bool = True
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="lo-profile-") as tmp:
         profile = _make_profile(Path(tmp), recalc)
-        source = path
-        if not recalc and path.suffix.lower() in (".xlsx", ".xlsm"):
-            source = cached_arrays_copy(path, Path(tmp))
         cmd = [
             exe,
             f"-env:UserInstallation={profile.as_uri()}",
@@ -99,7 +85,7 @@ def convert(path: str | Path, fmt: str, out_dir: str | Path, recalc: bool = True
             fmt,
             "--outdir",
             str(out_dir),
-            str(source),
+            str(path),
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
     ext = fmt.split(":")[0]
@@ -112,34 +98,78 @@ def convert(path: str | Path, fmt: str, out_dir: str | Path, recalc: bool = True
     return out_dir / f"{path.stem}.{ext}" if (out_dir / f"{path.stem}.{ext}").exists() else produced[0]
 
 
-def recalculated_values(path: str | Path) -> dict[str, list[list]]:
-    """Every sheet's cell values (rows of a rectangle from A1; empty cells are None) after LibreOffice
-    loaded ``path``, recalculated all formulas, and saved the results as xlsx."""
-    return sheet_values(path, recalc=True)
+@dataclass(frozen=True)
+class Shown:
+    """A workbook as LibreOffice shows it: every sheet's cell values (rows of a rectangle from A1; empty
+    cells are None) and the addresses of the cells that hold an error value (#NAME?, #VALUE!, Err:508...)."""
+
+    values: dict[str, list[list]]
+    errors: dict[str, list[str]]
+
+    def error_count(self) -> int:
+        return sum(len(cells) for cells in self.errors.values())
 
 
-def sheet_values(path: str | Path, recalc: bool) -> dict[str, list[list]]:
-    """Every sheet's cell values as LibreOffice sees them, recalculated or as cached in the file."""
+def shown(path: str | Path, recalc: bool) -> Shown:
+    """``path`` as LibreOffice shows it, recalculated or as opened: one conversion to xlsx, read back."""
     with tempfile.TemporaryDirectory(prefix="lo-values-") as tmp:
         src = Path(tmp) / ("input" + Path(path).suffix)
         shutil.copyfile(path, src)
         out = convert(src, "xlsx", Path(tmp) / "out", recalc=recalc)
         book = openpyxl.load_workbook(out, data_only=True, read_only=True)
         try:
-            return {ws.title: [list(row) for row in ws.iter_rows(values_only=True)] for ws in book.worksheets}
+            values = {
+                ws.title: [list(row) for row in ws.iter_rows(values_only=True)] for ws in book.worksheets
+            }
         finally:
             book.close()
+        return Shown(values, error_cells(out))
+
+
+def recalculated_values(path: str | Path) -> dict[str, list[list]]:
+    """Every sheet's cell values after LibreOffice loaded ``path`` and recalculated all formulas."""
+    return shown(path, recalc=True).values
+
+
+def sheet_values(path: str | Path, recalc: bool) -> dict[str, list[list]]:
+    """Every sheet's cell values as LibreOffice shows them, recalculated or as opened."""
+    return shown(path, recalc).values
+
+
+_SHEET = re.compile(r'<sheet [^>]*?name="([^"]*)"[^>]*?r:id="([^"]+)"')
+_RELATION = re.compile(r'<Relationship [^>]*?Id="([^"]+)"[^>]*?Target="([^"]+)"')
+_RELATION_REVERSED = re.compile(r'<Relationship [^>]*?Target="([^"]+)"[^>]*?Id="([^"]+)"')
+_ERROR_CELL = re.compile(r'<c r="([A-Z]+[0-9]+)"[^>]*? t="e"')
+
+
+def error_cells(xlsx: str | Path) -> dict[str, list[str]]:
+    """Sheet name -> the addresses of its cells holding an error value (``t="e"`` in the file), for an
+    .xlsx/.xlsm; read from the XML, so a text such as "#VALUE! reason" is not counted."""
+    with zipfile.ZipFile(xlsx) as book:
+        workbook = book.read("xl/workbook.xml").decode("utf-8")
+        relations = book.read("xl/_rels/workbook.xml.rels").decode("utf-8")
+        targets = dict(_RELATION.findall(relations))
+        targets.update((rid, target) for target, rid in _RELATION_REVERSED.findall(relations))
+        errors = {}
+        for name, rid in _SHEET.findall(workbook):
+            target = targets[rid].lstrip("/")
+            part = target if target.startswith("xl/") else f"xl/{target}"
+            errors[html.unescape(name)] = _ERROR_CELL.findall(book.read(part).decode("utf-8"))
+    return errors
 
 
 def render_png(path: str | Path, out_dir: str | Path, recalc: bool = False, dpi: int = 60) -> list[Path]:
     """Print ``path`` to PDF with LibreOffice and rasterise each page to PNG (poppler's pdftoppm);
     returns the PNGs in page order (``<stem>-<page>.png``)."""
+    return rasterize(convert(path, "pdf", out_dir, recalc=recalc), out_dir, dpi)
+
+
+def rasterize(pdf: str | Path, out_dir: str | Path, dpi: int = 60) -> list[Path]:
+    """Each page of a PDF as a PNG in ``out_dir`` (``<stem>-<page>.png``, in page order)."""
     exe = shutil.which("pdftoppm")
     if exe is None:
         raise RuntimeError("pdftoppm (poppler-utils) is not installed")
-    out_dir = Path(out_dir)
-    pdf = convert(path, "pdf", out_dir, recalc=recalc)
-    prefix = out_dir / Path(path).stem
+    prefix = Path(out_dir) / Path(pdf).stem
     proc = subprocess.run(
         [exe, "-png", "-r", str(dpi), str(pdf), str(prefix)],
         capture_output=True,
@@ -148,4 +178,15 @@ def render_png(path: str | Path, out_dir: str | Path, recalc: bool = False, dpi:
     )
     if proc.returncode != 0:
         raise RuntimeError(f"pdftoppm failed: {proc.stderr}")
-    return sorted(out_dir.glob(f"{prefix.name}-*.png"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+    return sorted(prefix.parent.glob(f"{prefix.name}-*.png"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+
+
+def page_texts(pdf: str | Path) -> list[str]:
+    """The text of each page of a PDF, in order (poppler's pdftotext; pages split at form feeds)."""
+    exe = shutil.which("pdftotext")
+    if exe is None:
+        raise RuntimeError("pdftotext (poppler-utils) is not installed")
+    proc = subprocess.run([exe, "-layout", str(pdf), "-"], capture_output=True, text=True, timeout=TIMEOUT_S)
+    if proc.returncode != 0:
+        raise RuntimeError(f"pdftotext failed: {proc.stderr}")
+    return proc.stdout.split("\f")[:-1]

@@ -4,46 +4,60 @@ xlwings Server does not check the Origin header: with no CORS origins configured
 even switches its own origin check off, and ``/xlwings/custom-scripts-call`` also accepts a form field
 ``bookData``, a "simple" request that browsers send across sites without asking first. So any web page
 open in the user's browser could press Train on 127.0.0.1. ``SameOriginGuard`` lets through requests
-without an Origin (Python, VBA, curl: not a browser page) and those from this server's own origin or from
-``XLWINGS_CORS_ALLOW_ORIGINS``; every other one gets 403 (a websocket: close code 1008). ``Origin: null``
-(sandboxed frames, local files) is refused too.
+without an Origin (Python, VBA, curl: not a browser page) and those whose Origin is
+
+- this server as the request addressed it (scheme://Host, the Host that ``TrustedHosts`` already checked
+  against the allowlist, so a rebound name never gets here),
+- on a name configured for this server (``--hostname``, ``--allowed-host``; any port), as the task pane's
+  page is behind a reverse proxy that forwards its own Host, or
+- one of ``XLWINGS_CORS_ALLOW_ORIGINS``;
+
+every other one gets 403 (a websocket: closed unaccepted). ``Origin: null`` (sandboxed frames, local files)
+is refused too. Forwarded headers (X-Forwarded-Host) are never read: a client can send any.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-REFUSED = b"Cross-origin request refused"
+from excel_addin.server.options import host_name
+from excel_addin.server.perimeter.refusal import refuse
+
+REFUSED = "Cross-origin request refused"
 
 
 class SameOriginGuard:
-    """ASGI middleware: the same-origin check described above, before anything else runs."""
+    """ASGI middleware: the same-origin check described above."""
 
-    def __init__(self, app, allowed: Iterable[str] = ()):
+    def __init__(self, app, names: Iterable[str] = (), cors_origins: Iterable[str] = ()):
         self.app = app
-        self.allowed = {origin.rstrip("/") for origin in allowed}
+        self.names = frozenset(host_name(name) for name in names)
+        self.cors_origins = {origin.rstrip("/") for origin in cors_origins}
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] in ("http", "websocket") and not self.permits(dict(scope.get("headers") or [])):
-            await self._refuse(scope, send)
+        if scope["type"] in ("http", "websocket") and not self.permits(scope["headers"]):
+            await refuse(scope, send, 403, REFUSED)
             return
         await self.app(scope, receive, send)
 
-    def permits(self, headers: dict[bytes, bytes]) -> bool:
-        """No Origin, this host (as the client or a proxy in front of us addressed it), or an allowed one."""
-        origin = headers.get(b"origin", b"").decode("latin-1").rstrip("/")
-        if not origin:
+    def permits(self, headers: Iterable[tuple[bytes, bytes]]) -> bool:
+        """No Origin, this server as addressed, a configured name, or an allowed CORS origin."""
+        headers = list(headers)
+        origins = [value.decode("latin-1").rstrip("/") for name, value in headers if name == b"origin"]
+        if not origins:
             return True
-        hosts = {headers.get(b"host", b""), headers.get(b"x-forwarded-host", b"")}
-        here = {host.decode("latin-1").split(",")[0].strip() for host in hosts} - {""}
-        return origin in self.allowed or origin.split("://", 1)[-1] in here
-
-    @staticmethod
-    async def _refuse(scope, send) -> None:
-        if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
-            return
-        await send(
-            {"type": "http.response.start", "status": 403, "headers": [(b"content-type", b"text/plain")]}
-        )
-        await send({"type": "http.response.body", "body": REFUSED})
+        if len(origins) > 1:
+            return False
+        origin = origins[0]
+        scheme, separator, authority = origin.partition("://")
+        if origin in self.cors_origins:
+            return True
+        if not separator or scheme.lower() not in ("http", "https") or not authority:
+            return False
+        hosts = [value.decode("latin-1").lower() for name, value in headers if name == b"host"]
+        if hosts == [authority.lower()]:
+            return True
+        try:
+            return host_name(authority) in self.names
+        except ValueError:
+            return False

@@ -5,7 +5,8 @@
 - rates: a flood from one client gets 429 "too many requests: wait N s" while another client is served,
   a client cannot escape by claiming other addresses, a token is its own client when users sign in, the
   count is shared through Redis, and the limit resets;
-- the default rates admit a full recalculation of a workbook Set up by the server.
+- the default rates admit a full recalculation of a workbook Set up by the server;
+- a socket.io websocket message over the cell calls' limit closes that websocket.
 """
 
 from __future__ import annotations
@@ -271,3 +272,24 @@ def test_the_default_body_limits_fit_every_request_of_a_template_shaped_workbook
     assert len(rows) == len(perimeter_bench.BUTTON_SHEETS) + 2
     for row in rows:
         assert row["limit"] >= 4 * row["bytes"], row
+
+
+def test_a_huge_websocket_message_closes_that_socket_only(server):
+    """socket.io's websocket takes messages up to the cell calls' limit (uvicorn alone: 16 MiB each)."""
+    import websocket  # websocket-client
+
+    url = f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket"
+    ws = websocket.create_connection(url, origin=f"http://127.0.0.1:{server.port}", timeout=30)
+    try:
+        assert ws.recv().startswith("0{")  # engine.io's open packet: accepted
+        ws.send("40")  # socket.io connect: a message of the usual size is answered
+        assert ws.recv().startswith("40{")
+        before = rss_mb(server)
+        with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
+            ws.send("42" + json.dumps(["xlwings:function-call", {"args": "x" * (8 * MB)}]))
+            while True:  # the server closes it: 1009, message too big
+                ws.recv()
+    finally:
+        ws.close()
+    assert rss_mb(server) - before < 8
+    assert cell_call(server.port).status == 200

@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     perimeter = perimeter_env(args, host)
     try:
         Options.from_env(options.to_env())  # the same checks as a server configured by its environment
-        allowed = PerimeterOptions.from_env({**os.environ, **perimeter}).allowed_hosts
+        checked = PerimeterOptions.from_env({**os.environ, **perimeter})
         options.runs.mkdir(parents=True, exist_ok=True)
     except (ValueError, OSError) as error:
         sys.exit(f"gradsheet server: {error}")
@@ -175,13 +175,15 @@ def main(argv: list[str] | None = None) -> int:
     from excel_addin.server.asgi import app  # configures xlwings Server from the environment set above
 
     print(f"gradsheet add-in server: runs in {options.runs}. Manifest for Excel: {manifest_url(args, host)}")
-    names = ", ".join(sorted(server_names(args.hostname, allowed)))
+    names = ", ".join(sorted(server_names(args.hostname, checked.allowed_hosts)))
     print(f"Answers to: {names} (another name: --allowed-host NAME)")
     sys.stdout.flush()
     ssl = {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1])} if tls else {}
     # proxy_headers off: the perimeter believes forwarded headers from --proxy only (uvicorn's default
-    # believes them from 127.0.0.1, i.e. from any local process)
-    uvicorn.run(app, host=host, port=args.port, log_level="warning", proxy_headers=False, **ssl)
+    # believes them from 127.0.0.1, i.e. from any local process). A websocket message (socket.io's) is
+    # held to the cell calls' body limit: uvicorn would take 16 MiB per message, 32 messages queued.
+    perimeter_args = {"proxy_headers": False, "ws_max_size": checked.max_call_body}
+    uvicorn.run(app, host=host, port=args.port, log_level="warning", **perimeter_args, **ssl)
     return 0
 
 

@@ -11,7 +11,7 @@
    many the default rate limits refuse, and how long the server took.
 3. Converting a cell function's range argument in xlwings (on the event loop), with xlwings' per-cell
    Pyodide import probe (the baseline) and with the perimeter's ``never_jsnull`` instead, in the same
-   process: milliseconds and the ratio.
+   process: the median of 3 conversions in milliseconds, and the ratio.
 
 Prints a table; ``--json PATH`` also writes the figures.
 """
@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -40,6 +41,7 @@ from excel_addin.sheets import layout  # noqa: E402
 from excel_addin.testing.live_server import LiveServer  # noqa: E402
 from excel_addin.testing.remote_book import apply_actions, book_payload, only_sheets  # noqa: E402
 
+REPEATS = 3  # conversions timed per range size and variant (the median is reported)
 BROWSER_CONNECTIONS = 6  # concurrent HTTP/1.1 connections a browser opens to one server
 BUTTON_SHEETS = {
     "Set up gradsheet (whole workbook)": None,
@@ -136,11 +138,16 @@ def conversion_ms(sides: tuple[int, ...]) -> list[dict]:
     from excel_addin.server.perimeter.conversion import never_jsnull
 
     def convert(side: int) -> float:
+        """The median of REPEATS conversions, in ms."""
         data = call_body("CLASSIFY_PIXELS", [[[0] * side] * side])
-        start = time.perf_counter()
-        asyncio.run(xlwings.server.custom_functions_call(data, functions, user, typehint_to_value={}))
-        return 1e3 * (time.perf_counter() - start)
+        seconds = []
+        for _ in range(REPEATS):
+            start = time.perf_counter()
+            asyncio.run(xlwings.server.custom_functions_call(data, functions, user, typehint_to_value={}))
+            seconds.append(time.perf_counter() - start)
+        return 1e3 * statistics.median(seconds)
 
+    convert(28)  # warm up (imports, first calls)
     rows = []
     for side in sides:
         xlwings.utils.is_jsnull = probe

@@ -182,6 +182,13 @@ def report(sizes: list[dict], recalc: dict, conversion: list[dict]) -> None:
               f"{row['speedup']:>10.1f}")  # fmt: skip
 
 
+def cpu_model() -> str:
+    """The processor's name (/proc/cpuinfo's "model name" where there is one, else platform's)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    names = re.findall(r"model name\s*:\s*(.+)", cpuinfo.read_text()) if cpuinfo.exists() else []
+    return names[0].strip() if names else platform.processor()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
@@ -199,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     report(sizes, recalc, conversion)
     if args.json:
         figures = {"benchmark": "server perimeter defaults", "python": platform.python_version(),
-                   "machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count(),
+                   "machine": platform.machine(), "processor": cpu_model(), "cpus": os.cpu_count(),
+                   "load_average": os.getloadavg(),
                    "request_sizes": sizes, "recalculation": recalc, "conversion": conversion}  # fmt: skip
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2) + "\n")

@@ -1,7 +1,8 @@
 """The add-in server for the tests, in this process and as a real server in a subprocess.
 
 The in-process app (``client()``, FastAPI's TestClient) is configured before its first import: its runs
-folder and run-lock state are temporary folders of this test session, and trainings get one CPU thread.
+folder and run-lock state are temporary folders of this test session, trainings get one CPU thread, and
+``testserver`` (the TestClient's host name) is one of the server's names.
 ``LiveServer`` and ``press`` (from ``excel_addin.testing.live_server``) run the real server in a subprocess.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 import xlwings as xw
 
 from excel_addin.server import workbook
-from excel_addin.server.options import RUNS_ENV, THREADS_ENV
+from excel_addin.server.options import PERIMETER_SETTINGS, RUNS_ENV, THREADS_ENV
 from excel_addin.sheets import layout
 from excel_addin.testing.live_server import LiveServer, press  # noqa: F401 - for the tests
 from excel_addin.testing.remote_book import apply_actions, book_payload, only_sheets
@@ -30,6 +31,7 @@ atexit.register(shutil.rmtree, SESSION, ignore_errors=True)
 os.environ[RUNS_ENV] = str(SESSION / "runs")
 os.environ[THREADS_ENV] = "1"
 os.environ[STATE_ENV] = str(SESSION / "state")
+os.environ[PERIMETER_SETTINGS["allowed_hosts"].env] = TEST_HOST = "testserver"
 import excel_addin.server.asgi  # noqa: E402, F401 - xlwings Server configured before any test imports it
 from excel_addin.server.auth import LOCAL  # noqa: E402, F401 - the one user of a server without sign-in
 

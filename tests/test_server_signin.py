@@ -17,6 +17,7 @@ import xlwings as xw
 from server_app import LiveServer, call_body
 
 from excel_addin.server.auth.identities import SIGN_IN
+from excel_addin.server.streams import SIGN_IN_TEXT
 from excel_addin.sheets import layout
 from excel_addin.testing.chromium import browser
 from excel_addin.testing.class_codes import class_command, codes_in, enrol, signed_in
@@ -122,8 +123,9 @@ def test_socketio_connects_with_a_class_code_and_not_without(classroom):
     signed = Listener(server.url, codes["bob"])
     anonymous = Listener(server.url, "")
     try:
-        anonymous.stream()  # xlwings Server lets the socket connect, and drops it at its first call
-        assert anonymous.disconnected.wait(10) and not anonymous.values
+        anonymous.stream()  # connected, but nobody: its streaming cell says how to sign in
+        values = wait_for(lambda: anonymous.values, 30, what="the anonymous stream's value")
+        assert values[0]["result"] == [[SIGN_IN_TEXT]] and not anonymous.disconnected.is_set()
         signed.stream()
         first = wait_for(lambda: signed.values, 30, what="a TRAIN_PROGRESS value for the signed-in client")
         assert first[0]["result"][0][0]  # the stream's table: a status row
@@ -205,8 +207,8 @@ def pane(classroom):
     page.close()
 
 
-# Whether the page's socket.io connection (xlwings' socketio.js) gets a TRAIN_PROGRESS value, asked as
-# xlwings' custom-functions code asks (which Excel alone runs): true, or false once the server drops it.
+# The first cell of the TRAIN_PROGRESS value the page's socket.io connection (xlwings' socketio.js) gets,
+# asked as xlwings' custom-functions code asks (which Excel alone runs); false when the server drops it.
 STREAMS = """new Promise((resolve) => {
   const key = `TRAIN_PROGRESS_pane-${Math.random()}`;
   const socket = globalThis.socket;
@@ -216,7 +218,7 @@ STREAMS = """new Promise((resolve) => {
     resolve(value);
   };
   const dropped = () => done(false);
-  socket.on(`xlwings:set-result-${key}`, () => done(true));
+  socket.on(`xlwings:set-result-${key}`, (data) => done(data.result[0][0]));
   socket.on("disconnect", dropped);
   const call = () => socket.emit("xlwings:function-call", {
     client: "Office.js", version: config.xlwingsVersion, runtime: "1.4",
@@ -248,7 +250,7 @@ def test_the_pane_signs_in_with_a_class_code(classroom, pane):
     load(pane)
     assert text(pane, "gs-signin-form").startswith("Your class code")
     assert pane.evaluate("document.getElementById('gs-class-code').placeholder") == "XXXX-XXXX-XXXX-XXXX"
-    assert not pane.evaluate(STREAMS)  # the anonymous socket is dropped at its first streaming call
+    assert pane.evaluate(STREAMS) == SIGN_IN_TEXT  # not signed in: the cell says how to
     type_code(pane, "AAAA-BBBB-CCCC-DDDD")
     answered = (
         "(t => !t.startsWith('Checking') && t)(document.getElementById('gs-signin-message').textContent)"
@@ -262,7 +264,7 @@ def test_the_pane_signs_in_with_a_class_code(classroom, pane):
     assert text(pane, "gs-signed-in").startswith("Signed in as Alice Smith")
     assert text(pane, "gs-signin-form") == "" and text(pane, "gs-signin-message") == ""
     assert pane.evaluate("localStorage.getItem('gradsheetClassCode')") == typed.upper()
-    assert pane.evaluate(STREAMS)  # the socket reconnected with the code: its streams are served
+    assert pane.evaluate(STREAMS) == "status"  # the socket reconnected with the code: its streams are served
     status = pane.request_to("/gradsheet/status", after=len(pane.requests))
     assert status["headers"]["Authorization"] == typed.upper()
     assert status["headers"]["Auth-Provider"] == "classtoken"
@@ -271,7 +273,7 @@ def test_the_pane_signs_in_with_a_class_code(classroom, pane):
     load(pane)  # the pane opened again: remembered
     assert pane.wait("document.getElementById('gs-user-name').textContent") == "Alice Smith"
     assert text(pane, "gs-signin-form") == ""
-    assert pane.evaluate(STREAMS)
+    assert pane.evaluate(STREAMS) == "status"
 
 
 def test_the_pane_forgets_a_revoked_code_and_signs_out(classroom, pane):

@@ -8,8 +8,8 @@ Noncommercial). Importing this package does nothing else: the app is built on fi
 
 Modules: ``asgi`` (configuration, the app), ``functions`` (custom functions), ``scripts`` (the task pane's
 buttons) and ``buttons`` (what they do), ``training`` (the queue of trainings), ``progress`` (where a run
-stands), ``workbook`` (a workbook's id), ``options``, ``guard`` (same-origin check), ``routes``
-(``/gradsheet/status``), ``project/`` (templates and static files: task pane, manifest, icons).
+stands), ``workbook`` (a workbook's id), ``options``, ``perimeter`` (hosts, origins, limits, static files),
+``routes`` (``/gradsheet/status``), ``project/`` (templates and static files: task pane, manifest, icons).
 """
 
 from __future__ import annotations

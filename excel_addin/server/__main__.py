@@ -24,12 +24,17 @@ from excel_addin.server.options import (
     DEFAULT_RUNS,
     LICENSE_ENV,
     LICENSE_HINT,
+    LOOPBACK_HOSTS,
     NO_AUTH,
+    PERIMETER_SETTINGS,
     SHARED_AUTH,
     TRAININGS_PER_GPU,
     Options,
+    PerimeterOptions,
+    Setting,
     auth_providers,
     class_file_for,
+    server_names,
 )
 
 CERT_FILE, KEY_FILE = "localhost+2.pem", "localhost+2-key.pem"  # what `mkcert localhost 127.0.0.1 ::1` writes
@@ -43,7 +48,6 @@ Excel only loads add-ins over https. Make a certificate that this machine trusts
 Or pass --cert FILE --key FILE, or --http behind a proxy that serves https.
 
 A shared server's class list (who signs in with which code): python -m excel_addin.server class --help"""
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def whole(minimum: int):
@@ -112,7 +116,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--hostname",
         help="NAME[:PORT] Excel reaches this server at, for the manifest (default: as requested)",
     )
+    perimeter = parser.add_argument_group("perimeter", "what every request passes first (docs/security.md)")
+    for name, setting in PERIMETER_SETTINGS.items():
+        add_setting(perimeter, name, setting)
     return parser
+
+
+def add_setting(parser, name: str, setting: Setting) -> None:
+    """The flag of ``setting`` (its value checked by the setting's own parser), stored as ``name``."""
+    default = f" (default: {setting.default})" if setting.default else ""
+    parser.add_argument(
+        setting.flag,
+        dest=name,
+        metavar=setting.metavar,
+        type=setting.checked,
+        action="append" if setting.several else "store",
+        help=setting.help + default,
+    )
+
+
+def setting_env(args: argparse.Namespace, settings: dict[str, Setting]) -> dict[str, str]:
+    """The environment variables that the given flags of ``settings`` set (several values comma-joined)."""
+    env = {}
+    for name, setting in settings.items():
+        given = getattr(args, name)
+        if given:
+            env[setting.env] = ",".join(given) if setting.several else given
+    return env
 
 
 def certificate(args: argparse.Namespace) -> tuple[Path, Path] | None:
@@ -126,13 +156,26 @@ def certificate(args: argparse.Namespace) -> tuple[Path, Path] | None:
     return cert, key
 
 
-def manifest_url(args: argparse.Namespace, host: str) -> str:
-    """Where Excel gets the manifest (the name the certificate covers, not 0.0.0.0)."""
-    scheme = "http" if args.http else "https"
+def public_name(args: argparse.Namespace, host: str) -> str:
+    """The NAME[:PORT] Excel reaches this server at (the name the certificate covers, not 0.0.0.0)."""
     if args.hostname:
-        return f"{scheme}://{args.hostname}/manifest.xml"
-    name = "localhost" if host in LOOPBACK else socket.getfqdn()
-    return f"{scheme}://{name}:{args.port}/manifest.xml"
+        return args.hostname
+    name = "localhost" if host in LOOPBACK_HOSTS else socket.getfqdn()
+    return f"{name}:{args.port}"
+
+
+def manifest_url(args: argparse.Namespace, host: str) -> str:
+    """Where Excel gets the manifest."""
+    return f"{'http' if args.http else 'https'}://{public_name(args, host)}/manifest.xml"
+
+
+def perimeter_env(args: argparse.Namespace, host: str) -> dict[str, str]:
+    """The perimeter's environment from the flags; the name of the manifest is always an allowed host."""
+    env = setting_env(args, PERIMETER_SETTINGS)
+    allowed = PERIMETER_SETTINGS["allowed_hosts"].env
+    names = [os.environ.get(allowed, ""), env.get(allowed, ""), public_name(args, host)]
+    env[allowed] = ",".join(name for name in names if name)
+    return env
 
 
 def options_of(args: argparse.Namespace) -> Options:
@@ -146,6 +189,26 @@ def options_of(args: argparse.Namespace) -> Options:
     )
 
 
+def configure(args: argparse.Namespace, host: str) -> tuple[Options, PerimeterOptions, str]:
+    """Check the options and put them into the environment that xlwings Server and gradsheet read; the
+    options, the perimeter's and the sign-in line. Exits with a message naming what is wrong."""
+    if not os.environ.get(LICENSE_ENV):
+        sys.exit(f"gradsheet server: xlwings Server needs a licence key: {LICENSE_HINT}.")
+    perimeter = perimeter_env(args, host)
+    try:
+        options = options_of(args)
+        Options.from_env(options.to_env())  # the same checks as a server configured by its environment
+        checked = PerimeterOptions.from_env({**os.environ, **perimeter})
+        signin = sign_in_line(options)
+        options.runs.mkdir(parents=True, exist_ok=True)
+    except (ValueError, OSError) as error:
+        sys.exit(f"gradsheet server: {error}")
+    os.environ.update({**options.to_env(), **perimeter})
+    if args.hostname:
+        os.environ["XLWINGS_HOSTNAME"] = args.hostname
+    return options, checked, signin
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["class"]:
@@ -155,27 +218,22 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     host = args.host or ("0.0.0.0" if args.shared else "127.0.0.1")
     tls = certificate(args)
-    if not os.environ.get(LICENSE_ENV):
-        sys.exit(f"gradsheet server: xlwings Server needs a licence key: {LICENSE_HINT}.")
-    try:
-        options = options_of(args)
-        Options.from_env(options.to_env())  # the same checks as a server configured by its environment
-        signin = sign_in_line(options)
-        options.runs.mkdir(parents=True, exist_ok=True)
-    except (ValueError, OSError) as error:
-        sys.exit(f"gradsheet server: {error}")
-    os.environ.update(options.to_env())
-    if args.hostname:
-        os.environ["XLWINGS_HOSTNAME"] = args.hostname
+    options, checked, signin = configure(args, host)
     import uvicorn
 
     from excel_addin.server.asgi import app  # configures xlwings Server from the environment set above
 
     print(f"gradsheet add-in server: runs in {options.runs}. Manifest for Excel: {manifest_url(args, host)}")
     print(signin)
+    names = ", ".join(sorted(server_names(args.hostname, checked.allowed_hosts)))
+    print(f"Answers to: {names} (another name: --allowed-host NAME)")
     sys.stdout.flush()
     ssl = {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1])} if tls else {}
-    uvicorn.run(app, host=host, port=args.port, log_level="warning", **ssl)
+    # proxy_headers off: the perimeter believes forwarded headers from --proxy only (uvicorn's default
+    # believes them from 127.0.0.1, i.e. from any local process). A websocket message (socket.io's) is
+    # held to the cell calls' body limit: uvicorn would take 16 MiB per message, 32 messages queued.
+    perimeter_args = {"proxy_headers": False, "ws_max_size": checked.max_call_body}
+    uvicorn.run(app, host=host, port=args.port, log_level="warning", **perimeter_args, **ssl)
     return 0
 
 

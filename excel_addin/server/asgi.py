@@ -3,7 +3,8 @@
 ``app`` (also ``from excel_addin.server import app``) serves the custom functions of ``functions``
 (``=GRADSHEET.BACKPROP_LOSS(0.5, 10)``), the custom scripts of ``scripts`` (the task pane's buttons),
 gradsheet's own task pane, manifest and static files from ``project/``, socket.io for the streaming
-``TRAIN_PROGRESS``, a same-origin guard in front of it all, and ``/gradsheet/status`` for the task pane.
+``TRAIN_PROGRESS``, the perimeter in front of it all (``perimeter``: hosts, body sizes, same-origin guard,
+rate limits, safe static files) and ``/gradsheet/status`` for the task pane.
 Only the licence key comes from the environment (``XLWINGS_LICENSE_KEY``; ``noncommercial`` for
 educational use under PolyForm Noncommercial).
 
@@ -84,9 +85,9 @@ from xlwings_server.config import settings  # noqa: E402
 from xlwings_server.routers.socketio import sio as _sio  # noqa: E402
 from xlwings_server.templates import env as _templates  # noqa: E402
 
-from excel_addin.server import calls, functions, scripts, streams  # noqa: E402
+from excel_addin.server import calls, functions, perimeter, scripts, streams  # noqa: E402
 from excel_addin.server.auth import routes as auth_routes  # noqa: E402
-from excel_addin.server.guard import SameOriginGuard  # noqa: E402
+from excel_addin.server.options import perimeter_options  # noqa: E402
 from excel_addin.server.routes import router  # noqa: E402
 from excel_addin.sheets import layout  # noqa: E402
 from excel_addin.sheets.classify_sheet import grid_range  # noqa: E402
@@ -122,7 +123,14 @@ _templates.globals["gradsheet"] = {
     },
 }
 
-#: What to serve: same-origin guard -> socket.io -> CORS -> FastAPI.
-app = SameOriginGuard(_xlwings_server.main_app, settings.cors_allow_origins)
+#: What to serve: the perimeter (forwarded headers -> trusted hosts -> body limit -> same-origin guard ->
+#: rate limit; safe static files inside) -> socket.io -> CORS -> FastAPI.
+app = perimeter.install(
+    _xlwings_server.main_app,
+    fastapi_app,
+    settings,
+    perimeter_options(),
+    own_prefixes=[f"{settings.app_path}{router.prefix}/"],
+)
 
 __all__ = ["app", "fastapi_app", "settings", "PROJECT_DIR"]

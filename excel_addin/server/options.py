@@ -1,20 +1,26 @@
-"""The add-in server's own settings: where runs go, whether it is shared, how many trainings at once, who
-may sign in and where the class list is (and the one xlwings Server setting that must come from outside,
-the licence key).
+"""The add-in server's own settings: where runs go, whether it is shared, how many trainings at once, the
+teacher's caps, who may sign in and where the class list is, the perimeter's hosts, proxies, body sizes and
+rate limits (and the one xlwings Server setting that must come from outside, the licence key).
 
 They come from environment variables, so ``python -m excel_addin.server`` (which sets them from its
 options) and ``uvicorn excel_addin.server:app`` behind a proxy configure the same way. Each variable and
-its default is named here once.
+its default is named here once; a ``Setting`` also names its command-line flag and help, from which
+``__main__`` makes the flag.
 """
 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
+
+import limits
 
 from ml.config import N_TRAIN_IMAGES
 
@@ -179,3 +185,174 @@ def _count(env: Mapping[str, str], name: str, minimum: int) -> int | None:
 def options() -> Options:
     """This server's options, read from the environment once."""
     return Options.from_env()
+
+
+# ---- the perimeter (excel_addin.server.perimeter): each setting named once, with its flag ------------------
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")  # names every server answers to (this machine)
+SIZE_UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb": 2**20, "mib": 2**20}
+RATE_STORAGE_SCHEMES = ("memory", "redis", "rediss")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One server setting named once: its environment variable, its command-line flag, its default (text, as
+    a user writes it) and its help. ``parse`` turns the text into the value (ValueError saying what is
+    wrong). ``several``: the flag may be given more than once; the variable holds the values, comma-separated.
+    """
+
+    env: str
+    flag: str
+    default: str
+    help: str
+    parse: Callable[[str], Any]
+    metavar: str
+    several: bool = False
+
+    def value(self, env: Mapping[str, str] = os.environ) -> Any:
+        """The value ``env`` gives (the default when unset or empty); ValueError naming variable and flag."""
+        text = env.get(self.env, "").strip() or self.default
+        try:
+            return self.parse(text)
+        except ValueError as error:
+            raise ValueError(f"{self.env} ({self.flag}): {error}") from None
+
+    def checked(self, text: str) -> str:
+        """``text`` if it parses (argparse's ``type``: a bad flag value is refused with the reason)."""
+        self.parse(text)
+        return text
+
+
+def host_name(text: str) -> str:
+    """A name the server is reached at, as the host part of a Host header: ``school.example`` from
+    ``School.Example:8443``, ``[::1]`` from ``::1`` or ``[::1]:8000``; ValueError for anything else."""
+    text = text.strip().lower()
+    if text.startswith("[") or text.count(":") > 1:  # IPv6: [address]:port, [address] or a bare address
+        address, _, port = text.removeprefix("[").partition("]") if text.startswith("[") else (text, "", "")
+        try:
+            address = ipaddress.IPv6Address(address).compressed
+        except ValueError:
+            raise ValueError(f"{text!r} is not an IPv6 address") from None
+        name = f"[{address}]"
+    else:
+        name, _, port = text.partition(":")
+        port = f":{port}" if port else ""
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?", name):
+            raise ValueError(f"{text!r} is not a host name (such as school.example or 192.168.1.20)")
+    if port and not re.fullmatch(r":\d{1,5}", port):
+        raise ValueError(f"{text!r}: the port after the name must be a number")
+    return name.rstrip(".")
+
+
+def server_names(hostname: str | None, others: Iterable[str] = ()) -> frozenset[str]:
+    """The names a server answers to: loopback, ``hostname`` (XLWINGS_HOSTNAME, NAME[:PORT]) and ``others``,
+    as ``host_name`` writes them."""
+    return frozenset(
+        host_name(name) for name in (*LOOPBACK_HOSTS, *([hostname] if hostname else []), *others)
+    )
+
+
+def _host_names(text: str) -> tuple[str, ...]:
+    return tuple(host_name(part) for part in text.split(",") if part.strip())
+
+
+def _networks(text: str) -> tuple[str, ...]:
+    """IP addresses or networks (``10.0.0.5``, ``10.0.0.0/24``), comma-separated."""
+    try:
+        return tuple(
+            str(ipaddress.ip_network(part.strip(), strict=False)) for part in text.split(",") if part.strip()
+        )
+    except ValueError as error:
+        raise ValueError(f"{error} (give IP addresses or networks such as 10.0.0.5 or 10.0.0.0/24)") from None
+
+
+def _size(text: str) -> int:
+    """A number of bytes: ``65536``, ``64K``, ``64 KiB``, ``8M``, ``8 MiB``."""
+    match = re.fullmatch(r"(\d+)\s*([a-z]*)", text.strip().lower())
+    if not match or match[2] not in SIZE_UNITS or int(match[1]) * SIZE_UNITS[match[2]] < 1024:
+        raise ValueError(f"{text!r} is not a size of at least 1 KiB (such as 64KiB or 8MiB)")
+    return int(match[1]) * SIZE_UNITS[match[2]]
+
+
+def _rates(text: str) -> tuple[limits.RateLimitItem, ...]:
+    """Limits such as ``2500 per 10 seconds; 5000 per minute`` (the ``limits`` package's notation)."""
+    try:
+        return tuple(limits.parse_many(text))
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a list of rates such as '30 per 10 seconds; 120 per minute'"
+        ) from None
+
+
+def _storage(text: str) -> str:
+    if text.split("://")[0] not in RATE_STORAGE_SCHEMES or "://" not in text:
+        raise ValueError(f"{text!r} is not a storage URI such as memory:// or redis://HOST:6379/0")
+    return text
+
+
+PERIMETER_SETTINGS = {
+    "allowed_hosts": Setting(
+        "GRADSHEET_ALLOWED_HOSTS", "--allowed-host", "",
+        "another name Excel reaches this server at, besides localhost, 127.0.0.1, ::1 and --hostname "
+        "(NAME or NAME:PORT; may be given more than once). Requests for any other name are refused",
+        _host_names, "NAME", several=True,
+    ),
+    "proxies": Setting(
+        "GRADSHEET_PROXY", "--proxy", "",
+        "the reverse proxy in front of this server (IP address or network; may be given more than once): "
+        "only its X-Forwarded-For/-Proto headers are believed (default: nobody's)",
+        _networks, "IP", several=True,
+    ),
+    "max_call_body": Setting(
+        "GRADSHEET_MAX_CALL_BODY", "--max-call-body", "64KiB",
+        "largest request body of a cell function call, or of any request but a button's",
+        _size, "SIZE",
+    ),
+    "max_button_body": Setting(
+        "GRADSHEET_MAX_BUTTON_BODY", "--max-button-body", "8MiB",
+        "largest request body of a task-pane button (the workbook's sheets it reads)",
+        _size, "SIZE",
+    ),
+    "call_rates": Setting(
+        "GRADSHEET_RATE_CALLS", "--rate-calls", "2500 per 10 seconds; 5000 per minute",
+        "cell function calls and task-pane status requests each client may make",
+        _rates, "RATES",
+    ),
+    "button_rates": Setting(
+        "GRADSHEET_RATE_BUTTONS", "--rate-buttons", "30 per 10 seconds; 120 per minute",
+        "task-pane button presses each client may make",
+        _rates, "RATES",
+    ),
+    "rate_storage": Setting(
+        "GRADSHEET_RATE_STORAGE", "--rate-storage", "memory://",
+        "where the rate limits count requests: memory:// (this process) or redis://HOST:PORT/DB (shared by "
+        "several server processes)",
+        _storage, "URI",
+    ),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PerimeterOptions:
+    """The perimeter's settings (see ``PERIMETER_SETTINGS`` for each one's variable, flag and meaning)."""
+
+    allowed_hosts: tuple[str, ...]
+    proxies: tuple[str, ...]
+    max_call_body: int
+    max_button_body: int
+    call_rates: tuple[limits.RateLimitItem, ...]
+    button_rates: tuple[limits.RateLimitItem, ...]
+    rate_storage: str
+
+    @staticmethod
+    def from_env(env: Mapping[str, str] = os.environ) -> PerimeterOptions:
+        """The settings the environment gives (a bad one raises ValueError naming its variable and flag)."""
+        return PerimeterOptions(
+            **{field.name: PERIMETER_SETTINGS[field.name].value(env) for field in fields(PerimeterOptions)}
+        )
+
+
+@functools.cache
+def perimeter_options() -> PerimeterOptions:
+    """This server's perimeter settings, read from the environment once."""
+    return PerimeterOptions.from_env()

@@ -28,14 +28,15 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """``python -m excel_addin.server`` in a subprocess; ``url`` once it answers."""
+    """``python -m excel_addin.server`` in a subprocess; ``url`` once it answers. ``env``: more environment
+    variables (e.g. PYTHONPATH to serve a copy of the package)."""
 
-    def __init__(self, folder: Path, *options: str, scheme: str = "http"):
+    def __init__(self, folder: Path, *options: str, scheme: str = "http", env: dict[str, str] | None = None):
         self.folder = folder
         self.port = free_port()
         self.url = f"{scheme}://127.0.0.1:{self.port}"
         args = ["--port", str(self.port), "--runs", str(folder / "runs"), "--threads", "1", *options]
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "XLWINGS_LICENSE_KEY": "noncommercial"}
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "XLWINGS_LICENSE_KEY": "noncommercial", **(env or {})}
         env[STATE_ENV] = str(folder / "state")
         self.log = open(folder / "server.log", "w+")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(

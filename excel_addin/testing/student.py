@@ -104,7 +104,7 @@ class Student:
             ]
 
     def wait_value(self, key: str, predicate, timeout: float = 120.0) -> list[list]:
-        """The first value of stream ``key`` that satisfies ``predicate``; AssertionError after ``timeout``."""
+        """The first value of stream ``key`` that satisfies ``predicate``; at most ``timeout`` s."""
         deadline = time.monotonic() + timeout
         with self.changed:
             while True:

@@ -14,7 +14,7 @@ import uuid
 import httpx
 import pytest
 import xlwings as xw
-from server_app import LiveServer, call_body
+from server_app import QUICK, LiveServer, call_body
 
 from excel_addin.server.auth.identities import SIGN_IN
 from excel_addin.server.streams import SIGN_IN_TEXT
@@ -22,6 +22,7 @@ from excel_addin.sheets import layout
 from excel_addin.testing.chromium import browser
 from excel_addin.testing.class_codes import class_command, codes_in, enrol, signed_in
 from excel_addin.testing.remote_book import book_payload, only_sheets
+from excel_addin.testing.student import Student
 from excel_addin.testing.waiting import wait_for
 
 socketio = pytest.importorskip("socketio")
@@ -294,3 +295,30 @@ def test_the_pane_forgets_a_revoked_code_and_signs_out(classroom, pane):
     )
     assert pane.evaluate("localStorage.getItem('gradsheetClassCode')") is None
     assert text(pane, "gs-signin-form").startswith("Your class code")
+
+
+def test_a_teachers_pane_shows_the_class_and_stops_a_run(classroom, pane):
+    """Signed in with a teacher's code, the pane lists the class's runs (a student's training among them,
+    with a Stop button that stops it); a student's pane shows no class at all."""
+    server, codes = classroom
+    bob = Student(server.url, "bob", codes["bob"])
+    try:
+        bob.press("train", "bobs-book", **QUICK, epochs=20)
+        load(pane)
+        type_code(pane, codes["ms-smith"])
+        assert pane.wait("document.getElementById('gs-user-name').textContent") == "Ms Smith"
+        rows = "Array.from(document.querySelectorAll('#gs-class-rows tr')).map(r => r.textContent)"
+        found = pane.wait(f"({rows}).find(t => t.startsWith('bobbobs-book'))", timeout=60)
+        assert "Stop" in found
+        pane.evaluate("document.querySelector('#gs-class-rows tr button').click(); 1")
+        said = pane.wait("document.getElementById('gs-class-message').textContent")
+        assert said.startswith("bob / bobs-book: ") and ("Stopping" in said or "Taken out" in said)
+        wait_for(
+            lambda: bob.status("bobs-book")["status"].startswith(("Stopped", "Taken out")), 120, what="stop"
+        )
+        pane.evaluate("document.getElementById('gs-sign-out').click(); 1")
+        type_code(pane, codes["alice-smith"])
+        assert pane.wait("document.getElementById('gs-user-name').textContent") == "Alice Smith"
+        pane.wait("document.getElementById('gs-class').hidden === true")
+    finally:
+        bob.close()

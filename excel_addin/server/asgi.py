@@ -106,6 +106,7 @@ _templates.globals["gradsheet"] = {
     "id_name": layout.WORKBOOK_ID_NAME,
     "progress_formula": f"={settings.functions_namespace.upper()}.TRAIN_PROGRESS({layout.WORKBOOK_ID_NAME})",
     "status_url": f"{settings.app_path}{router.prefix}/status",
+    "class_url": f"{settings.app_path}{router.prefix}/class",  # a teacher's view of the class
     "grid": grid_range(),  # the Classify sheet's drawing grid
     "explain_cell": layout.CLASSIFY_EXPLAIN_TARGET_CELL,  # which image What the network sees draws
     "signin": _signin,

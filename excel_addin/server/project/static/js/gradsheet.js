@@ -14,6 +14,7 @@
 // it is a preview (not with ?preview=picture), and &workbook=<id> shows that workbook's training.
 
 import { authHeaders, setUpSignIn } from "./signin.js";
+import { showClass } from "./teacher.js";
 
 const settings = JSON.parse(document.getElementById("gradsheet-config").textContent);
 const POLL_MS = 2000;
@@ -82,7 +83,9 @@ async function refresh() {
       return;
     }
     if (!response.ok) throw new Error(`${response.status} ${await response.text()}`);
-    show(await response.json(), id);
+    const state = await response.json();
+    show(state, id);
+    await showClass(settings, state.teacher);
   } catch (error) {
     element("gs-status").textContent = `Cannot reach the gradsheet server: ${error.message}`;
   }

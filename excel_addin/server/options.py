@@ -25,6 +25,9 @@ RUNS_ENV = "GRADSHEET_SERVER_RUNS"
 SHARED_ENV = "GRADSHEET_SERVER_SHARED"
 MAX_TRAININGS_ENV = "GRADSHEET_MAX_TRAININGS"
 THREADS_ENV = "GRADSHEET_TRAINING_THREADS"
+# The distributed mode: the queue, the runs' state and socket.io's messages in this Redis (docs/classroom.md)
+REDIS_ENV = "GRADSHEET_REDIS_URL"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 DEFAULT_RUNS = "runs/server"
 # Trainings at once per GPU by default: on an H200, 4 default runs started together each took 10.0-10.6 s of
 # training (6.0-6.5 s alone), 2.4x the images per second of one run; 8 took 15-20 s each for 2.8x (README,
@@ -62,6 +65,7 @@ class Options:
     max_minutes: int | None = None
     max_epochs: int | None = None
     max_images: int | None = None
+    redis: str | None = None  # the distributed mode's Redis URL (None: everything in this process)
 
     def cap(self, name: str) -> int | None:
         """A cap as it applies: its setting, else the shared server's default (a one-person server: none)."""
@@ -78,6 +82,7 @@ class Options:
             max_trainings=_count(env, MAX_TRAININGS_ENV, minimum=1),
             threads=_count(env, THREADS_ENV, minimum=0) or 0,
             **caps,
+            redis=redis_url(env.get(REDIS_ENV, "")),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -89,7 +94,19 @@ class Options:
         for name, (variable, _, _) in CAPS.items():
             if getattr(self, name) is not None:
                 env[variable] = str(getattr(self, name))
+        if self.redis:
+            env[REDIS_ENV] = self.redis
         return env
+
+
+def redis_url(text: str) -> str | None:
+    """A Redis URL as given (None for none); ValueError naming the setting for something else."""
+    text = text.strip()
+    if not text:
+        return None
+    if not text.startswith(REDIS_SCHEMES):
+        raise ValueError(f"{REDIS_ENV} (--redis) must be a URL such as redis://HOST:6379/0, got {text!r}")
+    return text
 
 
 def _count(env: Mapping[str, str], name: str, minimum: int) -> int | None:

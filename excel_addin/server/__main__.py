@@ -4,7 +4,9 @@ Excel loads add-ins over https only, so the server needs a certificate that the 
 trusts: mkcert makes one (see ``CERTIFICATE_HELP``). ``--http`` serves plain http, for running behind a
 reverse proxy that serves https. ``--shared`` makes a classroom server: it listens on every interface, and
 paths in cells and settings must stay inside its runs folder; ``--max-trainings`` sets how many trainings
-run at once (the rest wait in a queue). The server prints the manifest's URL to sideload in Excel.
+run at once (the rest wait in a queue). ``--redis URL`` is the distributed mode: the queue in Redis,
+trainings on training workers (``python -m excel_addin.worker --redis URL``), and ``--workers N`` web
+processes (docs/classroom.md). The server prints the manifest's URL to sideload in Excel.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from excel_addin.server.options import (
     DEFAULT_RUNS,
     LICENSE_ENV,
     LICENSE_HINT,
+    REDIS_ENV,
     TRAININGS_PER_GPU,
     Options,
 )
@@ -90,6 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
             flag, type=whole(1), help=f"{what} (default: {shared_default:,} with --shared, else no cap)"
         )
     parser.add_argument(
+        "--redis",
+        metavar="URL",
+        default=os.environ.get(REDIS_ENV) or None,
+        help=f"distributed mode: the queue, runs and socket.io messages in this Redis (redis://HOST:6379/0; "
+        f"default ${REDIS_ENV}); trainings run on: python -m excel_addin.worker --redis URL",
+    )
+    parser.add_argument(
+        "--workers",
+        type=whole(1),
+        default=1,
+        help="web processes (default 1; more than one needs --redis)",
+    )
+    parser.add_argument(
         "--hostname",
         help="NAME[:PORT] Excel reaches this server at, for the manifest (default: as requested)",
     )
@@ -123,7 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     if not os.environ.get(LICENSE_ENV):
         sys.exit(f"gradsheet server: xlwings Server needs a licence key: {LICENSE_HINT}.")
     caps = {name: getattr(args, name) for name in CAPS}
-    options = Options(args.runs.expanduser().resolve(), args.shared, args.max_trainings, args.threads, **caps)
+    runs = args.runs.expanduser().resolve()
+    options = Options(runs, args.shared, args.max_trainings, args.threads, **caps, redis=args.redis or None)
+    if args.workers > 1 and not options.redis:
+        sys.exit("gradsheet server: --workers needs --redis URL (the web processes share the queue there)")
     try:
         Options.from_env(options.to_env())  # the same checks as a server configured by its environment
         options.runs.mkdir(parents=True, exist_ok=True)
@@ -137,10 +156,26 @@ def main(argv: list[str] | None = None) -> int:
     from excel_addin.server.asgi import app  # configures xlwings Server from the environment set above
 
     print(f"gradsheet add-in server: runs in {options.runs}. Manifest for Excel: {manifest_url(args, host)}")
+    if options.redis:
+        print(redis_report(options.redis, args.workers))
     sys.stdout.flush()
     ssl = {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1])} if tls else {}
-    uvicorn.run(app, host=host, port=args.port, log_level="warning", **ssl)
+    served = app if args.workers == 1 else "excel_addin.server:app"  # each web process imports it
+    uvicorn.run(served, host=host, port=args.port, log_level="warning", workers=args.workers, **ssl)
     return 0
+
+
+def redis_report(url: str, workers: int) -> str:
+    """What the distributed mode starts with: the web processes, and whether Redis answers now."""
+    from excel_addin import status_line
+    from excel_addin.jobs import keys
+
+    where = f"{workers} web process(es), queue and runs in Redis at {keys.shown_url(url)}"
+    try:
+        keys.connect(url).ping()
+    except keys.redis_errors() as error:
+        return f"{where}. Warning: {status_line.queue_unreachable(keys.describe(error))}"
+    return f"{where}. Trainings run on: python -m excel_addin.worker --redis URL"
 
 
 if __name__ == "__main__":

@@ -23,8 +23,10 @@ import os
 import sys
 from pathlib import Path
 
+import socketio
+
 from excel_addin.cells import FUNCTION_NAMESPACE
-from excel_addin.server.options import LICENSE_ENV, LICENSE_HINT
+from excel_addin.server.options import LICENSE_ENV, LICENSE_HINT, options
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR / "project"  # templates/ and static/ only: it goes on sys.path[0]
@@ -54,6 +56,16 @@ DEFAULT_SETTINGS = {
 }
 
 
+def socketio_settings(redis_url: str | None) -> dict[str, str | None]:
+    """xlwings Server's socket.io settings for a mode: with Redis (several web processes), its Redis
+    manager, listening (not write-only), so that each web process serves its own sockets and gets the
+    others' messages (rooms span the processes); without, none (None: unset a stray variable)."""
+    return {
+        "XLWINGS_SOCKETIO_MESSAGE_QUEUE_URL": redis_url,
+        "XLWINGS_SOCKETIO_SERVER_APP": "true" if redis_url else None,
+    }
+
+
 def _configure() -> None:
     """Set xlwings Server's environment, refusing an order of imports that would leave it unset."""
     if "xlwings_server.config" in sys.modules:
@@ -69,6 +81,11 @@ def _configure() -> None:
             f"xlwings was imported before {LICENSE_ENV} was set: set it before starting Python"
         )
     os.environ.update(FORCED_SETTINGS)
+    for key, value in socketio_settings(options().redis).items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     for key, value in DEFAULT_SETTINGS.items():
         os.environ.setdefault(key, value)
     sys.modules["custom_functions"] = importlib.import_module("excel_addin.server.functions")
@@ -117,7 +134,11 @@ _templates.globals["gradsheet"] = {
     },
 }
 
-#: What to serve: same-origin guard -> socket.io -> CORS -> FastAPI.
-app = SameOriginGuard(_xlwings_server.main_app, settings.cors_allow_origins)
+#: What to serve: same-origin guard -> socket.io -> CORS -> FastAPI. With a message queue xlwings Server
+#: leaves socket.io to a process of its own; gradsheet serves it in every web process instead.
+_served = _xlwings_server.main_app
+if settings.socketio_message_queue_url:
+    _served = socketio.ASGIApp(_sio, _served, socketio_path=f"{settings.app_path}/socket.io")
+app = SameOriginGuard(_served, settings.cors_allow_origins)
 
 __all__ = ["app", "fastapi_app", "settings", "PROJECT_DIR"]

@@ -17,6 +17,7 @@ shows the rows already delivered, and everything works again once Redis answers.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
@@ -47,9 +48,11 @@ from ml import run_lock
 from ml.config import TrainConfig
 from ml.run_dir import WORKER_LOG, RunDir, is_inside
 
+logger = logging.getLogger(__name__)
 JOB = "excel_addin.jobs.task.train_job"
 TIMEOUT_GRACE_S = 600  # RQ's hard time limit: the minutes cap (which the job keeps itself) plus this
 CLEANUP_EVERY_S = 2.0  # how often a web process runs RQ's cleanup of abandoned jobs
+ENQUEUE_GRACE_S = 60.0  # a reserved place whose job is not in RQ after this long was left by a dead process
 STATES = {
     "queued": QUEUED,
     "deferred": QUEUED,
@@ -160,16 +163,19 @@ class RedisRuns(RunBook):
         return [part.decode() for part in answer]
 
     def submit(self, key: RunKey, config: TrainConfig, lock: run_lock.RunLock) -> RemoteJob:
-        """Queue the run (the web host's lock is released: the run's place in Redis is its lock)."""
+        """Queue the run (the web host's lock is released: the run's place in Redis is its lock). Its
+        record comes first, so that no other web process takes its place for a stale one meanwhile."""
         run_lock.release(lock)
         run_id = uuid.uuid4().hex
         try:
             self._tidy()
-            verdict = self._verdict(key, run_id)
-            if verdict[0] != "ok":
-                raise Refused(self._refusal_text(verdict).removeprefix(status_line.not_started("")))
             minutes = self._shared_cap("minutes")
             created = self._record(key, config, run_id, minutes)
+            verdict = self._verdict(key, run_id)
+            if verdict[0] != "ok":
+                self.client.delete(*keys.run_keys(run_id))
+                raise Refused(self._refusal_text(verdict).removeprefix(status_line.not_started("")))
+            self.client.hset(keys.LATEST, keys.field(*key), run_id)
             self.queue.enqueue_call(JOB, args=(run_id,), job_id=run_id, timeout=_timeout(minutes),
                                     result_ttl=keys.RUN_TTL_S, failure_ttl=keys.RUN_TTL_S,
                                     description=f"train {keys.field(*key)}")  # fmt: skip
@@ -194,7 +200,7 @@ class RedisRuns(RunBook):
         return None if value is None else float(value)
 
     def _record(self, key: RunKey, config: TrainConfig, run_id: str, minutes: float | None) -> float:
-        """Write the run's record (and a resumed run's checkpoint) and make it the workbook's latest."""
+        """Write the run's record (and a resumed run's checkpoint); when Redis's clock says it was made."""
         created = keys.redis_now(self.client)
         spec = {"owner": key.owner, "workbook": key.workbook, "config": config.to_json(), "created": created}
         if minutes is not None:
@@ -206,7 +212,6 @@ class RedisRuns(RunBook):
                 pipe.hset(keys.files(run_id), checkpoint.name, checkpoint.read_bytes())
             for name in keys.run_keys(run_id):
                 pipe.expire(name, keys.RUN_TTL_S)
-            pipe.hset(keys.LATEST, keys.field(*key), run_id)
             pipe.execute()
         return created
 
@@ -309,7 +314,10 @@ class RedisRuns(RunBook):
         record, last_time = (None, 0.0) if job is None else self.streams.read(self.client, job.run_id)
         state = self._state(key, job, record)
         if job is not None and is_inside(job.config.out_dir, run_folder(self.root, key)):
-            self.delivery.bring(self.client, job.run_id, Path(job.config.out_dir), record)
+            try:
+                self.delivery.bring(self.client, job.run_id, Path(job.config.out_dir), record)
+            except OSError as error:  # a full disk, ...: tried again at the next look
+                logger.warning("run %s: its files could not be written: %s", job.run_id, error)
         notice = self.client.hget(keys.NOTICES, keys.field(*key))
         since = max(job.created if job else 0.0, last_time)
         said = json.loads(notice) if notice else None
@@ -363,8 +371,9 @@ class RedisRuns(RunBook):
         self.queue.started_job_registry.cleanup()
 
     def _tidy(self) -> None:
-        """Clean up, then forget the active runs that ended (finished, failed, cancelled or gone), so
-        that the caps count only the living."""
+        """Clean up, then forget the active runs that ended (finished, failed, cancelled), or whose job
+        never came (a web process that died between the reservation and the queue), so that the caps
+        count only the living."""
         from rq.job import Job
 
         if not self._caps_written:
@@ -374,9 +383,15 @@ class RedisRuns(RunBook):
         with self.client.pipeline() as pipe:
             for _, run_id in active:
                 pipe.hget(Job.key_for(run_id.decode()), "status")
-            statuses = pipe.execute()
-        for (field, run_id), status in zip(active, statuses, strict=True):
-            if status is None or STATES.get(status.decode()) not in (QUEUED, RUNNING):
+                pipe.hget(keys.run(run_id.decode()), "created")
+            found = pipe.execute()
+        now = keys.redis_now(self.client)
+        for (field, run_id), status, created in zip(active, found[::2], found[1::2], strict=True):
+            if status is not None:
+                ended = STATES.get(status.decode()) not in (QUEUED, RUNNING)
+            else:  # not queued yet, or never will be
+                ended = created is None or now - float(created) > ENQUEUE_GRACE_S
+            if ended:
                 self._release(keys=[keys.ACTIVE], args=[field, run_id])
 
     def _forget_active(self, key: RunKey, run_id: str) -> None:

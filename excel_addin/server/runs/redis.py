@@ -25,6 +25,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from rq import Queue, Worker
+from rq.job import Job
+
 from excel_addin import status_line
 from excel_addin.jobs import keys
 from excel_addin.server.progress import Progress
@@ -113,8 +116,6 @@ class RedisRuns(RunBook):
     """The runs of every web process of a distributed server, in the Redis at ``url``."""
 
     def __init__(self, root: Path, url: str, caps: dict[str, Any] | None = None, client: Any = None):
-        from rq import Queue
-
         self.root, self.url = root, url
         self.client = client or keys.connect(url)
         self.queue = Queue(keys.QUEUE, connection=self.client)
@@ -217,8 +218,6 @@ class RedisRuns(RunBook):
 
     def cancel(self, key: RunKey) -> RemoteJob | None:
         """Take the workbook's waiting run out of RQ's queue (atomically: a run a worker took is not)."""
-        from rq.job import Job
-
         try:
             job = self.latest(key)
             if job is None or job.state != QUEUED or not self.queue.remove(job.run_id):
@@ -266,8 +265,6 @@ class RedisRuns(RunBook):
         spec = {k.decode(): v.decode() for k, v in self.client.hgetall(keys.run(run_id)).items()}
         if "config" not in spec:
             return None
-        from rq.job import Job
-
         status = self.client.hget(Job.key_for(run_id), "status")
         state = STATES.get(status.decode(), ENDED) if status else ENDED
         config = TrainConfig.from_json(spec["config"])
@@ -286,8 +283,6 @@ class RedisRuns(RunBook):
     def counts(self) -> dict[str, int]:
         """Trainings running (RQ's started registry), waiting (its queue) and the slots (its workers);
         zeros while Redis does not answer."""
-        from rq import Worker
-
         try:
             self._clean_up()
             running = self.queue.started_job_registry.get_job_count(cleanup=False)
@@ -374,8 +369,6 @@ class RedisRuns(RunBook):
         """Clean up, then forget the active runs that ended (finished, failed, cancelled), or whose job
         never came (a web process that died between the reservation and the queue), so that the caps
         count only the living."""
-        from rq.job import Job
-
         if not self._caps_written:
             self._write_caps()
         self._clean_up()

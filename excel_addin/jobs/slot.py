@@ -123,16 +123,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=0, help="CPU threads per training (0: torch's)")
     parser.add_argument("--scratch", type=Path, help="where runs train (default: the temp folder)")
     parser.add_argument("--name", help="this slot's worker name in RQ (default: RQ's)")
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="skip the warm-up (to measure what it saves: bench/press_to_first_step.py)",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
-    device = warm_up(args.device, args.threads)
+    device = resolve_device(args.device) if args.cold else warm_up(args.device, args.threads)
     task.use(task.Slot(device, args.threads, args.scratch))
     warm_s = time.perf_counter() - started
-    print(f"gradsheet slot {args.name or ''}: warm on {device} in {warm_s:.1f} s", file=sys.stderr)
+    ready = "ready, not warmed up," if args.cold else "warm"
+    print(f"gradsheet slot {args.name or ''}: {ready} on {device} in {warm_s:.1f} s", file=sys.stderr)
     client = keys.connect(args.redis)
     wait_for_redis(client)
     worker = HeartbeatWorker(

@@ -142,6 +142,11 @@ def test_caps_hold_across_web_processes(client, redis_server, tmp_path):
     submit(two, tmp_path, RunKey("bob", "b1"))
     assert one.refusal(RunKey("carol", "c1")) == status_line.queue_full(2)
     assert one.counts() == {"running": 0, "queued": 2, "slots": 0}
+    rows = two.overview()  # the teacher's view, from either web process: the waiting runs first
+    assert [(r["owner"], r["workbook"], r["queue"]) for r in rows[:2]] == [
+        ("alice", "a1", 1),
+        ("bob", "b1", 2),
+    ]
     assert two.view(RunKey("bob", "b1")).status == status_line.waiting_text(2, 2, 0)
     assert two.cancel(RunKey("bob", "b1")) is not None and one.cancel(RunKey("bob", "b1")) is None
     assert one.view(RunKey("bob", "b1")).status == status_line.CANCELLED_TEXT

@@ -158,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"gradsheet add-in server: runs in {options.runs}. Manifest for Excel: {manifest_url(args, host)}")
     if options.redis:
         print(redis_report(options.redis, args.workers))
+        if args.max_trainings:
+            print("Note: --max-trainings does nothing with --redis: the training workers' --slots decide")
     sys.stdout.flush()
     ssl = {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1])} if tls else {}
     served = app if args.workers == 1 else "excel_addin.server:app"  # each web process imports it

@@ -143,13 +143,16 @@ def train(
 # ---- Stop -------------------------------------------------------------------------------------------
 
 
-def stop(book: Any, files: cells.Files | None = None, say: Say | None = None) -> run_lock.RunLock | None:
+def stop(
+    book: Any, files: cells.Files | None = None, say: Say | None = None, request_stop: Any = None
+) -> Any | None:
     """Stop button: ask the run writing into the Train sheet's output folder to stop after its batch
-    (``files``, ``say``: as for ``train``)."""
+    (``files``, ``say``: as for ``train``; ``request_stop(out_dir)``: how, default the folder's run lock on
+    this machine; a distributed server asks its queue). What was asked to stop, or None."""
     say = say or status_cell_of(book)
     try:
         out_dir = out_dir_from_settings(read_settings(book), files or files_of(book))
-        lock = run_lock.request_stop(out_dir)
+        lock = (request_stop or run_lock.request_stop)(out_dir)
     except (ValueError, run_lock.RunLockError) as error:
         say(status_line.not_stopped(error))
         return None

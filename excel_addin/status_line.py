@@ -65,10 +65,27 @@ ENDED_EARLY_TEXT = "Interrupted: the training process ended unexpectedly"
 
 
 def waiting_text(position: int, queued: int, slots: int) -> str:
-    """The status line of a run waiting in the server's queue (``queued`` runs wait, ``slots`` train)."""
+    """The status line of a run waiting in the server's queue (``queued`` runs wait, ``slots`` train; 0:
+    no training worker is connected to a distributed server's queue)."""
+    capacity = (
+        f"this server trains {slots} workbook(s) at a time"
+        if slots
+        else "no training worker is connected yet; it starts when one is"
+    )
     return (
-        f"Queued: position {position} of {queued} (this server trains {slots} workbook(s) at a time). "
+        f"Queued: position {position} of {queued} ({capacity}). "
         "It starts by itself; Stop takes it out of the queue."
+    )
+
+
+QUEUE_UNREACHABLE_TEXT = "the class server's queue (Redis) is not reachable"
+
+
+def queue_unreachable(error: Any) -> str:
+    """A distributed server whose Redis does not answer (``error``: the connection's own words)."""
+    return (
+        f"{QUEUE_UNREACHABLE_TEXT}: {error}. "
+        "Everything goes on by itself when it is back; tell the teacher if this lasts."
     )
 
 

@@ -1,4 +1,10 @@
-"""The training process that both faces start: ``python -m excel_addin.worker --config FILE ...``.
+"""The training process that both faces start: ``python -m excel_addin.worker --config FILE ...``; and, with
+``--redis URL``, a machine's training workers for the distributed add-in server.
+
+One command, two modes, because both are "the process that trains for a Train press": ``--config`` is one
+run in a process of its own (the workbook's Train button, the default server), ``--redis`` keeps warm slots
+that take runs from the server's queue (``excel_addin.jobs.supervisor``: a sub-package, since that mode
+needs RQ and Redis, which this mode must not import).
 
 Excel must not wait for a training run, so the Train button (``excel_addin.buttons.train``) only validates
 the settings, takes the run lock and calls ``launch``, which writes the run's settings into a hand-off file
@@ -162,15 +168,40 @@ def run_with_lock(
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"python -m {MODULE}",
-        description="Train the MNIST CNN for a workbook: progress goes to its Train sheet, results to files.",
+        description="Train the MNIST CNN for a workbook: progress goes to its Train sheet, results to files "
+        "(--config); or serve trainings from a distributed add-in server's queue (--redis).",
     )
-    parser.add_argument("--config", required=True, help="JSON file with the TrainConfig fields")
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--config", help="JSON file with the TrainConfig fields: train this one run")
+    mode.add_argument(
+        "--redis", metavar="URL", help="the add-in server's Redis (redis://HOST:6379/0): keep warm slots "
+        "that train the runs pressed on it, until stopped (SIGTERM, Ctrl-C)",
+    )  # fmt: skip
     parser.add_argument("--book", help="full name of the open workbook to write progress into")
     parser.add_argument(
         "--token", help="the run lock's token (given by the Train button, which took the lock)"
     )
     parser.add_argument("--progress-every", type=float, default=1.0, help="seconds between progress writes")
+    queue = parser.add_argument_group("with --redis")
+    queue.add_argument("--slots", type=_whole(1), help="trainings at once (default: 4 per GPU, else 1)")
+    queue.add_argument(
+        "--device",
+        default="auto",
+        help="auto (every GPU, else the CPU), cpu, cuda, cuda:N or mps (default auto)",
+    )
+    queue.add_argument("--threads", type=_whole(0), help="CPU threads per training (default: cores / slots)")
+    queue.add_argument("--scratch", type=Path, help="where runs train before their files go to the server")
+    queue.add_argument("--name", help="this machine's name in the queue's tools (default: its host name)")
     return parser
+
+
+def _whole(minimum: int):
+    def parse(text: str) -> int:
+        if not text.strip().isdigit() or int(text) < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number of at least {minimum}, got {text!r}")
+        return int(text)
+
+    return parse
 
 
 def _lock_for(args: argparse.Namespace, config: TrainConfig) -> run_lock.RunLock | None:
@@ -184,6 +215,10 @@ def _lock_for(args: argparse.Namespace, config: TrainConfig) -> run_lock.RunLock
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.redis:
+        from excel_addin.jobs import supervisor
+
+        return supervisor.serve(args)
     config_file = Path(args.config)
     try:
         config = TrainConfig.from_json(config_file.read_text(encoding="utf-8"))

@@ -6,14 +6,11 @@ the position) and starts only when the first run is done."""
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
-import xlwings as xw
 from server_app import QUICK, LiveServer, press
 
 from excel_addin.sheets.layout import TRAIN_METRIC_COLUMNS
+from excel_addin.testing.progress_stream import ProgressStream
 
 socketio = pytest.importorskip("socketio")
 pytest.importorskip("websocket")  # python-socketio[client]: its websocket transport
@@ -26,53 +23,8 @@ def server(tmp_path_factory):
     live.stop()
 
 
-class Stream:
-    """One subscription to =GRADSHEET.TRAIN_PROGRESS(workbook): every value pushed, with its arrival time."""
-
-    def __init__(self, url: str, workbook: str):
-        self.values: list[tuple[float, list[list]]] = []
-        self.changed = threading.Condition()
-        self.task_key = f"TRAIN_PROGRESS_{workbook}"  # the JS shim's key: `${funcName}_${args}`
-        self.sio = socketio.Client(reconnection=False)
-        self.sio.on(f"xlwings:set-result-{self.task_key}", self._receive)
-        self.sio.connect(url, transports=["websocket"], auth={"token": "", "provider": ""}, wait_timeout=10)
-        body = {
-            "client": "Office.js",
-            "version": xw.__version__,
-            "runtime": "1.4",
-            "func_name": "TRAIN_PROGRESS",
-            "args": [[[workbook]]],
-            "task_key": self.task_key,
-            "caller_address": None,
-        }
-        self.sio.emit("xlwings:function-call", body)
-
-    def _receive(self, data):
-        with self.changed:
-            self.values.append((time.monotonic(), data["result"]))
-            self.changed.notify_all()
-
-    def statuses(self) -> list[str]:
-        return [table[0][1] for _, table in self.values]
-
-    def wait_for(self, predicate, timeout: float = 180.0):
-        """The first value (time, table) that satisfies ``predicate``."""
-        deadline = time.monotonic() + timeout
-        with self.changed:
-            while True:
-                found = next(((t, v) for t, v in self.values if predicate(v)), None)
-                if found or time.monotonic() > deadline:
-                    assert found, f"no such value within {timeout} s; statuses: {self.statuses()}"
-                    return found
-                self.changed.wait(1.0)
-
-    def close(self):
-        self.sio.emit("xlwings:cancel-task", {"task_key": self.task_key})
-        self.sio.disconnect()
-
-
 def test_train_progress_streams_a_real_run_and_a_second_train_waits(server):
-    alice, bob = Stream(server.url, "alice"), Stream(server.url, "bob")
+    alice, bob = ProgressStream(server.url, "alice"), ProgressStream(server.url, "bob")
     try:
         alice.wait_for(lambda v: v[0][1] == "No training yet: press Train.", timeout=30)
         press(server.url, "train", "alice", **QUICK, epochs=3)
@@ -101,7 +53,7 @@ def test_train_progress_streams_a_real_run_and_a_second_train_waits(server):
 
 
 def test_a_bad_workbook_id_streams_a_message(server):
-    stream = Stream(server.url, "not an id!")
+    stream = ProgressStream(server.url, "not an id!")
     try:
         _, value = stream.wait_for(lambda v: True, timeout=30)
         assert value[0][0].startswith("#VALUE! the workbook id GRADSHEET_ID must be 1 to 64 letters")

@@ -5,7 +5,9 @@ trusts: mkcert makes one (see ``CERTIFICATE_HELP``). ``--http`` serves plain htt
 reverse proxy that serves https. ``--shared`` makes a classroom server: it listens on every interface, and
 paths in cells and settings must stay inside its runs folder, and everyone signs in (``--auth``: class
 codes by default, see ``python -m excel_addin.server class --help``); ``--max-trainings`` sets how many
-trainings run at once (the rest wait in a queue). The server prints the manifest's URL to sideload in Excel.
+trainings run at once (the rest wait in a queue). ``--redis URL`` is the distributed mode: the queue in
+Redis, trainings on training workers (``python -m excel_addin.worker --redis URL``), and ``--workers N``
+web processes (docs/classroom.md). The server prints the manifest's URL to sideload in Excel.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from excel_addin.server.options import (
     LOOPBACK_HOSTS,
     NO_AUTH,
     PERIMETER_SETTINGS,
+    REDIS_ENV,
     SHARED_AUTH,
     TRAININGS_PER_GPU,
     Options,
@@ -113,6 +116,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--class-file", type=Path, help="the class list of --auth classtoken (default: beside --runs)"
     )
     parser.add_argument(
+        "--redis",
+        metavar="URL",
+        default=os.environ.get(REDIS_ENV) or None,
+        help=f"distributed mode: the queue, runs and socket.io messages in this Redis (redis://HOST:6379/0; "
+        f"default ${REDIS_ENV}); trainings run on: python -m excel_addin.worker --redis URL",
+    )
+    parser.add_argument(
+        "--workers",
+        type=whole(1),
+        default=1,
+        help="web processes (default 1; more than one needs --redis)",
+    )
+    parser.add_argument(
         "--hostname",
         help="NAME[:PORT] Excel reaches this server at, for the manifest (default: as requested)",
     )
@@ -175,6 +191,9 @@ def perimeter_env(args: argparse.Namespace, host: str) -> dict[str, str]:
     allowed = PERIMETER_SETTINGS["allowed_hosts"].env
     names = [os.environ.get(allowed, ""), env.get(allowed, ""), public_name(args, host)]
     env[allowed] = ",".join(name for name in names if name)
+    storage = PERIMETER_SETTINGS["rate_storage"].env
+    if args.redis and not env.get(storage) and not os.environ.get(storage):
+        env[storage] = args.redis  # every web process counts in the same Redis
     return env
 
 
@@ -185,7 +204,14 @@ def options_of(args: argparse.Namespace) -> Options:
     class_file = class_file_for(runs, args.class_file)
     caps = {name: getattr(args, name) for name in CAPS}
     return Options(
-        runs, args.shared, args.max_trainings, args.threads, auth=auth, class_file=class_file, **caps
+        runs,
+        args.shared,
+        args.max_trainings,
+        args.threads,
+        auth=auth,
+        class_file=class_file,
+        redis=args.redis or None,
+        **caps,
     )
 
 
@@ -197,6 +223,8 @@ def configure(args: argparse.Namespace, host: str) -> tuple[Options, PerimeterOp
     perimeter = perimeter_env(args, host)
     try:
         options = options_of(args)
+        if args.workers > 1 and not options.redis:
+            raise ValueError("--workers needs --redis URL (the web processes share the queue there)")
         Options.from_env(options.to_env())  # the same checks as a server configured by its environment
         checked = PerimeterOptions.from_env({**os.environ, **perimeter})
         signin = sign_in_line(options)
@@ -227,14 +255,34 @@ def main(argv: list[str] | None = None) -> int:
     print(signin)
     names = ", ".join(sorted(server_names(args.hostname, checked.allowed_hosts)))
     print(f"Answers to: {names} (another name: --allowed-host NAME)")
+    if options.redis:
+        print(redis_report(options.redis, args.workers))
+        if args.max_trainings:
+            print("Note: --max-trainings does nothing with --redis: the training workers' --slots decide")
     sys.stdout.flush()
     ssl = {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1])} if tls else {}
     # proxy_headers off: the perimeter believes forwarded headers from --proxy only (uvicorn's default
     # believes them from 127.0.0.1, i.e. from any local process). A websocket message (socket.io's) is
     # held to the cell calls' body limit: uvicorn would take 16 MiB per message, 32 messages queued.
     perimeter_args = {"proxy_headers": False, "ws_max_size": checked.max_call_body}
-    uvicorn.run(app, host=host, port=args.port, log_level="warning", **perimeter_args, **ssl)
+    served = app if args.workers == 1 else "excel_addin.server:app"  # each web process imports it
+    uvicorn.run(
+        served, host=host, port=args.port, log_level="warning", workers=args.workers, **perimeter_args, **ssl
+    )
     return 0
+
+
+def redis_report(url: str, workers: int) -> str:
+    """What the distributed mode starts with: the web processes, and whether Redis answers now."""
+    from excel_addin import status_line
+    from excel_addin.jobs import keys
+
+    where = f"{workers} web process(es), queue and runs in Redis at {keys.shown_url(url)}"
+    try:
+        keys.connect(url).ping()
+    except keys.redis_errors() as error:
+        return f"{where}. Warning: {status_line.queue_unreachable(keys.describe(error))}"
+    return f"{where}. Trainings run on: python -m excel_addin.worker --redis URL"
 
 
 if __name__ == "__main__":

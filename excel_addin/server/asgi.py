@@ -24,6 +24,8 @@ import os
 import sys
 from pathlib import Path
 
+import socketio
+
 from excel_addin.cells import FUNCTION_NAMESPACE
 from excel_addin.server.auth import providers
 from excel_addin.server.options import LICENSE_ENV, LICENSE_HINT, options
@@ -56,6 +58,16 @@ DEFAULT_SETTINGS = {
 }
 
 
+def socketio_settings(redis_url: str | None) -> dict[str, str | None]:
+    """xlwings Server's socket.io settings for a mode: with Redis (several web processes), its Redis
+    manager, listening (not write-only), so that each web process serves its own sockets and gets the
+    others' messages (rooms span the processes); without, none (None: unset a stray variable)."""
+    return {
+        "XLWINGS_SOCKETIO_MESSAGE_QUEUE_URL": redis_url,
+        "XLWINGS_SOCKETIO_SERVER_APP": "true" if redis_url else None,
+    }
+
+
 def _configure() -> None:
     """Set xlwings Server's environment, refusing an order of imports that would leave it unset."""
     if "xlwings_server.config" in sys.modules:
@@ -71,6 +83,11 @@ def _configure() -> None:
             f"xlwings was imported before {LICENSE_ENV} was set: set it before starting Python"
         )
     os.environ.update(FORCED_SETTINGS)
+    for key, value in socketio_settings(options().redis).items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     for key, value in DEFAULT_SETTINGS.items():
         os.environ.setdefault(key, value)
     providers.configure(options())  # XLWINGS_AUTH_PROVIDERS, and auth.classtoken for xlwings to import
@@ -125,9 +142,13 @@ _templates.globals["gradsheet"] = {
 }
 
 #: What to serve: the perimeter (forwarded headers -> trusted hosts -> body limit -> same-origin guard ->
-#: rate limit; safe static files inside) -> socket.io -> CORS -> FastAPI.
+#: rate limit; safe static files inside) -> socket.io -> CORS -> FastAPI. With a message queue (--redis)
+#: xlwings Server leaves socket.io to a process of its own; gradsheet serves it in every web process.
+_served = _xlwings_server.main_app
+if settings.socketio_message_queue_url:
+    _served = socketio.ASGIApp(_sio, _served, socketio_path=f"{settings.app_path}/socket.io")
 app = perimeter.install(
-    _xlwings_server.main_app,
+    _served,
     fastapi_app,
     settings,
     perimeter_options(),

@@ -33,6 +33,9 @@ RUNS_ENV = "GRADSHEET_SERVER_RUNS"
 SHARED_ENV = "GRADSHEET_SERVER_SHARED"
 MAX_TRAININGS_ENV = "GRADSHEET_MAX_TRAININGS"
 THREADS_ENV = "GRADSHEET_TRAINING_THREADS"
+# The distributed mode: the queue, the runs' state and socket.io's messages in this Redis (docs/classroom.md)
+REDIS_ENV = "GRADSHEET_REDIS_URL"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 DEFAULT_RUNS = "runs/server"
 # Sign-in: xlwings Server's own setting names the auth providers (a JSON list; a comma-separated list is
 # accepted here and rewritten as JSON); gradsheet knows two of them. No provider: the one-person server.
@@ -85,6 +88,7 @@ class Options:
     max_images: int | None = None
     auth: tuple[str, ...] = ()
     class_file: Path | None = None
+    redis: str | None = None  # the distributed mode's Redis URL (None: everything in this process)
 
     def __post_init__(self):
         if self.class_file is None:
@@ -109,6 +113,7 @@ class Options:
             auth=auth_providers(env.get(AUTH_PROVIDERS_ENV), shared),
             class_file=class_file_for(runs, None, env),
             **caps,
+            redis=redis_url(env.get(REDIS_ENV, "")),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -122,6 +127,8 @@ class Options:
         for name, (variable, _, _) in CAPS.items():
             if getattr(self, name) is not None:
                 env[variable] = str(getattr(self, name))
+        if self.redis:
+            env[REDIS_ENV] = self.redis
         return env
 
 
@@ -170,6 +177,16 @@ def auth_providers(text: str | None, shared: bool) -> tuple[str, ...]:
             f"{ENTRA_ID} (Microsoft 365 accounts), not {text!r}"
         )
     return chosen
+
+
+def redis_url(text: str) -> str | None:
+    """A Redis URL as given (None for none); ValueError naming the setting for something else."""
+    text = text.strip()
+    if not text:
+        return None
+    if not text.startswith(REDIS_SCHEMES):
+        raise ValueError(f"{REDIS_ENV} (--redis) must be a URL such as redis://HOST:6379/0, got {text!r}")
+    return text
 
 
 def _count(env: Mapping[str, str], name: str, minimum: int) -> int | None:

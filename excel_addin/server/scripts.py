@@ -144,10 +144,14 @@ def _stop(book: _Any, document: str = "", user: _Any = None) -> None:
         raise _xw.XlwingsError(_status_line.NOTHING_RUNNING_TEXT)
     folder = _workbook.folder(owner, key.workbook)
     say = _messages_to(key, folder, owner)
-    if _run_book().cancel(key) is not None:
+    runs = _run_book()
+    if runs.cancel(key) is not None:
         say(_status_line.CANCELLED_TEXT)
     else:
-        _buttons.stop(book, files=_cells.Files(folder, confined=True), say=say)
+        files = _cells.Files(folder, confined=True)
+        _buttons.stop(
+            book, files=files, say=say, request_stop=lambda out_dir: runs.request_stop(key, out_dir)
+        )
 
 
 def _set_up(book: _Any, document: str = "") -> None:

@@ -46,20 +46,26 @@ def metric_rows(record: dict[str, Any]) -> tuple[tuple[float, ...], ...]:
 def from_files(run_dir: RunDir, running: bool | None = None, starting: str | None = None) -> Progress:
     """Where the run stands by its files. ``running``: whether its training process is known to run
     (None: ask the run lock); ``starting``: the status while its process starts."""
-    record = run_dir.read_progress()
     if running is None:
         running = run_lock.active_run(run_dir.path) is not None
+    return from_record(run_dir.read_progress(), running, starting, run_dir.worker_log.name)
+
+
+def from_record(record: dict[str, Any] | None, running: bool, starting: str | None, log: str) -> Progress:
+    """Where a run stands by its progress record (progress.json's content, or the same rebuilt from the
+    run's events): ``running``: whether its training is known to go on; ``log``: the training's log file,
+    named when the run ended without saying so."""
     if record is None:
         if running:
             return Progress(starting or status_line.STARTING_TEXT, 0.0)
-        return Progress(status_line.ended_early(None, run_dir.worker_log.name))
+        return Progress(status_line.ended_early(None, log))
     try:
         text, progress = status_line.replay(record).line
         rows = metric_rows(record)
     except (ValueError, TypeError, KeyError) as error:
         return Progress(f"Cannot read the run's {PROGRESS_JSON}: {error}")
     if not record.get("ended") and not running:
-        text = status_line.ended_early(text, run_dir.worker_log.name)
+        text = status_line.ended_early(text, log)
     started = record.get("started") or {}
     summary = tuple(tuple(row) for row in started.get("summary", []))
     return Progress(text, progress, None, rows, started.get("device", ""), summary, started.get("n_params"))

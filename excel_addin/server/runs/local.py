@@ -25,19 +25,25 @@ from typing import Any
 import psutil
 
 from excel_addin import status_line, worker
-from excel_addin.server import messages
 from excel_addin.server.progress import Progress
 from excel_addin.server.runs import files
-from excel_addin.server.runs.book import Refused, RunKey, run_folder
-from excel_addin.sheets import layout
+from excel_addin.server.runs.base import (
+    CANCELLED,
+    ENDED,
+    FAILED,
+    PER_USER,
+    QUEUED,
+    RUNNING,
+    Refused,
+    RunBook,
+    RunKey,
+    folder_keys,
+    run_folder,
+)
 from ml import run_lock
 from ml.config import TrainConfig
 from ml.run_dir import RunDir, atomic_write_text
 
-QUEUED, RUNNING, ENDED, CANCELLED, FAILED = "queued", "running", "ended", "cancelled", "failed"
-ACTIVE = (QUEUED, RUNNING)
-TEST_ACC = layout.TRAIN_METRIC_COLUMNS.index("test_acc")
-PER_USER = 1  # trainings a user of a shared server may have queued or running
 JOURNAL = ".server/jobs.json"  # under the runs folder (no user id starts with a dot)
 
 
@@ -96,7 +102,7 @@ class Notice:
     time: float
 
 
-class LocalRuns:
+class LocalRuns(RunBook):
     """At most ``len(slots)`` trainings at once; the rest wait in order. Thread-safe."""
 
     def __init__(self, root: Path, slots: list[Slot], threads: int = 0, limits: Limits = Limits(),
@@ -173,6 +179,10 @@ class LocalRuns:
         stopped = [run_lock.request_stop(folder) for folder in folders]
         return status_line.STOPPING_TEXT if any(stopped) else status_line.NOTHING_RUNNING_TEXT
 
+    def request_stop(self, key: RunKey, out_dir: Path) -> run_lock.RunLock | None:
+        """The Stop button: the run holding ``out_dir``'s lock on this machine is asked to stop."""
+        return run_lock.request_stop(out_dir)
+
     def _locked_runs(self, folder: Path) -> list[Path]:
         """The run folders under ``folder`` whose training still holds its lock."""
         found = files.latest_run(folder)
@@ -232,25 +242,15 @@ class LocalRuns:
         starting = None if job is None else status_line.starting_text(job.config)
         return files.from_files(run_dir, running, starting)
 
-    def overview(self) -> list[dict[str, Any]]:
-        """Every workbook's run on this server, for a teacher: owner, workbook, status, queue position,
-        progress and last test accuracy; training and waiting runs first."""
-        rows = []
-        for key in sorted(self._known_keys()):
-            view = self.view(key)
-            accuracy = view.rows[-1][TEST_ACC] if view.rows else None
-            status = messages.for_user(view.status, run_folder(self.root, key), self.root / key.owner)
-            rows.append({"owner": key.owner, "workbook": key.workbook, "status": status,
-                         "queue": view.queue, "progress": view.progress, "accuracy": accuracy})  # fmt: skip
-        active = {job.key for job in self._running + self._waiting}
-        return sorted(rows, key=lambda row: RunKey(row["owner"], row["workbook"]) not in active)
-
-    def _known_keys(self) -> set[RunKey]:
+    def known_keys(self) -> set[RunKey]:
         """The workbooks this server has runs of: in its queue, or with a folder under the runs folder."""
-        keys = set(self._latest)
-        for owner in _folders(self.root):
-            keys |= {RunKey(owner.name, workbook.name) for workbook in _folders(owner)}
-        return keys
+        with self._lock:
+            keys = set(self._latest)
+        return keys | folder_keys(self.root)
+
+    def active_keys(self) -> set[RunKey]:
+        with self._lock:
+            return {job.key for job in self._running + self._waiting}
 
     # ---- starting and watching runs -----------------------------------------------------------------
 
@@ -333,14 +333,6 @@ class LocalRuns:
                 self.say(key, status_line.RESTARTED_TEXT)
         with self._lock:
             self._save()
-
-
-def _folders(path: Path) -> list[Path]:
-    """The sub-folders of ``path`` that can be user or workbook folders (not hidden, not links)."""
-    try:
-        return [p for p in path.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")]
-    except OSError:
-        return []
 
 
 def _process(pid: int) -> Any:

@@ -401,8 +401,8 @@ _SPEC_DOC = Argument(
 def _summary_of(spec) -> tuple[tuple[Any, ...], ...]:
     """MODEL_SUMMARY's rows for a ``ml.model.ModelSpec`` (one forward pass of the built network, once per
     design: Excel asks again whenever the sheet recalculates)."""
-    from excel_addin.sheets.train_sheet import summary_table
-    from ml.model import layer_table
+    from ml.summary import layer_table
+    from ml.summary_table import summary_table
 
     return tuple(map(tuple, summary_table(layer_table(spec), spec.n_params, empty="")))
 

@@ -30,8 +30,11 @@ from excel_addin.sheets.train_sheet import TrainView, chart_picture, train_sheet
 from excel_addin.sheets.xlsx_render import write_workbook
 from excel_addin.status_line import end_status
 from ml.events import RunEnded
-from ml.model import CUSTOM, LayerRow, ModelSpecError, Stage, parse_stages
 from ml.run_dir import RunDir, atomic_path
+from ml.spec import ModelSpecError
+from ml.stages import Stage, parse_stages
+from ml.summary_table import LayerRow
+from ml.variants import CUSTOM
 
 Warn = Callable[[str], None]
 
@@ -65,7 +68,8 @@ def model_summary(run: RunDir, model: Any, warn: Warn) -> list[LayerRow]:
     """The layers of the run's model: the spec its checkpoint stores, else the variant its settings
     name; [] (with a warning) when neither is usable."""
     from ml.checkpoint import CheckpointError, load_checkpoint, spec_of
-    from ml.model import VARIANTS, layer_table
+    from ml.summary import layer_table
+    from ml.variants import VARIANTS
 
     try:
         spec = spec_of(load_checkpoint(run.checkpoint), str(run.checkpoint))

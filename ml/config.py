@@ -19,9 +19,11 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 from . import values
-from .augment import TTA_VIEWS
-from .model import CUSTOM, VARIANTS, ModelSpec, custom_spec
 from .run_dir import DEFAULT_RUN_DIR
+from .spec import ModelSpec
+from .stages import custom_spec
+from .tta import TTA_VIEWS
+from .variants import CUSTOM, VARIANTS
 
 SCHEDULES = ("onecycle", "cosine", "constant")
 DEVICES = ("auto", "cpu", "cuda", "mps")  # "cuda:N" is accepted too

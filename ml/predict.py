@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .augment import TTA_VIEWS, view_averaged_softmax
+from .augment import view_averaged_softmax
 from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, normalisation_of
 from .errors import (
     EmptyImageError,
@@ -32,6 +32,7 @@ from .errors import (
 )
 from .preprocess import mnistify, preprocess_file
 from .run_dir import DEFAULT_RUN_DIR, RunDir
+from .tta import TTA_VIEWS
 
 __all__ = [
     "Classifier",

@@ -25,8 +25,8 @@ import numpy as np
 
 from . import chart_process, plots
 from .events import BatchEnd, EpochEnd, Evaluated, Event, RunEnded, RunStarted, Sink, event_to_dict
-from .model import format_rows
 from .run_dir import CHART_NAMES, CURVE_CHARTS, METRIC_COLUMNS, RunDir, atomic_write_text
+from .summary_table import format_rows
 
 
 def dispatch(sinks: list[Sink], event: Event, failed: set[int], stream: TextIO | None = None) -> None:

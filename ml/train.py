@@ -40,7 +40,7 @@ import torch.nn.functional as F  # noqa: N812 - the conventional name
 from torch import nn
 
 from . import cuda_graph, run_lock
-from .augment import TTA_VIEWS, AffineAugment, view_averaged_softmax
+from .augment import AffineAugment, view_averaged_softmax
 from .checkpoint import (
     RESUME_KEYS,
     CheckpointError,
@@ -52,9 +52,11 @@ from .checkpoint import (
 from .config import TrainConfig, add_arguments, config_from_values, presets_help
 from .data import MNIST_MEAN, MNIST_STD, Mnist, batches, load_mnist, normalise, steps_per_epoch, to_float
 from .events import BatchEnd, EpochEnd, Evaluated, RunEnded, RunStarted, Sink
-from .model import MnistCNN, count_parameters, summary_rows
+from .model import MnistCNN, count_parameters
 from .run_dir import DRY_RUN_DIR, RunDir, metric_row
 from .sinks import ChartSink, ConsoleSink, MetricsFileSink, dispatch
+from .summary import summary_rows
+from .tta import TTA_VIEWS
 
 DRY_RUN_STEPS = 2
 PROGRESS_EVERY_S = 0.5  # how often a GPU run reads its progress back (a CPU run reads every step)
@@ -256,7 +258,7 @@ def set_up(config: TrainConfig, run_dir: RunDir, emit: Callable[[object], None])
     # cuDNN's autotuning (cudnn.benchmark) stays off: on an H200 it cost ~3.5 s once per process (1.4 s in
     # the first epoch, 2.2 s in the first evaluation) and won nothing after (0.149 vs 0.147 s per epoch).
     data = _data(config, device)
-    model = config.model_spec().build().to(device, memory_format=(
+    model = MnistCNN(config.model_spec()).to(device, memory_format=(
         torch.channels_last if config.channels_last else torch.contiguous_format
     ))  # fmt: skip
     optimizer = _optimizer(config, model)

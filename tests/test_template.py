@@ -312,7 +312,7 @@ def test_presets_table_lists_every_preset_beside_the_settings(formulas):
 
 def test_train_sheet_offers_every_preset_model_variant_and_device(formulas):
     from ml.config import PRESETS
-    from ml.model import CUSTOM, VARIANTS
+    from ml.variants import CUSTOM, VARIANTS
 
     validations = formulas[layout.TRAIN_SHEET].data_validations.dataValidation
     lists = {str(dv.sqref): dv.formula1 for dv in validations}

@@ -12,9 +12,11 @@ import torch.nn.functional as F  # noqa: N812
 from ml.checkpoint import export_weights, load_checkpoint, model_from_checkpoint, save_checkpoint
 from ml.data import load_mnist, normalise, to_float
 from ml.events import CHART_NAMES, METRIC_COLUMNS, BatchEnd, EpochEnd, RunEnded, RunStarted, Sink
-from ml.model import VARIANTS, Stage, build_model, staged
+from ml.model import MnistCNN, build_model
 from ml.run_dir import RunDir
+from ml.stages import Stage, staged
 from ml.train import TrainConfig, main, stop_file_checker, train
+from ml.variants import VARIANTS
 
 
 class Recorder(Sink):
@@ -107,7 +109,7 @@ def test_small_variant_checkpoint_round_trips_and_older_checkpoints_still_load(t
     )
     x = torch.randn(3, 1, 28, 28)
     assert torch.equal(model_from_checkpoint(load_checkpoint(tmp_path / "small.pt"))(x), small(x))
-    old_layout = staged([Stage((8, 12)), Stage((12, 12)), Stage((16, 16))]).build().eval()
+    old_layout = MnistCNN(staged([Stage((8, 12)), Stage((12, 12)), Stage((16, 16))])).eval()
     old_config = {
         "variant": "small",
         "stages": [[8, 12], [12, 12], [16, 16]],
@@ -223,7 +225,7 @@ def test_a_custom_design_trains_and_its_checkpoint_rebuilds_it(tmp_path):
                  "--threads", "1", "--out", str(tmp_path)]) == 0  # fmt: skip
     ckpt = load_checkpoint(tmp_path / "model.pt")
     assert ckpt["model"]["name"] == "custom" and ckpt["config"]["stages"] == stages
-    from ml.model import custom_spec
+    from ml.stages import custom_spec
 
     assert tuple(map(tuple, ckpt["model"]["layers"])) == custom_spec(stages).layers
     model = model_from_checkpoint(ckpt)
@@ -248,10 +250,11 @@ def test_evaluating_only_after_the_last_epoch_keeps_every_row(tmp_path):
 
 
 def test_test_time_augmentation_averages_the_shifted_views(tmp_path):
-    from ml.augment import TTA_VIEWS, shifted
+    from ml.augment import shifted
     from ml.data import MNIST_MEAN, MNIST_STD
     from ml.predict import load_classifier
     from ml.train import evaluate
+    from ml.tta import TTA_VIEWS
 
     torch.manual_seed(0)
     model = build_model("small").eval()

@@ -19,18 +19,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from ml import values
-from ml.model import (
-    CUSTOM,
-    MAX_STAGES,
-    STAGE_FLAGS,
-    VARIANTS,
-    ModelSpec,
-    ModelSpecError,
-    Stage,
-    custom_spec,
-    format_stages,
-    parse_stages,
-)
+from ml.spec import ModelSpec, ModelSpecError
+from ml.stages import MAX_STAGES, STAGE_FLAGS, Stage, custom_spec, format_stages, parse_stages
+from ml.variants import CUSTOM, VARIANTS
 
 COLUMNS = ("channels", "separable", "dropout", "residual")  # the columns, left to right: Stage fields
 YES_NO = ("yes", "no")  # the choices of the yes/no columns (ml.model.STAGE_FLAGS: named as Stage's fields)

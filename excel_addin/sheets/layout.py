@@ -10,8 +10,9 @@ from xlsxwriter.utility import xl_cell_to_rowcol, xl_rowcol_to_cell
 
 from excel_addin.sheets import custom_model
 from ml.config import sheet_settings
-from ml.model import MAX_LAYERS, MAX_STAGES
 from ml.run_dir import METRIC_COLUMNS
+from ml.spec import MAX_LAYERS
+from ml.stages import MAX_STAGES
 
 # ---- Backprop sheet: the editable network and the six learning rates -------------------------------
 BACKPROP_SHEET = "Backprop"

@@ -89,7 +89,7 @@ ACCURACY_TTA = 5  # the accuracy runs' final checkpoints are also evaluated with
 def tta_accuracy(model_path: Path, views: int = ACCURACY_TTA) -> float:
     """Test accuracy of a run's final checkpoint with ``views``-view test-time augmentation."""
     from ml.checkpoint import load_checkpoint, model_from_checkpoint
-    from ml.train import evaluate
+    from ml.training import evaluate
 
     data = load_mnist()
     model = model_from_checkpoint(load_checkpoint(model_path), str(model_path))
@@ -154,7 +154,7 @@ def train_process(args: list[str], out: Path, threads: int, device: str) -> dict
     """``python -m ml.train ARGS`` as its own process, as a user runs it: its wall time from the start of
     the process to its exit, its peak memory (RSS), and when each epoch ended (evaluated, checkpoint and
     metrics written), counted from the start of the process (data loading and set-up included)."""
-    command = [sys.executable, "-m", "ml.train", *args, "--out", str(out), "--device", device]
+    command = [sys.executable, "-m", "ml.train", *args, "--run-dir", str(out), "--device", device]
     command += ["--threads", str(threads)] if threads else []
     if out.exists():
         import shutil
@@ -272,7 +272,7 @@ def concurrent_runs(args: list[str], n: int, work: Path, threads: int, device: s
     processes = []
     for k in range(n):
         out = work / f"concurrent-{n}-{k}"
-        command = [sys.executable, "-m", "ml.train", *args, "--seed", str(k + 1), "--out", str(out),
+        command = [sys.executable, "-m", "ml.train", *args, "--seed", str(k + 1), "--run-dir", str(out),
                    "--device", device] + (["--threads", str(threads)] if threads else [])  # fmt: skip
         processes.append(
             (out, subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT))

@@ -18,8 +18,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ml import plots  # noqa: E402
-from ml import train as training  # noqa: E402
+from ml import (
+    plots,  # noqa: E402
+    training,  # noqa: E402
+)
 from ml.config import TrainConfig  # noqa: E402
 from ml.run_dir import RunDir  # noqa: E402
 

@@ -198,11 +198,15 @@ def test_bad_settings_raise_before_training(tmp_path):
 
 
 def test_cli_dry_run_and_options(tmp_path, capsys):
-    assert main(["--dry-run", "--out", str(tmp_path), "--model", "small", "--schedule", "cosine"]) == 0
+    assert main(["--dry-run", "--run-dir", str(tmp_path), "--model", "small", "--schedule", "cosine"]) == 0
     assert load_checkpoint(tmp_path / "model.pt")["model"]["name"] == "small"
-    assert "Run completed after 1 epoch" in capsys.readouterr().err
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[-2].startswith(
+        f"Dry run completed: data, model, training steps, evaluation and the run's files in {tmp_path}"
+    )
+    assert lines[-1] == "Set-up OK: train for real without --dry-run"  # not "final test accuracy 7.1%"
     with pytest.raises(SystemExit) as exit_info:
-        main(["--epochs", "0", "--out", str(tmp_path)])
+        main(["--epochs", "0", "--run-dir", str(tmp_path)])
     assert exit_info.value.code == 2 and "epochs must be at least 1, got 0" in capsys.readouterr().err
 
 
@@ -222,7 +226,7 @@ def test_dry_run_leaves_the_real_run_alone(tmp_path, monkeypatch):
 def test_a_custom_design_trains_and_its_checkpoint_rebuilds_it(tmp_path):
     stages = "6,8 drop=0.05 | 12 sep | 16"
     assert main(["--model", "custom", "--stages", stages, "--subset", "500", "--epochs", "1",
-                 "--threads", "1", "--out", str(tmp_path)]) == 0  # fmt: skip
+                 "--threads", "1", "--run-dir", str(tmp_path)]) == 0  # fmt: skip
     ckpt = load_checkpoint(tmp_path / "model.pt")
     assert ckpt["model"]["name"] == "custom" and ckpt["config"]["stages"] == stages
     from ml.stages import custom_spec
@@ -231,7 +235,7 @@ def test_a_custom_design_trains_and_its_checkpoint_rebuilds_it(tmp_path):
     model = model_from_checkpoint(ckpt)
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
     with pytest.raises(SystemExit):
-        main(["--model", "custom", "--out", str(tmp_path)])  # no stages: a usage error naming them
+        main(["--model", "custom", "--run-dir", str(tmp_path)])  # no stages: a usage error naming them
 
 
 def test_evaluating_only_after_the_last_epoch_keeps_every_row(tmp_path):
@@ -253,7 +257,7 @@ def test_test_time_augmentation_averages_the_shifted_views(tmp_path):
     from ml.augment import shifted
     from ml.data import MNIST_MEAN, MNIST_STD
     from ml.predict import load_classifier
-    from ml.train import evaluate
+    from ml.training import evaluate
     from ml.tta import TTA_VIEWS
 
     torch.manual_seed(0)
@@ -282,7 +286,18 @@ def test_test_time_augmentation_averages_the_shifted_views(tmp_path):
 def test_the_fast_preset_from_the_command_line(tmp_path):
     assert (
         main(
-            ["--preset", "fast", "--subset", "600", "--epochs", "2", "--threads", "1", "--out", str(tmp_path)]
+            [
+                "--preset",
+                "fast",
+                "--subset",
+                "600",
+                "--epochs",
+                "2",
+                "--threads",
+                "1",
+                "--run-dir",
+                str(tmp_path),
+            ]
         )
         == 0
     )

@@ -39,16 +39,16 @@ class Parser(argparse.ArgumentParser):
     def suggestion(self, words: Sequence[str]) -> str:
         """ "; did you mean --x?" for the first unknown flag among ``words`` that resembles a known one
         (or was renamed); "" when none does."""
-        known = [flag for flag in self._option_string_actions if flag.startswith("--")]
+        known = {flag[2:]: flag for flag in self._option_string_actions if flag.startswith("--")}
         for word in words:
             flag = word.split("=", 1)[0]
             if not flag.startswith("-"):
                 continue
             if flag in self.renamed:
                 return f"; {flag} is now {self.renamed[flag]}"
-            close = difflib.get_close_matches(flag, known, n=1, cutoff=0.6)
+            close = difflib.get_close_matches(flag.lstrip("-"), known, n=1, cutoff=0.7)  # names, not dashes
             if close:
-                return f"; did you mean {close[0]}?"
+                return f"; did you mean {known[close[0]]}?"
         return ""
 
     def error(self, message: str) -> NoReturn:

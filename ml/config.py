@@ -93,8 +93,8 @@ class TrainConfig:
         positive=True,
     )  # fmt: skip
     device: str = setting(
-        "auto", "auto (CUDA, then Apple MPS, then CPU), cpu, cuda (the first GPU), cuda:N (GPU N) or mps",
-        label="device", choices=lambda: DEVICES, also=(GPU_BY_NUMBER,),
+        "auto", "auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps", label="device",
+        choices=lambda: DEVICES, also=(GPU_BY_NUMBER,),
     )  # fmt: skip
     seed: int = setting(1, "random seed (same seed, same run)", label="seed", minimum=0, maximum=2**32 - 1)
     subset: int = setting(
@@ -102,7 +102,7 @@ class TrainConfig:
         minimum=0, maximum=N_TRAIN_IMAGES,
     )  # fmt: skip
     out_dir: str = setting(
-        DEFAULT_RUN_DIR, "the run's folder: checkpoint, metrics, charts (relative: beside the workbook)",
+        DEFAULT_RUN_DIR, "output folder: checkpoint, metrics, charts (relative: beside the workbook)",
         label="output folder", flag="--run-dir",
     )  # fmt: skip
     # command line only
@@ -263,12 +263,11 @@ def add_arguments(parser: argparse.ArgumentParser, skip: Iterable[str] = ()) -> 
                 help=help_text,
             )  # fmt: skip
             continue
-        choices = choices_of(name)
-        metavar = (
-            "{" + ",".join((*choices, *spec.also)) + "}"
-            if choices
-            else flags[0][2:].replace("-", "_").upper()
-        )
+        choices, named = choices_of(name), flags[0][2:]
+        if choices:
+            metavar = "{" + ",".join((*choices, *spec.also)) + "}"
+        else:
+            metavar = "DIR" if named.endswith("-dir") else named.replace("-", "_").upper()
         parser.add_argument(*flags, dest=name, default=argparse.SUPPRESS, metavar=metavar, help=help_text)
 
 

@@ -35,7 +35,7 @@ def picture_path(out_dir: str | Path, image: str | Path) -> Path:
     return Path(out_dir) / f"{Path(image).stem}-explained.png"
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> Parser:
     parser = Parser(
         prog=PROG,
         description="Draw what the network sees in pictures of digits: the first layer's filters and "
@@ -50,7 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         default=str(DEFAULT_OUT_DIR),
         help=f"the pictures' folder: DIR/<picture>-explained.png (default: {DEFAULT_OUT_DIR.as_posix()})",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     path = Path(args.checkpoint) if args.checkpoint else default_model_path()
     try:
         clf = load_classifier(path)

@@ -191,7 +191,7 @@ def model_note(path: Path) -> str:
     return f"model: {path}"
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> Parser:
     parser = Parser(
         prog=PROG,
         description="Classify images of digits; says which model file it used.",
@@ -200,7 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files (PNG, JPEG, ...)")
     parser.add_argument("--checkpoint", metavar="FILE", help=CHECKPOINT_HELP)
     parser.add_argument("--probs", action="store_true", help="also print all 10 probabilities")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     path = Path(args.checkpoint) if args.checkpoint else default_model_path()
     try:
         clf = load_classifier(path)

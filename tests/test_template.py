@@ -21,7 +21,8 @@ from excel_addin.xlsm import template, vba
 from ml import backprop
 from ml.events import METRIC_COLUMNS
 
-COMMITTED = template.DEFAULT_OUT
+COMMITTED = template.COMMITTED
+REBUILD = f"{template.BUILD_COMMAND} --out {COMMITTED.name}"  # the committed template is written when named
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +59,9 @@ def test_two_builds_are_byte_identical(built, tmp_path):
 
 
 def test_committed_template_equals_a_fresh_build(built):
-    assert COMMITTED.exists(), "workbook_template.xlsm is missing: run python -m excel_addin.xlsm"
+    assert COMMITTED.exists(), f"workbook_template.xlsm is missing: run {REBUILD}"
     assert COMMITTED.read_bytes() == built.read_bytes(), (
-        "workbook_template.xlsm is stale: run python -m excel_addin.xlsm and commit it"
+        f"workbook_template.xlsm is stale: run {REBUILD} and commit it"
     )
 
 

@@ -1,20 +1,16 @@
-"""The textbook MNIST pipeline, the baseline of gradsheet's speed figures: ``python bench/textbook.py``.
+"""The textbook MNIST pipeline, the baseline of gradsheet's speed figures (run by ``bench/textbook.py``).
 
 What a course's notebook does: a torchvision-style dataset of PIL images with per-sample transforms
 (RandomAffine, ToTensor, Normalize) through a ``DataLoader`` (batch 128, one worker process), plain NCHW
 fp32, the same model and SGD. ``epoch_seconds`` times the training of one epoch (after a few untimed
-warm-up steps, as gradsheet's own pipeline is timed); run as a script, it trains until a target test
-accuracy or a number of epochs, evaluating after every epoch, and writes the per-epoch record as JSON
-(the time-to-accuracy baseline of ``bench/mnist_bench.py``).
+warm-up steps, as gradsheet's own pipeline is timed); ``train_to`` trains until a target test accuracy or
+a number of epochs, evaluating after every epoch (the time-to-accuracy baseline of ``bench/mnist_bench.py``,
+run as ``bench/textbook.py``, its own process).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F  # noqa: N812 - the conventional name
@@ -146,23 +142,3 @@ def train_to(target: float, epochs: int, seed: int, lr: float) -> dict:
             record["reached_s"] = elapsed
             break
     return record
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python bench/textbook.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--target", type=float, default=0.995, help="test accuracy to reach")
-    parser.add_argument("--epochs", type=int, default=20, help="at most this many epochs")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--lr", type=float, default=0.1, help="peak one-cycle learning rate (batch 128)")
-    parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--out", required=True, help="JSON file for the record")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    record = train_to(args.target, args.epochs, args.seed, args.lr)
-    Path(args.out).write_text(json.dumps(record, indent=1), encoding="utf-8")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,11 +3,13 @@
 import csv
 import json
 import math
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
+from run_recorder import Recorder
 
 from ml.checkpoint import export_weights, load_checkpoint, model_from_checkpoint, save_checkpoint
 from ml.data import load_mnist, normalise, to_float
@@ -17,17 +19,6 @@ from ml.run_dir import RunDir
 from ml.stages import Stage, staged
 from ml.train import TrainConfig, main, stop_file_checker, train
 from ml.variants import VARIANTS
-
-
-class Recorder(Sink):
-    def __init__(self):
-        self.events = []
-
-    def handle(self, event):
-        self.events.append(event)
-
-    def of(self, kind):
-        return [e for e in self.events if isinstance(e, kind)]
 
 
 def quick(out, **kw):
@@ -40,16 +31,15 @@ def quick(out, **kw):
     return TrainConfig(**base)
 
 
-@pytest.fixture(scope="module")
-def short_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    rec = Recorder()
-    ended = train(quick(out, subset=4000), [rec])
-    return out, rec, ended
+@pytest.fixture
+def short_run(finished_run):
+    """The session's finished tiny run (conftest.py): quick(out, subset=4000), its folder, events and end."""
+    return finished_run
 
 
 def test_short_run_learns_far_above_chance(short_run):
     out, rec, ended = short_run
+    assert rec.of(RunStarted)[0].config == asdict(quick(out, subset=4000))  # the shared run is this one
     assert ended.status == "completed" and ended.epochs_done == 2 and ended.error is None
     assert ended.final_test_acc > 0.85  # chance is 0.10
     # the reported accuracy is real: recompute it from the saved model on the held-out digits

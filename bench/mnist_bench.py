@@ -63,41 +63,114 @@ def device(text: str) -> str:
 
 
 def build_parser() -> Parser:
-    p = Parser(prog=PROG, description=__doc__.split("\n")[0], renamed=RENAMED)
+    p = Parser(
+        prog=PROG,
+        description="Time to accuracy, epoch speed, accuracy and prediction of gradsheet's MNIST training, "
+        "against the textbook pipeline; prints tables and writes a JSON record.",
+        renamed=RENAMED,
+    )
     p.add_argument(
         "--device",
         type=device,
         default="auto",
-        help="device of the timed trainings: auto, cpu, cuda, cuda:N, mps",
+        help="device of the timed trainings: auto, cpu, cuda, cuda:N, mps (default: auto)",
     )
-    p.add_argument("--threads", type=int, default=0, help="torch threads per training (0: torch's default)")
-    p.add_argument("--target", type=float, default=0.995, help="the test accuracy of time-to-accuracy")
-    p.add_argument("--presets", nargs="*", default=list(PRESETS), help="presets timed to the target")
-    p.add_argument("--ttt-seeds", type=int, nargs="*", default=[1, 2, 3], help="seeds of the timed runs")
+    p.add_argument(
+        "--threads", type=int, default=0, help="torch threads per training (default: 0, torch's own)"
+    )
+    add_time_options(p)
+    add_measure_options(p)
+    for part in PARTS:
+        p.add_argument(f"--skip-{part}", action="store_true", help=f"leave the {part} section out")
+    p.add_argument(
+        "--work-dir",
+        metavar="DIR",
+        default=str(DEFAULT_WORK_DIR),
+        help="the folder of the bench's training runs (default: runs/bench)",
+    )
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        default=str(DEFAULT_OUT),
+        help="the JSON record to write (default: runs/bench/mnist.json)",
+    )
+    return p  # fmt: skip
+
+
+def add_time_options(p: Parser) -> None:
+    """The time-to-accuracy section's options."""
+    p.add_argument(
+        "--target",
+        type=float,
+        default=0.995,
+        help="the test accuracy of time-to-accuracy (default: %(default)s)",
+    )
+    p.add_argument(
+        "--presets",
+        nargs="*",
+        default=list(PRESETS),
+        help="presets timed to the target (default: all: %(default)s)",
+    )
+    p.add_argument(
+        "--ttt-seeds",
+        type=int,
+        nargs="*",
+        default=[1, 2, 3],
+        help="seeds of the timed runs (default: %(default)s)",
+    )
     p.add_argument(
         "--textbook-epochs",
         type=int,
         default=20,
-        help="at most this many textbook epochs (0: none, e.g. on a GPU machine: it trains on the CPU)",
+        help="at most this many textbook epochs (default: %(default)s; 0: none, e.g. on a GPU "
+        "machine: it trains on the CPU)",
     )
     p.add_argument(
         "--reuse-textbook", action="store_true", help="take the textbook's time from the --out record"
     )
-    p.add_argument("--concurrent", type=int, nargs="*", default=[], help="trainings at once (a server)")
-    p.add_argument("--models", nargs="*", default=["default"], help="models whose accuracy is measured")
-    p.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3], help="seeds of the accuracy runs")
-    p.add_argument("--epochs", type=int, default=TrainConfig().epochs, help="epochs of the accuracy runs")
-    p.add_argument("--speed-steps", type=int, default=0, help="time only N steps per pipeline (0: an epoch)")
+    p.add_argument(
+        "--concurrent", type=int, nargs="*", default=[],
+        help="also time this many trainings at once, like a classroom server (default: none)",
+    )  # fmt: skip
+
+
+def add_measure_options(p: Parser) -> None:
+    """The speed, accuracy and prediction sections' options."""
+    p.add_argument(
+        "--models",
+        nargs="*",
+        default=["default"],
+        help="models whose accuracy is measured (default: %(default)s)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        nargs="*",
+        default=[1, 2, 3],
+        help="seeds of the accuracy runs (default: %(default)s)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=TrainConfig().epochs,
+        help="epochs of the accuracy runs (default: %(default)s)",
+    )
+    p.add_argument(
+        "--speed-steps",
+        type=int,
+        default=0,
+        help="time only N steps per pipeline (default: 0, a whole epoch)",
+    )
     p.add_argument("--time-compiled", action="store_true", help="also time the pipeline under torch.compile")
-    p.add_argument("--speed-threads", type=int, nargs="+", default=[2, 1], help="thread counts to time")
-    p.add_argument("--predict-images", type=int, default=400, help="pictures of the prediction checks")
-    for part in PARTS:
-        p.add_argument(f"--skip-{part}", action="store_true", help=f"leave the {part} section out")
-    p.add_argument("--work-dir", metavar="DIR", default=str(DEFAULT_WORK_DIR),
-                   help="the folder of the bench's training runs (default: runs/bench)")  # fmt: skip
-    p.add_argument("--out", metavar="FILE", default=str(DEFAULT_OUT),
-                   help="the JSON record to write (default: runs/bench/mnist.json)")  # fmt: skip
-    return p
+    p.add_argument(
+        "--speed-threads",
+        type=int,
+        nargs="+",
+        default=[2, 1],
+        help="thread counts to time (default: %(default)s)",
+    )
+    p.add_argument("--predict-images", type=int, default=400,
+                   help="pictures of the prediction checks (default: %(default)s)")  # fmt: skip
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -145,18 +218,32 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def machine() -> dict:
-    """What the figures were measured on."""
+    """What the figures were measured on: the CPU (its model and whether it has native bf16, which decides
+    the CPU training's precision), the GPU, the versions and the load."""
     import torch
+
+    from ml.device import cpu_has_native_bf16
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
         "cpu": platform.processor() or platform.machine(),
+        "cpu_model": cpu_model(),
+        "cpu_native_bf16": cpu_has_native_bf16(),
         "cpu_count": os.cpu_count(),
         "gpu": gpu,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "load_avg_start": os.getloadavg(),
     }
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name (Linux: /proc/cpuinfo), or None where it cannot be read."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or None
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), None)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,9 @@ def gpu(text: str) -> str:
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog=PROG, description=__doc__.splitlines()[0])
+    parser = Parser(
+        prog=PROG, description="Where a GPU training epoch's time goes (needs a CUDA GPU); prints."
+    )
     parser.add_argument("--device", type=gpu, default="cuda", help="the GPU: cuda or cuda:N (default: cuda)")
     return parser
 

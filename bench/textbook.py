@@ -19,12 +19,14 @@ PROG = "python bench/textbook.py"
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog=PROG, description=__doc__.splitlines()[0])
+    parser = Parser(prog=PROG, description="Train the textbook MNIST pipeline to a target test accuracy.")
     parser.add_argument("--target", type=float, default=0.995, help="test accuracy to reach (default: 0.995)")
     parser.add_argument("--epochs", type=int, default=20, help="at most this many epochs (default: 20)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
-    parser.add_argument("--lr", type=float, default=0.1, help="peak one-cycle learning rate (batch 128)")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument(
+        "--lr", type=float, default=0.1, help="peak one-cycle learning rate, batch 128 (default: 0.1)"
+    )
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: 0, torch's own)")
     parser.add_argument("--out", metavar="FILE", required=True, help="the JSON file of the record")
     return parser
 
@@ -37,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     record = textbook_pipeline.train_to(args.target, args.epochs, args.seed, args.lr)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=1), encoding="utf-8")
     return 0
 

@@ -18,6 +18,7 @@ import math
 import sys
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -320,6 +321,7 @@ def plot_loss_curves(curves: dict[float, np.ndarray], path: str, network: Networ
     ax.legend(title="learning rate", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.margins(x=0)
     fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
 

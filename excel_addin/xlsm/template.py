@@ -39,7 +39,10 @@ def build(out: str | Path = DEFAULT_OUT) -> Path:
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog=BUILD_COMMAND, description=__doc__.splitlines()[0])
+    parser = Parser(
+        prog=BUILD_COMMAND,
+        description="Build workbook_template.xlsm, the macro-enabled workbook, from source.",
+    )
     name = COMMITTED.name
     parser.add_argument(
         "--out", metavar="FILE", default=str(DEFAULT_OUT),

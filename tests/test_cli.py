@@ -14,6 +14,7 @@ from pathlib import Path
 import fresh_clone as clone
 import pytest
 import torch
+from commands import parsers
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,21 +104,6 @@ def test_a_renamed_flag_names_its_new_spelling(main, args, hint, capsys):
     with pytest.raises(SystemExit) as stop:
         module.main(args)
     assert stop.value.code == 2 and hint in capsys.readouterr().err
-
-
-def parsers() -> dict:
-    """Every command's parser, by its name."""
-    import backprop_bench
-    import mnist_bench
-    import step_profile
-    import textbook
-
-    from excel_addin import report
-    from excel_addin.xlsm import template
-    from ml import backprop, explain, predict, train
-
-    modules = (train, predict, explain, backprop, report, template, mnist_bench, backprop_bench, textbook)
-    return {parser.prog: parser for parser in (m.build_parser() for m in (*modules, step_profile))}
 
 
 def test_one_meaning_per_flag_name_across_the_commands():

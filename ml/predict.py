@@ -86,7 +86,7 @@ def default_model_path(run_dir: str | os.PathLike = DEFAULT_RUN_DIR) -> Path:
 
 class Classifier:
     """A loaded CNN with its normalisation; thread-safe for prediction. ``tta``: the test-time views its
-    training was evaluated with (ml.augment.TTA_VIEWS), so a prediction is what the run's accuracy says."""
+    training was evaluated with (ml.tta.TTA_VIEWS), so a prediction is what the run's accuracy says."""
 
     def __init__(self, model: nn.Module, mean: float, std: float, path: str = "", tta: int = 0):
         self.model = model.eval()

@@ -119,7 +119,7 @@ def evaluate(
     tta: int = 0,
 ) -> EvalResult:
     """Test loss and accuracy in fp32 (the precision prediction uses), with per-image predictions; with
-    ``tta`` views the softmax is averaged over the image and its small shifts (ml.augment.TTA_VIEWS).
+    ``tta`` views the softmax is averaged over the image and its small shifts (ml.tta.TTA_VIEWS).
 
     Everything accumulates on the data's device and comes back in one transfer at the end.
     """

@@ -53,10 +53,16 @@ def changes(clone: Path) -> list[str]:
     return status.stdout.splitlines()
 
 
+# what a user's shell passes on; not what tests set in this process (e.g. xlwings-server's
+# XLWINGS_ON_SERVER, which takes xlwings' classic UDF decorators away, or gradsheet's state folder)
+USER_ENVIRONMENT = ("PATH", "HOME", "USER", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+
+
 def start(clone: Path, *command: str) -> subprocess.Popen:
-    """``python COMMAND...`` started in the clone, importing the clone's code (as an install from it would);
-    its output is captured (``communicate``)."""
-    env = {**os.environ, "PYTHONPATH": str(clone), "MPLBACKEND": "Agg"}
+    """``python COMMAND...`` started in the clone as from a user's shell, importing the clone's code (as an
+    install from it would); its output is captured (``communicate``)."""
+    env = {name: os.environ[name] for name in USER_ENVIRONMENT if name in os.environ}
+    env |= {"PYTHONPATH": str(clone), "MPLBACKEND": "Agg"}
     return subprocess.Popen(
         [sys.executable, *command],
         cwd=clone,

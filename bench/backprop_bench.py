@@ -1,15 +1,16 @@
 """Benchmark the BACKPROP_* cell functions as a sheet uses them.
 
-    python bench/backprop_bench.py [--repeats 20] [--json bench/results/backprop.json]
+    python bench/backprop_bench.py [--repeats 20] [--out FILE.json]
 
 Measures a Backprop sheet of 6 rates x 100 epochs of =BACKPROP_LOSS cells with a cold cache and a warm
 one, the same sheet as 6 =BACKPROP_CURVE spills, and, as the baseline in the same process, the grid with
-no cache at all (every cell computing its own trajectory). Prints a table and writes JSON.
+no cache at all (every cell computing its own trajectory). Prints a table and writes JSON: by default to
+runs/bench/backprop.json (git ignores runs/); the committed record is written by naming it,
+``--out bench/results/backprop.json``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import statistics
@@ -19,6 +20,9 @@ from pathlib import Path
 
 from excel_addin.classic.udfs import BACKPROP_CURVE, BACKPROP_LOSS
 from ml import backprop
+from ml.cli import Parser
+
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "runs" / "bench" / "backprop.json"  # git ignores runs/
 
 RATES = (0.1, 0.2, 0.5, 0.8, 1.0, 2.0)
 EPOCHS = 100
@@ -55,11 +59,24 @@ def timed(work, repeats: int, cold: bool) -> list[float]:
     return seconds
 
 
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="python bench/backprop_bench.py",
+        description=__doc__.splitlines()[0],
+        renamed={"--json": "--out FILE"},
+    )
+    parser.add_argument("--repeats", type=int, default=20, help="timed repeats per case (default: 20)")
+    parser.add_argument(
+        "--out",
+        metavar="FILE",
+        default=str(DEFAULT_OUT),
+        help="the JSON record (default: runs/bench/backprop.json)",
+    )
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "backprop.json"))
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
 
     cases = [
         ("600 BACKPROP_LOSS cells, no cache (baseline)", uncached_grid, True, max(3, args.repeats // 5)),
@@ -88,9 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         "processor": platform.processor(),
         "results": results,
     }
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
     return 0
 
 

@@ -1,99 +1,53 @@
-"""Where a GPU training epoch's time goes: ``python bench/step_profile.py`` (needs a CUDA GPU).
+"""Where a GPU training epoch's time goes: ``python bench/step_profile.py [--device cuda:N]`` (needs a GPU).
 
 Times, in one process, epochs of the default model with the step as a CUDA graph, without it (eager), with
 cuDNN's autotuning on, and the ``fast`` model; for each: set-up, the first two epochs (training only), two
 evaluations, and 60 steps' host time (the Python loop) against their time with the GPU drained. Then one
 checkpoint save, one pair of curve charts, and the top kernels of 10 profiled steps. No charts or metrics
-files are written during the epochs, so the figures are the training loop's own.
+files are written during the epochs, so the figures are the training loop's own. It prints, and writes
+nothing but a temporary folder; the measurements are ``bench/step_timing.py``, imported once the arguments
+are checked (torch loads in seconds).
 """
 
 from __future__ import annotations
 
-import itertools
+import argparse
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-import torch
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a plain checkout
+from ml.cli import Parser  # noqa: E402
+from ml.config import parse_setting  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ml import plots  # noqa: E402
-from ml import train as training  # noqa: E402
-from ml.config import TrainConfig  # noqa: E402
-from ml.run_dir import RunDir  # noqa: E402
-
-STEPS = 60
+PROG = "python bench/step_profile.py"
 
 
-def measure(folder: Path, label: str, autotune: bool = False, **settings) -> training.Run:
-    """One line of figures for a run with these settings."""
-    sync = torch.cuda.synchronize
-    cfg = TrainConfig(device="cuda", out_dir=str(folder / label), **settings)
-    t0 = time.perf_counter()
-    run = training.set_up(cfg, RunDir(cfg.out_dir).prepare(), lambda event: None)
-    torch.backends.cudnn.benchmark = autotune
-    sync()
-    line = [f"{label}: set_up {time.perf_counter() - t0:.2f} s"]
-    for epoch in (1, 2):
-        t0 = time.perf_counter()
-        training.train_epoch(run, epoch, lambda: False)
-        sync()
-        line.append(f"epoch {epoch} {time.perf_counter() - t0:.3f} s")
-    for k in (1, 2):
-        t0 = time.perf_counter()
-        training._evaluate(run)
-        sync()
-        line.append(f"eval{k} {time.perf_counter() - t0:.3f} s")
-    counter = itertools.count(1)
-    t0 = time.perf_counter()
-    training.train_epoch(run, 3, lambda: next(counter) >= STEPS)
-    host = time.perf_counter() - t0
-    sync()
-    drained = time.perf_counter() - t0
-    line.append(
-        f"{STEPS} steps: host {host / STEPS * 1e3:.2f} ms/step, drained {drained / STEPS * 1e3:.2f} ms/step"
+def gpu(text: str) -> str:
+    """cuda or cuda:N (the GPU to profile)."""
+    device = parse_setting("device", text) if text.startswith("cuda") else None
+    if device is None:
+        raise argparse.ArgumentTypeError(f"the device must be cuda or cuda:N, got {text!r}")
+    return device
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog=PROG, description="Where a GPU training epoch's time goes (needs a CUDA GPU); prints."
     )
-    line.append(f"graph {getattr(run.forward_backward, 'graph', None) is not None}")
-    print("; ".join(line), flush=True)
-    return run
+    parser.add_argument("--device", type=gpu, default="cuda", help="the GPU: cuda or cuda:N (default: cuda)")
+    return parser
 
 
-def side_costs(folder: Path, run: training.Run) -> None:
-    row = dict.fromkeys(("train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds"), 0.0)
-    t0 = time.perf_counter()
-    training.save(run, 2, {"epoch": 2, **row})
-    print(f"save checkpoint: {time.perf_counter() - t0:.3f} s")
-    history = [
-        {**row, "epoch": i, "train_loss": 1 / i, "test_loss": 1 / i, "test_acc": 0.99} for i in range(1, 16)
-    ]
-    t0 = time.perf_counter()
-    plots.plot_loss_curves(history, folder / "loss.png")
-    plots.plot_accuracy_curves(history, folder / "accuracy.png")
-    print(f"two curve charts: {time.perf_counter() - t0:.3f} s")
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import torch
 
-
-def kernels(run: training.Run) -> None:
-    from torch.profiler import ProfilerActivity, profile
-
-    counter = itertools.count(1)
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        training.train_epoch(run, 4, lambda: next(counter) >= 10)
-        torch.cuda.synchronize()
-    print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=12))
-
-
-def main() -> int:
     if not torch.cuda.is_available():
-        print("bench/step_profile.py needs a CUDA GPU; torch sees none", file=sys.stderr)
+        print(f"{PROG}: error: it needs a CUDA GPU; torch sees none", file=sys.stderr)
         return 2
-    folder = Path(tempfile.mkdtemp())
-    run = measure(folder, "graph")
-    measure(folder, "eager", cuda_graph=False)
-    measure(folder, "graph-autotune", autotune=True)
-    measure(folder, "graph-fast-model", model="fast")
-    side_costs(folder, run)
-    kernels(run)
+    import step_timing
+
+    step_timing.profile(args.device)
     return 0
 
 

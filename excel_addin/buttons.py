@@ -36,8 +36,8 @@ from excel_addin.sheets import custom_model, layout
 from excel_addin.sheets.train_sheet import status_cells
 from ml import config, run_lock, values
 from ml.config import TrainConfig
-from ml.model import CUSTOM
 from ml.run_dir import DEFAULT_RUN_DIR, RunDir, is_inside
+from ml.variants import CUSTOM
 
 GRAPHS_PICTURE = "backprop_loss_curves"
 GRID = sheet_cells.GRID_TARGET

@@ -418,7 +418,7 @@ def CLASSIFY_PIXELS(pixels, probabilities=None, model_path=None, out_dir=None, *
 # ---- Model: a CNN design's layer table, live ---------------------------------------------------------
 
 _SPEC_DOC = Argument(
-    # no list of the model names here: they are ml.model.VARIANTS's (an unknown name's #VALUE! lists them),
+    # no list of the model names here: they are ml.variants.VARIANTS's (an unknown name's #VALUE! lists them),
     # and importing it would load torch with every cell function
     "The CNN: the Train sheet's Custom model table (rows of channels, separable, dropout, residual), a "
     "model's name (a choice of the Train sheet's model cell, e.g. tiny) or a stages text such as "
@@ -429,10 +429,10 @@ _SPEC_DOC = Argument(
 
 @functools.lru_cache(maxsize=64)
 def _summary_of(spec) -> tuple[tuple[Any, ...], ...]:
-    """MODEL_SUMMARY's rows for a ``ml.model.ModelSpec`` (one forward pass of the built network, once per
+    """MODEL_SUMMARY's rows for a ``ml.spec.ModelSpec`` (one forward pass of the built network, once per
     design: Excel asks again whenever the sheet recalculates)."""
-    from excel_addin.sheets.train_sheet import summary_table
-    from ml.model import layer_table
+    from ml.summary import layer_table
+    from ml.summary_table import summary_table
 
     return tuple(map(tuple, summary_table(layer_table(spec), spec.n_params, empty="")))
 

@@ -14,7 +14,6 @@ summary empty and an unreadable PNG is left out, each with a warning.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 from collections.abc import Callable
@@ -29,9 +28,13 @@ from excel_addin.sheets.spec import Picture
 from excel_addin.sheets.train_sheet import TrainView, chart_picture, train_sheet
 from excel_addin.sheets.xlsx_render import write_workbook
 from excel_addin.status_line import end_status, unfinished_status
+from ml.cli import Parser
 from ml.events import RunEnded
-from ml.model import CUSTOM, LayerRow, ModelSpecError, Stage, parse_stages
 from ml.run_dir import RunDir, atomic_path
+from ml.spec import ModelSpecError
+from ml.stages import Stage, parse_stages
+from ml.summary_table import LayerRow
+from ml.variants import CUSTOM
 
 Warn = Callable[[str], None]
 
@@ -65,7 +68,8 @@ def model_summary(run: RunDir, model: Any, warn: Warn) -> list[LayerRow]:
     """The layers of the run's model: the spec its checkpoint stores, else the variant its settings
     name; [] (with a warning) when neither is usable."""
     from ml.checkpoint import CheckpointError, load_checkpoint, spec_of
-    from ml.model import VARIANTS, layer_table
+    from ml.summary import layer_table
+    from ml.variants import VARIANTS
 
     try:
         spec = spec_of(load_checkpoint(run.checkpoint), str(run.checkpoint))
@@ -172,14 +176,20 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, warn: Warn 
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+def build_parser() -> Parser:
+    parser = Parser(
         prog="python -m excel_addin.report",
         description="Write a training run (metrics, summary, charts) as a Train-sheet workbook; no Excel.",
     )
-    parser.add_argument("run_dir", help="the run's output folder (has metrics.json, model.pt, *.png)")
-    parser.add_argument("--out", help="the workbook to write (default: RUN_DIR/report.xlsx)")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "run_dir", metavar="RUN_DIR", help="the run's output folder (has metrics.json, model.pt, *.png)"
+    )
+    parser.add_argument("--out", metavar="FILE", help="the workbook to write (default: RUN_DIR/report.xlsx)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         out = build_report(args.run_dir, args.out)
     except ReportError as error:

@@ -62,14 +62,6 @@ class AffineAugment:
         return F.grid_sample(images01, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-# Test-time augmentation: the views whose softmax is averaged (pixel shifts dy, dx), by their number.
-TTA_VIEWS: dict[int, tuple[tuple[int, int], ...]] = {
-    0: ((0, 0),),
-    5: ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)),
-    9: tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)),
-}
-
-
 def shifted(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     """(..., H, W) images moved by (dy, dx) pixels, black (0) shifted in."""
     if (dy, dx) == (0, 0):
@@ -88,7 +80,7 @@ def view_averaged_softmax(
     views: tuple[tuple[int, int], ...],
     prepare: Callable[[torch.Tensor], torch.Tensor],
 ) -> torch.Tensor:
-    """The (N, 10) softmax of ``model`` averaged over the ``views`` (pixel shifts, TTA_VIEWS[n]) of
+    """The (N, 10) softmax of ``model`` averaged over the ``views`` (pixel shifts, ``ml.tta.TTA_VIEWS[n]``) of
     (N, 1, 28, 28) images in 0..1: test-time augmentation, as evaluation and prediction both do it.
     ``prepare`` turns a shifted view into the model's input (normalisation, memory format); the view of
     (0, 0) is the images tensor itself, so ``prepare`` must not change its argument in place."""

@@ -13,15 +13,16 @@ it differentiates (as in micrograd), and a training run is a table with one row 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
 import sys
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from .cli import Parser
 from .values import as_number
 
 WEIGHT_NAMES = tuple(f"w{k}" for k in range(1, 9))
@@ -320,15 +321,17 @@ def plot_loss_curves(curves: dict[float, np.ndarray], path: str, network: Networ
     ax.legend(title="learning rate", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.margins(x=0)
     fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> Parser:
     defaults = Network()
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m ml.backprop",
         description="Train the 2-2-2 network by backpropagation and print every intermediate per epoch.",
+        renamed={"--output": "--activation (the output layer's: sigmoid or softmax)"},
     )
     parser.add_argument(
         "--lr",
@@ -338,8 +341,14 @@ def _parser() -> argparse.ArgumentParser:
         help="learning rates (default: 0.1 0.2 0.5 0.8 1.0 2.0)",
     )
     parser.add_argument("--epochs", type=int, default=100, help="weight updates per rate (default: 100)")
-    parser.add_argument("--inputs", type=float, nargs=2, metavar=("I1", "I2"), default=defaults.inputs)
-    parser.add_argument("--targets", type=float, nargs=2, metavar=("T1", "T2"), default=defaults.targets)
+    parser.add_argument(
+        "--inputs", type=float, nargs=2, metavar=("I1", "I2"), default=defaults.inputs,
+        help=f"the two inputs (default: {' '.join(map(str, defaults.inputs))})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--targets", type=float, nargs=2, metavar=("T1", "T2"), default=defaults.targets,
+        help=f"the two targets (default: {' '.join(map(str, defaults.targets))})",
+    )  # fmt: skip
     parser.add_argument(
         "--weights", type=float, nargs=8, metavar="W", default=defaults.weights, help="initial w1..w8"
     )
@@ -352,10 +361,12 @@ def _parser() -> argparse.ArgumentParser:
         help="fixed (untrained) hidden and output biases (default: 0 0)",
     )
     parser.add_argument(
-        "--output",
+        "--activation",
+        dest="output",
         choices=OUTPUTS,
         default=defaults.output,
-        help="output activation: sigmoid with squared error, or softmax with cross-entropy",
+        help="the output layer's activation: sigmoid with squared error, or softmax with cross-entropy "
+        f"(default: {defaults.output})",
     )
     parser.add_argument(
         "--format",
@@ -363,7 +374,11 @@ def _parser() -> argparse.ArgumentParser:
         default="table",
         help="csv: every column of every epoch; table: E_total at a few epochs (default)",
     )
-    parser.add_argument("--plot", metavar="FILE.png", help="write the loss curves of all rates to a PNG")
+    parser.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="also write the loss curves of all rates to this PNG (default: none)",
+    )
     return parser
 
 
@@ -377,14 +392,14 @@ def _print_summary(curves: dict[float, np.ndarray], out) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         network = Network(args.inputs, args.targets, args.weights, args.output, args.biases)
         for lr in args.lr:
             validate_rate(lr)
         validate_epochs(args.epochs)
     except ValueError as error:
-        _parser().error(str(error))
+        build_parser().error(str(error))
     tables = {lr: trajectory(lr, args.epochs, network) for lr in args.lr}
     if args.format == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")

@@ -21,8 +21,10 @@ from typing import Any
 
 import torch
 
-from .model import MnistCNN, ModelSpec, ModelSpecError, spec_from_dict
+from .model import MnistCNN
 from .run_dir import atomic_path
+from .spec import ModelSpec, ModelSpecError
+from .variants import spec_from_dict
 
 FORMAT = "gradsheet-mnist-cnn/2"  # /2: the model is a layer list; /1 stored stage settings
 FORMATS = ("gradsheet-mnist-cnn/1", FORMAT)
@@ -104,7 +106,7 @@ def model_from_checkpoint(ckpt: dict[str, Any], source: str = "the checkpoint") 
             f"{source} holds non-finite weights (NaN or infinity in {', '.join(bad[:3])}): the run that "
             "wrote it diverged; train again with a lower learning rate"
         )
-    model = spec.build()
+    model = MnistCNN(spec)
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as error:

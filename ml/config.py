@@ -19,12 +19,15 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 from . import values
-from .augment import TTA_VIEWS
-from .model import CUSTOM, VARIANTS, ModelSpec, custom_spec
 from .run_dir import DEFAULT_RUN_DIR
+from .spec import ModelSpec
+from .stages import custom_spec
+from .tta import TTA_VIEWS
+from .variants import CUSTOM, VARIANTS
 
 SCHEDULES = ("onecycle", "cosine", "constant")
-DEVICES = ("auto", "cpu", "cuda", "mps")  # "cuda:N" is accepted too
+DEVICES = ("auto", "cpu", "cuda", "mps")  # the device cell's dropdown; "cuda:N" is accepted too
+GPU_BY_NUMBER = "cuda:N"  # the form of a device that names one GPU by its number (cuda:0, cuda:1, ...)
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 N_TRAIN_IMAGES = 60_000
@@ -49,6 +52,7 @@ class Setting:
     maximum: float | None = None
     positive: bool = False
     flag: str | None = None  # the command-line flag when it is not --field-name
+    also: tuple[str, ...] = ()  # forms accepted besides the choices, named in the help (e.g. cuda:N)
 
 
 def setting(default: Any, help: str, **spec: Any) -> Any:
@@ -90,7 +94,7 @@ class TrainConfig:
     )  # fmt: skip
     device: str = setting(
         "auto", "auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps", label="device",
-        choices=lambda: DEVICES,
+        choices=lambda: DEVICES, also=(GPU_BY_NUMBER,),
     )  # fmt: skip
     seed: int = setting(1, "random seed (same seed, same run)", label="seed", minimum=0, maximum=2**32 - 1)
     subset: int = setting(
@@ -99,11 +103,11 @@ class TrainConfig:
     )  # fmt: skip
     out_dir: str = setting(
         DEFAULT_RUN_DIR, "output folder: checkpoint, metrics, charts (relative: beside the workbook)",
-        label="output folder", flag="--out",
+        label="output folder", flag="--run-dir",
     )  # fmt: skip
     # command line only
     schedule: str = setting("onecycle", "learning-rate schedule", choices=lambda: SCHEDULES)
-    resume: bool = setting(False, "continue from OUT/model.pt")
+    resume: bool = setting(False, "continue from RUN_DIR/model.pt")
     momentum: float = setting(0.9, "SGD (Nesterov) momentum", minimum=0.0, maximum=0.999)
     weight_decay: float = setting(
         5e-4, "L2 weight decay (not on BatchNorm and biases)", minimum=0.0, maximum=1.0
@@ -191,10 +195,10 @@ def parse_setting(name: str, raw: Any) -> Any:
     if name == "device" and isinstance(raw, str) and raw.strip().lower().startswith("cuda:"):
         index = raw.strip().lower()[5:]
         if not index.isdigit():
-            raise ValueError(f"device must be cuda:N with a GPU number N, got {raw!r}")
+            raise ValueError(f"device must be cuda:N with a GPU number N (cuda:0, cuda:1, ...), got {raw!r}")
         return raw.strip().lower()
     if spec.choices:
-        return values.as_choice(raw, label, spec.choices())
+        return values.as_choice(raw, label, spec.choices(), shown=(*spec.choices(), *spec.also))
     text = values.as_text(raw, label)
     if not text and default_of(name):
         raise ValueError(f"{label} is empty")
@@ -251,8 +255,6 @@ def add_arguments(parser: argparse.ArgumentParser, skip: Iterable[str] = ()) -> 
             continue
         spec, default = spec_of(name), default_of(name)
         flags = [flag_of(name)]
-        if spec.flag:
-            flags.append("--" + name.replace("_", "-"))
         shown = "all" if name == "subset" and default == 0 else default if default != "" else "none"
         help_text = f"{spec.help} (default: {shown})"
         if isinstance(default, bool):
@@ -261,8 +263,11 @@ def add_arguments(parser: argparse.ArgumentParser, skip: Iterable[str] = ()) -> 
                 help=help_text,
             )  # fmt: skip
             continue
-        choices = choices_of(name)
-        metavar = "{" + ",".join(choices) + "}" if choices else name.upper()
+        choices, named = choices_of(name), flags[0][2:]
+        if choices:
+            metavar = "{" + ",".join((*choices, *spec.also)) + "}"
+        else:
+            metavar = "DIR" if named.endswith("-dir") else named.replace("-", "_").upper()
         parser.add_argument(*flags, dest=name, default=argparse.SUPPRESS, metavar=metavar, help=help_text)
 
 

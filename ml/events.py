@@ -35,7 +35,7 @@ class RunStarted:
     config: dict[str, Any]  # the TrainConfig as a plain dict (JSON-safe)
     device: str  # e.g. "cpu", "cuda", "cuda:0", "mps"
     n_params: int
-    summary: list[tuple]  # ml.model.LayerRow: layer, output shape, params, size, jump, receptive field
+    summary: list[tuple]  # ml.summary_table.LayerRow: layer, output shape, params, size, jump, RF
     epochs: int  # total epochs of this run (including any already done when resuming)
     start_epoch: int  # first epoch this run trains (1-based; > 1 when resuming)
     steps_per_epoch: int

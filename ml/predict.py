@@ -1,28 +1,28 @@
-"""Classify digit images with a trained CNN: ``python -m ml.predict PATH [PATH ...] [--model FILE]``.
+"""Classify digit images with a trained CNN: ``python -m ml.predict PATH [PATH ...] [--checkpoint FILE]``.
 
 ``load_classifier(path)`` loads a checkpoint once per (path, modification time) and reuses it, so a
 spreadsheet recalculating CLASSIFY_IMAGE over many cells pays the load once; ``Classifier.predict`` runs the
 MNIST-style preprocessing (``ml.preprocess``) and returns the digit and all 10 probabilities.
 
 Which model: an explicit path if given; otherwise the latest training run's ``runs/mnist/model.pt`` if it
-exists; otherwise the model shipped with the package (``ml/weights/mnist_cnn.pt``).
+exists; otherwise the model shipped with the package (``ml/weights/mnist_cnn.pt``). The command line says
+which one it used. torch is imported on first use (loading a model, classifying), so importing this
+module, and a bad flag on the command line, cost no torch start-up.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from .augment import TTA_VIEWS, view_averaged_softmax
-from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, normalisation_of
+from .cli import Parser, fail
 from .errors import (
     EmptyImageError,
     ImageNotFoundError,
@@ -32,6 +32,10 @@ from .errors import (
 )
 from .preprocess import mnistify, preprocess_file
 from .run_dir import DEFAULT_RUN_DIR, RunDir
+from .tta import TTA_VIEWS
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 __all__ = [
     "Classifier",
@@ -82,9 +86,9 @@ def default_model_path(run_dir: str | os.PathLike = DEFAULT_RUN_DIR) -> Path:
 
 class Classifier:
     """A loaded CNN with its normalisation; thread-safe for prediction. ``tta``: the test-time views its
-    training was evaluated with (ml.augment.TTA_VIEWS), so a prediction is what the run's accuracy says."""
+    training was evaluated with (ml.tta.TTA_VIEWS), so a prediction is what the run's accuracy says."""
 
-    def __init__(self, model: torch.nn.Module, mean: float, std: float, path: str = "", tta: int = 0):
+    def __init__(self, model: nn.Module, mean: float, std: float, path: str = "", tta: int = 0):
         self.model = model.eval()
         self.mean, self.std = float(mean), float(std)
         self.path = path
@@ -94,12 +98,16 @@ class Classifier:
     def probabilities(self, images28: np.ndarray) -> np.ndarray:
         """The (N, 10) digit probabilities of MNIST-style images (N, 28, 28), 0..1 with ink = 1, as they
         are: no preprocessing (``predict`` and ``predict_array`` prepare a picture first)."""
+        import torch
+
+        from .augment import view_averaged_softmax
+
         images = torch.from_numpy(np.ascontiguousarray(images28, dtype=np.float32)).reshape(-1, 1, 28, 28)
         with self._lock, torch.inference_mode():
             probs = view_averaged_softmax(self.model, images, self.views, self._normalised)
             return probs.numpy()
 
-    def _normalised(self, images: torch.Tensor) -> torch.Tensor:
+    def _normalised(self, images: Tensor) -> Tensor:
         return (images - self.mean) / self.std
 
     def predict_array(
@@ -134,6 +142,8 @@ def load_classifier(model_path: str | os.PathLike | None = None) -> Classifier:
     The cache key includes the file's modification time and size, so retraining (which rewrites the file)
     is picked up by the next call.
     """
+    from .checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, normalisation_of
+
     path = Path(model_path) if model_path is not None else default_model_path()
     try:
         stat = path.stat()
@@ -166,43 +176,52 @@ def tta_of(ckpt: dict) -> int:
     return views if isinstance(views, int) and not isinstance(views, bool) and views in TTA_VIEWS else 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ml.predict", description="Classify images of digits.")
+PROG = "python -m ml.predict"
+CHECKPOINT_HELP = (
+    "a trained model file (default: runs/mnist/model.pt if you trained one, else the shipped model)"
+)
+
+
+def model_note(path: Path) -> str:
+    """Which model a command uses, in words: the shipped one, the latest run's, or the file given."""
+    if path == shipped_model_path():
+        return f"model: {path} (the shipped model; train your own with python -m ml.train)"
+    if path == RunDir().checkpoint:
+        return f"model: {path} (your latest training run; --checkpoint FILE picks another)"
+    return f"model: {path}"
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog=PROG,
+        description="Classify images of digits; says which model file it used.",
+        renamed={"--model": "--checkpoint FILE", "--explain": "its own command: python -m ml.explain PATH"},
+    )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files (PNG, JPEG, ...)")
-    parser.add_argument(
-        "--model", help="model file (default: runs/mnist/model.pt if present, else the shipped one)"
-    )
+    parser.add_argument("--checkpoint", metavar="FILE", help=CHECKPOINT_HELP)
     parser.add_argument("--probs", action="store_true", help="also print all 10 probabilities")
-    parser.add_argument(
-        "--explain",
-        nargs="?",
-        const=".",
-        metavar="FOLDER",
-        help="also draw what the network sees (filters, feature maps, class evidence) into "
-        "FOLDER/<picture>-explained.png (default folder: the current one)",
-    )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    path = Path(args.checkpoint) if args.checkpoint else default_model_path()
     try:
-        clf = load_classifier(args.model)
+        clf = load_classifier(path)
     except PredictionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(PROG, str(exc))
+    print(model_note(path), file=sys.stderr)
     status = 0
-    for path in args.paths:
+    for image in args.paths:
         try:
-            pred = clf.predict(path)
+            pred = clf.predict(image)
         except PredictionError as exc:
-            print(f"{path}: error: {exc}", file=sys.stderr)
+            print(f"{image}: error: {exc}", file=sys.stderr)
             status = 1
             continue
-        line = f"{path}: {pred.digit} (p={pred.confidence:.4f})"
+        line = f"{image}: {pred.digit} (p={pred.confidence:.4f})"
         if args.probs:
             line += "  [" + " ".join(f"{p:.3f}" for p in pred.probs) + "]"
-        if args.explain is not None:
-            from .explain import explain, plot_explanation
-
-            out = Path(args.explain) / f"{Path(path).stem}-explained.png"
-            line += f"  -> {plot_explanation(explain(clf, path), out)}"
         print(line)
     return status
 

@@ -25,8 +25,8 @@ import numpy as np
 
 from . import chart_process, plots
 from .events import BatchEnd, EpochEnd, Evaluated, Event, RunEnded, RunStarted, Sink, event_to_dict
-from .model import format_rows
 from .run_dir import CHART_NAMES, CURVE_CHARTS, METRIC_COLUMNS, RunDir, atomic_write_text
+from .summary_table import format_rows
 
 
 def dispatch(sinks: list[Sink], event: Event, failed: set[int], stream: TextIO | None = None) -> None:
@@ -51,8 +51,10 @@ class ConsoleSink(Sink):
         self.stream = stream or sys.stderr
         self.every = max(1, every)
         self._bar = None
+        self._dry_run = False
 
     def on_start(self, event: RunStarted) -> None:
+        self._dry_run = bool(event.config.get("dry_run"))
         print(format_rows(event.summary, event.n_params), file=self.stream)
         print(
             f"Training {event.config.get('model')} CNN ({event.n_params:,} parameters) on {event.device}, "
@@ -97,6 +99,14 @@ class ConsoleSink(Sink):
 
     def on_end(self, event: RunEnded) -> None:
         self._close_bar()
+        if self._dry_run and event.status == "completed":
+            print(
+                f"Dry run completed: data, model, training steps, evaluation and the run's files in "
+                f"{event.out_dir} all work (its accuracy after a few batches means nothing)\n"
+                "Set-up OK: train for real without --dry-run",
+                file=self.stream,
+            )
+            return
         final = f"{event.final_test_acc:.4%}" if event.final_test_acc is not None else "n/a"
         msg = f"Run {event.status} after {event.epochs_done} epoch(s); final test accuracy {final}"
         if event.error:

@@ -54,12 +54,13 @@ def _check_bounds(number: float, name: str, minimum, maximum, shown: str) -> Non
         raise ValueError(f"{name} must be at most {maximum:,}, got {shown}")
 
 
-def as_choice(value: Any, name: str, choices: Iterable[str]) -> str:
-    """One of ``choices``, compared without case and surrounding spaces."""
+def as_choice(value: Any, name: str, choices: Iterable[str], shown: Iterable[str] | None = None) -> str:
+    """One of ``choices``, compared without case and surrounding spaces; the error lists ``shown`` (default:
+    the choices; a caller that also accepts other forms, such as cuda:N, names them there)."""
     choices = tuple(choices)
     text = value.strip().lower() if isinstance(value, str) else None
     if text not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+        raise ValueError(f"{name} must be one of {', '.join(shown or choices)}; got {value!r}")
     return text
 
 

@@ -37,7 +37,7 @@ def test_csv_honours_the_network_options():
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert float(rows[0]["E_total"]) == pytest.approx(0.298371109, abs=1e-9)
     assert float(rows[1]["w5"]) == pytest.approx(0.35891648, abs=1e-8)
-    softmax = run_cli("--lr", "0.5", "--epochs", "0", "--format", "csv", "--output", "softmax")
+    softmax = run_cli("--lr", "0.5", "--epochs", "0", "--format", "csv", "--activation", "softmax")
     row = next(csv.DictReader(io.StringIO(softmax.stdout)))
     assert float(row["a_o1"]) + float(row["a_o2"]) == pytest.approx(1.0)
 
@@ -57,7 +57,8 @@ def test_plot_writes_a_png_of_the_loss_curves(tmp_path):
         (["--lr", "-1"], "learning rate must be a positive"),
         (["--epochs", "-3"], "epochs must not be negative"),
         (["--weights", "1", "2"], "expected 8 arguments"),
-        (["--output", "relu"], "invalid choice"),
+        (["--activation", "relu"], "invalid choice"),
+        (["--output", "softmax"], "--output is now --activation"),
     ],
 )
 def test_bad_arguments_exit_with_a_clear_message(args, message):

@@ -8,8 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from ml import cuda_graph
-from ml import train as training
+from ml import cuda_graph, train, training
 from ml.config import TrainConfig, config_from_values
 from ml.run_dir import RunDir
 
@@ -36,7 +35,7 @@ def test_the_setting_from_the_command_line_and_a_cell():
     assert config_from_values({"cuda_graph": "no"}).cuda_graph is False
     with pytest.raises(ValueError, match="cuda_graph must be yes or no"):
         config_from_values({"cuda_graph": "maybe"})
-    parser = training.build_parser()
+    parser = train.build_parser()
     assert parser.parse_args(["--no-cuda-graph"]).cuda_graph is False
 
 

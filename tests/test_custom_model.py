@@ -3,7 +3,7 @@ Train training the design.
 
 MODEL_SUMMARY is called with ranges as Excel passes them (rows of cells, floats for numbers, None or "" for
 empty cells, TRUE/FALSE or yes/no) through all three doors: the shared function, the classic UDF and the
-add-in's custom function over HTTP; its rows must be ``ml.model.summary_rows`` of the same network. The
+add-in's custom function over HTTP; its rows must be ``ml.summary.summary_rows`` of the same network. The
 template is read back with openpyxl and recalculated by LibreOffice; the Train button trains a design from a
 remote-engine Book for real (tiny).
 """
@@ -33,15 +33,10 @@ from excel_addin.sheets.workbook import gradsheet_workbook
 from excel_addin.testing import libreoffice
 from excel_addin.testing.remote_book import make_book, read
 from ml import run_lock
-from ml.model import (
-    DEFAULT_STAGES,
-    VARIANTS,
-    count_parameters,
-    custom_spec,
-    format_stages,
-    parse_stages,
-    summary_rows,
-)
+from ml.model import MnistCNN, count_parameters
+from ml.stages import custom_spec, format_stages, parse_stages
+from ml.summary import summary_rows
+from ml.variants import DEFAULT_STAGES, VARIANTS
 
 CHANNELS = "channel counts are whole numbers from 1 to 512"
 DEFAULT_TEXT = format_stages(DEFAULT_STAGES)  # "8,16 drop=0.05 | 16,24 drop=0.05 | 24,32"
@@ -53,7 +48,7 @@ def state_dir(tmp_path, monkeypatch):
 
 
 def expected_summary(network) -> list[list]:
-    """What MODEL_SUMMARY must spill for a network, straight from ml.model: header, layers, total."""
+    """What MODEL_SUMMARY must spill for a network, straight from ml.summary: header, layers, total."""
     rows = [[r.layer, r.shape, r.params, r.jump, r.rf] for r in summary_rows(network)]
     return [list(train_sheet.SUMMARY_HEADER), *rows, ["Total", "", count_parameters(network), "", ""]]
 
@@ -95,7 +90,7 @@ TABLES = [
 @pytest.mark.parametrize(("table", "text"), TABLES)
 def test_a_table_is_its_stages_and_model_summary_is_ml_models_table(table, text):
     assert stages_text(table) == text
-    assert cells.MODEL_SUMMARY(table) == expected_summary(custom_spec(text).build())
+    assert cells.MODEL_SUMMARY(table) == expected_summary(MnistCNN(custom_spec(text)))
     assert udfs.MODEL_SUMMARY(table) == cells.MODEL_SUMMARY(table)
 
 
@@ -104,13 +99,13 @@ def test_the_template_table_of_gradsheets_default_is_the_default_model():
     assert len(table) == 6 and table[3:] == [[None] * 4] * 3
     assert [row[3] for row in table[:3]] == ["no"] * 3
     assert custom_spec(stages_text(table)).layers == VARIANTS["default"].layers
-    assert cells.MODEL_SUMMARY(table) == expected_summary(VARIANTS["default"].build())
+    assert cells.MODEL_SUMMARY(table) == expected_summary(MnistCNN(VARIANTS["default"]))
 
 
 def test_a_variant_name_or_a_stages_text_names_a_model_too():
-    assert cells.MODEL_SUMMARY("s6") == expected_summary(VARIANTS["s6"].build())
-    assert cells.MODEL_SUMMARY([["Default"]]) == expected_summary(VARIANTS["default"].build())
-    assert cells.MODEL_SUMMARY("8,16 | 16 sep") == expected_summary(custom_spec("8,16 | 16 sep").build())
+    assert cells.MODEL_SUMMARY("s6") == expected_summary(MnistCNN(VARIANTS["s6"]))
+    assert cells.MODEL_SUMMARY([["Default"]]) == expected_summary(MnistCNN(VARIANTS["default"]))
+    assert cells.MODEL_SUMMARY("8,16 | 16 sep") == expected_summary(MnistCNN(custom_spec("8,16 | 16 sep")))
     assert cells.MODEL_SUMMARY("s6")[-1] == ["Total", "", 16_976, "", ""]
 
 

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from ml.explain import explain, plot_explanation
+from ml.explain import main
+from ml.explanation import explain, plot_explanation
 from ml.model import build_model
-from ml.predict import Classifier, load_classifier, main, shipped_model_path
+from ml.predict import Classifier, load_classifier, shipped_model_path
 from ml.preprocess import preprocess_file
 
 EXAMPLE = "examples/digits/3.png"
@@ -41,6 +42,16 @@ def test_the_shipped_model_sees_the_example_three_and_draws_it(tmp_path):
 
 
 def test_cli_explain_writes_a_picture_per_image(tmp_path, capsys):
-    assert main([EXAMPLE, "examples/digits/7.png", "--explain", str(tmp_path)]) == 0
+    shipped = shipped_model_path()
+    assert (
+        main([EXAMPLE, "examples/digits/7.png", "--checkpoint", str(shipped), "--out-dir", str(tmp_path)])
+        == 0
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["3-explained.png", "7-explained.png"]
-    assert "-> " in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    first, second = out.splitlines()
+    assert first.startswith(f"{EXAMPLE}: 3 (p=") and first.endswith(f"-> {tmp_path / '3-explained.png'}")
+    assert second.startswith("examples/digits/7.png: 7 (p=") and second.endswith(
+        f"-> {tmp_path / '7-explained.png'}"
+    )
+    assert f"model: {shipped} (the shipped model" in err

@@ -24,9 +24,9 @@ from excel_addin.classic.udfs import BACKPROP_CURVE, BACKPROP_LOSS, BACKPROP_TAB
 from ml import backprop
 from ml.checkpoint import load_checkpoint, save_checkpoint
 from ml.data import load_mnist
-from ml.model import MAX_PARAMS, ModelSpec, ModelSpecError
 from ml.predict import ModelNotFoundError, UnreadableImageError, load_classifier, shipped_model_path
 from ml.preprocess import MAX_PIXELS, preprocess_file
+from ml.spec import MAX_PARAMS, ModelSpec, ModelSpecError
 
 
 def png_claiming(path: Path, width: int, height: int) -> Path:

@@ -7,16 +7,11 @@ import torch
 from torch import nn
 
 from ml.batchnorm import BatchNorm2d as FastBatchNorm2d
-from ml.model import (
-    LayerRow,
-    ModelSpec,
-    Stage,
-    build_model,
-    count_parameters,
-    format_summary,
-    staged,
-    summary_rows,
-)
+from ml.model import MnistCNN, build_model, count_parameters
+from ml.spec import ModelSpec
+from ml.stages import Stage, StageLayout, staged
+from ml.summary import format_summary, summary_rows
+from ml.summary_table import LayerRow
 
 
 @pytest.mark.parametrize(
@@ -69,7 +64,7 @@ def test_summary_rows_match_the_model():
 
 def test_separable_convolutions_have_the_documented_shape_and_budget():
     """A separable stage: 3x3 depthwise then 1x1 for each of its convolutions; full 3x3 ones elsewhere."""
-    model = staged([Stage((4, 6)), Stage((8, 16), separable=True)]).build()
+    model = MnistCNN(staged([Stage((4, 6)), Stage((8, 16), separable=True)]))
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert [(c.in_channels, c.out_channels, c.kernel_size[0], c.groups) for c in convs] == [
         (1, 4, 3, 1),
@@ -273,13 +268,14 @@ def test_s6_receptive_fields_correct_the_assignments_annotations():
 
 
 def test_custom_stages_read_back_and_build_the_staged_network():
-    from ml.model import VARIANTS, custom_spec, format_stages, parse_stages
+    from ml.stages import custom_spec, format_stages, parse_stages
+    from ml.variants import VARIANTS
 
     text = "8,16 drop=0.05 | 16,24 drop=0.05 | 24,32"
     assert format_stages(parse_stages(text)) == text
     assert custom_spec(text).layers == VARIANTS["default"].layers  # the default is one such design
     assert custom_spec(" 8, 16 | 12,12 sep ").n_params == count_parameters(
-        custom_spec("8,16|12,12 sep").build()
+        MnistCNN(custom_spec("8,16|12,12 sep"))
     )
 
 
@@ -299,7 +295,8 @@ def test_custom_stages_read_back_and_build_the_staged_network():
     ],
 )
 def test_a_bad_custom_design_gets_a_message(text, message):
-    from ml.model import ModelSpecError, custom_spec
+    from ml.spec import ModelSpecError
+    from ml.stages import custom_spec
 
     with pytest.raises(ModelSpecError, match=message):
         custom_spec(text)
@@ -324,7 +321,7 @@ RESIDUAL_LAYERS = (
 
 def test_a_residual_block_adds_its_pooled_input_before_the_relu():
     torch.manual_seed(0)
-    model = ModelSpec(RESIDUAL_LAYERS).build()
+    model = MnistCNN(ModelSpec(RESIDUAL_LAYERS))
     with torch.no_grad():  # BatchNorm statistics that are not the identity, then eval mode
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -341,14 +338,17 @@ def test_a_residual_block_adds_its_pooled_input_before_the_relu():
 
 def test_a_residual_networks_gradients_match_finite_differences():
     torch.manual_seed(0)
-    model = ModelSpec(RESIDUAL_LAYERS).build().double().eval()
+    model = MnistCNN(ModelSpec(RESIDUAL_LAYERS)).double().eval()
     x = torch.randn(2, 1, 28, 28, dtype=torch.double)
     names, weights = zip(*model.named_parameters(), strict=True)
 
     def logits(*params):
         return torch.func.functional_call(model, dict(zip(names, params, strict=True)), (x,))
 
-    assert torch.autograd.gradcheck(logits, tuple(w.detach().requires_grad_() for w in weights))
+    # fast mode: the Jacobians' products with random vectors against finite differences (one column of
+    # directional derivatives instead of the whole Jacobian, which made this the slowest model test)
+    params = tuple(w.detach().requires_grad_() for w in weights)
+    assert torch.autograd.gradcheck(logits, params, fast_mode=True)
 
 
 def test_tiny_has_residual_connections_around_the_convolutions_that_keep_their_channels():
@@ -356,11 +356,12 @@ def test_tiny_has_residual_connections_around_the_convolutions_that_keep_their_c
     kinds = [layer[0] for layer in spec.layers]
     assert kinds.count("shortcut") == kinds.count("add") == 5  # 12-12 twice, 20-20 twice, 32-32
     assert [layer[1] for layer in spec.layers if layer[0] == "add"] == [1, 2, 1, 2, 1]  # pooled twice
-    assert staged((Stage((8, 8)),), residual=False).layers == staged((Stage((8, 8)),)).layers
+    assert staged((Stage((8, 8)),), StageLayout(residual=False)).layers == staged((Stage((8, 8)),)).layers
 
 
 def test_a_stage_asks_for_residual_connections_on_its_own():
-    from ml.model import ModelSpecError, custom_spec, format_stages, parse_stages
+    from ml.spec import ModelSpecError
+    from ml.stages import custom_spec, format_stages, parse_stages
 
     # every stage residual is the whole network residual: tiny written stage by stage
     stages = [
@@ -368,7 +369,7 @@ def test_a_stage_asks_for_residual_connections_on_its_own():
         Stage((20, 20, 20), residual=True),
         Stage((32, 32), residual=True),
     ]
-    assert staged(stages, separable_from=1).layers == build_model("tiny").spec.layers
+    assert staged(stages, StageLayout(separable_from=1)).layers == build_model("tiny").spec.layers
     # one stage: only its own convolutions that keep their channels, here 16 -> 16 (the channels of the
     # stage before) and 24 -> 24, not stage 3's 24 -> 24
     text = "8,16 | 16,24,24 sep res | 24,32"
@@ -397,7 +398,7 @@ def test_tiny_receptive_fields_by_hand():
 
 def test_an_in_place_layer_right_after_a_shortcut_leaves_the_kept_input_alone():
     layers = (("conv", 1, 10, 3, 1, 1, 1, True), ("shortcut",), ("relu",), ("add", 1), ("gap",))
-    model = ModelSpec(layers).build().eval()
+    model = MnistCNN(ModelSpec(layers)).eval()
     x = torch.randn(2, 1, 28, 28)
     h = model.net[0](x)
     assert torch.allclose(model(x), (torch.relu(h) + h).mean(dim=(2, 3)), atol=1e-6)

@@ -148,12 +148,33 @@ def test_no_trained_model(tmp_path):
 
 def test_cli(digit_files, tmp_path, capsys):
     files, labels, _ = digit_files
-    assert main([str(files[0]), str(files[1]), "--model", str(shipped_model_path())]) == 0
-    out = capsys.readouterr().out.splitlines()
+    shipped = str(shipped_model_path())
+    assert main([str(files[0]), str(files[1]), "--checkpoint", shipped]) == 0
+    captured = capsys.readouterr()
+    out = captured.out.splitlines()
     assert out[0].startswith(f"{files[0]}: {labels[0]} (p=") and out[1].startswith(
         f"{files[1]}: {labels[1]} (p="
     )
-    assert main([str(tmp_path / "nope.png"), "--model", str(shipped_model_path())]) == 1
+    assert f"model: {shipped} (the shipped model" in captured.err  # it says which model it used
+    assert main([str(tmp_path / "nope.png"), "--checkpoint", shipped]) == 1
     assert "not found" in capsys.readouterr().err
-    assert main([str(files[0]), "--model", str(tmp_path / "none.pt")]) == 2
+    assert main([str(files[0]), "--checkpoint", str(tmp_path / "none.pt")]) == 2
     assert "python -m ml.train" in capsys.readouterr().err
+
+
+def test_the_cli_names_the_model_it_chose_by_default(digit_files, tmp_path, monkeypatch, capsys):
+    """Without --checkpoint it prefers the latest run's model over the shipped one, and says so."""
+    files, labels, _ = digit_files
+    monkeypatch.chdir(tmp_path)
+    assert main([str(files[0])]) == 0
+    assert f"model: {shipped_model_path()} (the shipped model" in capsys.readouterr().err
+    run_model = tmp_path / "runs" / "mnist" / "model.pt"
+    run_model.parent.mkdir(parents=True)
+    shutil.copy(shipped_model_path(), run_model)
+    assert main([str(files[0])]) == 0
+    captured = capsys.readouterr()
+    assert (
+        "model: runs/mnist/model.pt (your latest training run; --checkpoint FILE picks another)"
+        in captured.err
+    )
+    assert captured.out.startswith(f"{files[0]}: {labels[0]} (p=")

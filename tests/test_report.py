@@ -19,18 +19,12 @@ from excel_addin.sheets import layout
 from excel_addin.sheets.spec import offset
 from excel_addin.testing import libreoffice
 from ml.events import METRIC_COLUMNS
-from ml.train import TrainConfig, train
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    config = TrainConfig(
-        epochs=2, batch_size=100, lr=0.05, model="small", device="cpu", subset=1000, seed=5, out_dir=str(out)
-    )
-    ended = train(config, sinks=[])
-    assert ended.status == "completed"
-    return out
+@pytest.fixture
+def run_dir(finished_run) -> Path:
+    """The session's finished tiny run (conftest.py: the default model, 2 epochs); read only."""
+    return finished_run.path
 
 
 def test_report_holds_the_runs_metrics_summary_and_charts(run_dir, tmp_path):
@@ -48,7 +42,7 @@ def test_report_holds_the_runs_metrics_summary_and_charts(run_dir, tmp_path):
     assert sheet[offset(header, rows=3)].value is None
     assert sheet[layout.TRAIN_STATUS_CELL].value.startswith("Completed: 2 epochs, test accuracy")
     assert sheet[layout.TRAIN_PROGRESS_CELL].value == 1.0
-    assert sheet[layout.TRAIN_SETTING_CELLS["model"]].value == "small"
+    assert sheet[layout.TRAIN_SETTING_CELLS["model"]].value == "default"
     assert sheet[layout.TRAIN_SUMMARY_HEADER_CELL].value == "Layer"
     assert len(sheet._charts) == len(layout.TRAIN_CHART_CELLS)
     # The four PNG charts, at their anchors

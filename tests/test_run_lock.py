@@ -136,7 +136,7 @@ def test_two_command_line_runs_never_share_a_folder(tmp_path, state_dir):
     env = {**os.environ, run_lock.STATE_ENV: str(state_dir), "PYTHONUNBUFFERED": "1"}
     first = subprocess.Popen(
         [sys.executable, "-m", "ml.train", "--epochs", "30", "--subset", "1000", "--batch-size", "100",
-         "--model", "small", "--threads", "1", "--out", str(out)],
+         "--model", "small", "--threads", "1", "--run-dir", str(out)],
         env=env, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -147,7 +147,7 @@ def test_two_command_line_runs_never_share_a_folder(tmp_path, state_dir):
         with pytest.raises(run_lock.AlreadyRunningError, match=f"process {first.pid}"):
             train(TrainConfig(**QUICK, out_dir=str(out)), [])
         second = subprocess.run(
-            [sys.executable, "-m", "ml.train", "--epochs", "1", "--subset", "1000", "--out", str(out)],
+            [sys.executable, "-m", "ml.train", "--epochs", "1", "--subset", "1000", "--run-dir", str(out)],
             env=env, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert second.returncode == 2
@@ -166,7 +166,7 @@ def test_two_command_line_runs_never_share_a_folder(tmp_path, state_dir):
 def test_stop_file_must_not_exist_and_is_never_deleted(tmp_path, capsys):
     stop = tmp_path / "STOP"
     stop.write_text("mine")
-    code = main(["--dry-run", "--out", str(tmp_path / "run"), "--stop-file", str(stop)])
+    code = main(["--dry-run", "--run-dir", str(tmp_path / "run"), "--stop-file", str(stop)])
     assert code == 2 and "the stop file" in capsys.readouterr().err and stop.read_text() == "mine"
     assert not (tmp_path / "run").exists()
 

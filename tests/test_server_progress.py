@@ -80,7 +80,7 @@ def test_no_run_yet():
 def test_the_summary_part_is_the_train_sheets_summary_table():
     """TRAIN_PROGRESS(id, "summary") fills the add-in Train sheet's model-summary block, as the sink does in
     the workbook route."""
-    from excel_addin.sheets.train_sheet import SUMMARY_HEADER, summary_cells
+    from ml.summary_table import SUMMARY_HEADER, summary_cells
 
     started, *rest = run_events("runs/summary")
     write_run("summary", [started, *rest])

@@ -152,7 +152,7 @@ def test_the_add_ins_classify_cells_use_the_model_this_workbook_trained(set_up, 
 
 def torch_save_untrained(classifier, path) -> None:
     from ml.checkpoint import save_checkpoint
-    from ml.model import VARIANTS
+    from ml.variants import VARIANTS
 
     save_checkpoint(
         path, {"model": VARIANTS["default"].to_dict(), "state_dict": classifier.model.state_dict()}

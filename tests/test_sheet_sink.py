@@ -14,8 +14,9 @@ from excel_addin.sheets.spec import offset
 from excel_addin.status_line import format_duration
 from excel_addin.testing.remote_book import actions, make_book, picture_png, read
 from ml.events import METRIC_COLUMNS, BatchEnd, EpochEnd, RunEnded, RunStarted
-from ml.model import build_model, count_parameters, summary_rows
+from ml.model import build_model, count_parameters
 from ml.plots import plot_accuracy_curves, plot_confusion_matrix, plot_loss_curves
+from ml.summary import summary_rows
 
 
 class BusyError(Exception):

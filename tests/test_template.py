@@ -23,7 +23,8 @@ from excel_addin.xlsm import template, vba
 from ml import backprop
 from ml.events import METRIC_COLUMNS
 
-COMMITTED = template.DEFAULT_OUT
+COMMITTED = template.COMMITTED
+REBUILD = f"{template.BUILD_COMMAND} --out {COMMITTED.name}"  # the committed template is written when named
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +61,9 @@ def test_two_builds_are_byte_identical(built, tmp_path):
 
 
 def test_committed_template_equals_a_fresh_build(built):
-    assert COMMITTED.exists(), "workbook_template.xlsm is missing: run python -m excel_addin.xlsm"
+    assert COMMITTED.exists(), f"workbook_template.xlsm is missing: run {REBUILD}"
     assert COMMITTED.read_bytes() == built.read_bytes(), (
-        "workbook_template.xlsm is stale: run python -m excel_addin.xlsm and commit it"
+        f"workbook_template.xlsm is stale: run {REBUILD} and commit it"
     )
 
 
@@ -319,7 +320,7 @@ def test_presets_table_lists_every_preset_beside_the_settings(formulas):
 
 def test_train_sheet_offers_every_preset_model_variant_and_device(formulas):
     from ml.config import PRESETS
-    from ml.model import CUSTOM, VARIANTS
+    from ml.variants import CUSTOM, VARIANTS
 
     validations = formulas[layout.TRAIN_SHEET].data_validations.dataValidation
     lists = {str(dv.sqref): dv.formula1 for dv in validations}

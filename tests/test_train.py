@@ -3,29 +3,22 @@
 import csv
 import json
 import math
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
+from run_recorder import Recorder
 
 from ml.checkpoint import export_weights, load_checkpoint, model_from_checkpoint, save_checkpoint
 from ml.data import load_mnist, normalise, to_float
 from ml.events import CHART_NAMES, METRIC_COLUMNS, BatchEnd, EpochEnd, RunEnded, RunStarted, Sink
-from ml.model import VARIANTS, Stage, build_model, staged
+from ml.model import MnistCNN, build_model
 from ml.run_dir import RunDir
+from ml.stages import Stage, staged
 from ml.train import TrainConfig, main, stop_file_checker, train
-
-
-class Recorder(Sink):
-    def __init__(self):
-        self.events = []
-
-    def handle(self, event):
-        self.events.append(event)
-
-    def of(self, kind):
-        return [e for e in self.events if isinstance(e, kind)]
+from ml.variants import VARIANTS
 
 
 def quick(out, **kw):
@@ -38,16 +31,15 @@ def quick(out, **kw):
     return TrainConfig(**base)
 
 
-@pytest.fixture(scope="module")
-def short_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    rec = Recorder()
-    ended = train(quick(out, subset=4000), [rec])
-    return out, rec, ended
+@pytest.fixture
+def short_run(finished_run):
+    """The session's finished tiny run (conftest.py): quick(out, subset=4000), its folder, events and end."""
+    return finished_run
 
 
 def test_short_run_learns_far_above_chance(short_run):
     out, rec, ended = short_run
+    assert rec.of(RunStarted)[0].config == asdict(quick(out, subset=4000))  # the shared run is this one
     assert ended.status == "completed" and ended.epochs_done == 2 and ended.error is None
     assert ended.final_test_acc > 0.85  # chance is 0.10
     # the reported accuracy is real: recompute it from the saved model on the held-out digits
@@ -107,7 +99,7 @@ def test_small_variant_checkpoint_round_trips_and_older_checkpoints_still_load(t
     )
     x = torch.randn(3, 1, 28, 28)
     assert torch.equal(model_from_checkpoint(load_checkpoint(tmp_path / "small.pt"))(x), small(x))
-    old_layout = staged([Stage((8, 12)), Stage((12, 12)), Stage((16, 16))]).build().eval()
+    old_layout = MnistCNN(staged([Stage((8, 12)), Stage((12, 12)), Stage((16, 16))])).eval()
     old_config = {
         "variant": "small",
         "stages": [[8, 12], [12, 12], [16, 16]],
@@ -196,11 +188,15 @@ def test_bad_settings_raise_before_training(tmp_path):
 
 
 def test_cli_dry_run_and_options(tmp_path, capsys):
-    assert main(["--dry-run", "--out", str(tmp_path), "--model", "small", "--schedule", "cosine"]) == 0
+    assert main(["--dry-run", "--run-dir", str(tmp_path), "--model", "small", "--schedule", "cosine"]) == 0
     assert load_checkpoint(tmp_path / "model.pt")["model"]["name"] == "small"
-    assert "Run completed after 1 epoch" in capsys.readouterr().err
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[-2].startswith(
+        f"Dry run completed: data, model, training steps, evaluation and the run's files in {tmp_path}"
+    )
+    assert lines[-1] == "Set-up OK: train for real without --dry-run"  # not "final test accuracy 7.1%"
     with pytest.raises(SystemExit) as exit_info:
-        main(["--epochs", "0", "--out", str(tmp_path)])
+        main(["--epochs", "0", "--run-dir", str(tmp_path)])
     assert exit_info.value.code == 2 and "epochs must be at least 1, got 0" in capsys.readouterr().err
 
 
@@ -220,16 +216,16 @@ def test_dry_run_leaves_the_real_run_alone(tmp_path, monkeypatch):
 def test_a_custom_design_trains_and_its_checkpoint_rebuilds_it(tmp_path):
     stages = "6,8 drop=0.05 | 12 sep | 16"
     assert main(["--model", "custom", "--stages", stages, "--subset", "500", "--epochs", "1",
-                 "--threads", "1", "--out", str(tmp_path)]) == 0  # fmt: skip
+                 "--threads", "1", "--run-dir", str(tmp_path)]) == 0  # fmt: skip
     ckpt = load_checkpoint(tmp_path / "model.pt")
     assert ckpt["model"]["name"] == "custom" and ckpt["config"]["stages"] == stages
-    from ml.model import custom_spec
+    from ml.stages import custom_spec
 
     assert tuple(map(tuple, ckpt["model"]["layers"])) == custom_spec(stages).layers
     model = model_from_checkpoint(ckpt)
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
     with pytest.raises(SystemExit):
-        main(["--model", "custom", "--out", str(tmp_path)])  # no stages: a usage error naming them
+        main(["--model", "custom", "--run-dir", str(tmp_path)])  # no stages: a usage error naming them
 
 
 def test_evaluating_only_after_the_last_epoch_keeps_every_row(tmp_path):
@@ -248,10 +244,11 @@ def test_evaluating_only_after_the_last_epoch_keeps_every_row(tmp_path):
 
 
 def test_test_time_augmentation_averages_the_shifted_views(tmp_path):
-    from ml.augment import TTA_VIEWS, shifted
+    from ml.augment import shifted
     from ml.data import MNIST_MEAN, MNIST_STD
     from ml.predict import load_classifier
-    from ml.train import evaluate
+    from ml.training import evaluate
+    from ml.tta import TTA_VIEWS
 
     torch.manual_seed(0)
     model = build_model("small").eval()
@@ -279,7 +276,18 @@ def test_test_time_augmentation_averages_the_shifted_views(tmp_path):
 def test_the_fast_preset_from_the_command_line(tmp_path):
     assert (
         main(
-            ["--preset", "fast", "--subset", "600", "--epochs", "2", "--threads", "1", "--out", str(tmp_path)]
+            [
+                "--preset",
+                "fast",
+                "--subset",
+                "600",
+                "--epochs",
+                "2",
+                "--threads",
+                "1",
+                "--run-dir",
+                str(tmp_path),
+            ]
         )
         == 0
     )

@@ -64,7 +64,7 @@ def test_tiny_subsets_train_with_the_default_batch_size(tmp_path, images):
 
 def test_the_4_step_run_of_the_issue_trains_from_the_command_line(tmp_path):
     out = tmp_path / "run"
-    assert main(["--subset", "2000", "--epochs", "1", "--threads", "1", "--out", str(out)]) == 0
+    assert main(["--subset", "2000", "--epochs", "1", "--threads", "1", "--run-dir", str(out)]) == 0
     assert load_checkpoint(out / "model.pt")["steps"] == 4
 
 
@@ -86,7 +86,7 @@ def test_a_diverging_run_fails_loudly_and_keeps_the_last_good_checkpoint(tmp_pat
 
 def test_a_run_that_diverges_at_once_saves_no_model(tmp_path, capsys):
     assert main(["--lr", "1e30", "--subset", "200", "--batch-size", "50", "--threads", "1",
-                 "--model", "small", "--out", str(tmp_path)]) == 1  # fmt: skip
+                 "--model", "small", "--run-dir", str(tmp_path)]) == 1  # fmt: skip
     assert "training diverged" in capsys.readouterr().err
     assert not (tmp_path / "model.pt").exists()
     assert json.loads((tmp_path / "metrics.json").read_text())["run"]["status"] == "failed"
@@ -187,7 +187,7 @@ def test_the_thread_count_is_restored_when_a_run_ends(tmp_path):
 
 def test_the_gpu_style_loop_without_per_step_reads_trains_the_same(tmp_path, monkeypatch):
     """On a GPU progress is read back every PROGRESS_EVERY_S, not every step: same run, fewer reads."""
-    from ml import train as train_module
+    from ml import training as train_module
     from ml.events import BatchEnd
 
     class Batches(Sink):
@@ -212,7 +212,7 @@ def test_the_gpu_style_loop_without_per_step_reads_trains_the_same(tmp_path, mon
 
 
 def test_a_divergence_is_caught_by_the_gpu_style_loop_too(tmp_path, monkeypatch):
-    from ml import train as train_module
+    from ml import training as train_module
 
     monkeypatch.setattr(train_module, "syncs_every_step", lambda device: False)
     ended = train(config(tmp_path, lr=1e30, subset=400), [])
@@ -226,7 +226,7 @@ def test_a_signalled_training_process_stops_cleanly(tmp_path, sent):
     out = tmp_path / "run"
     command = [sys.executable, "-m", "ml.train", "--subset", "500", "--batch-size", "50", "--epochs", "500"]
     process = subprocess.Popen(
-        [*command, "--threads", "1", "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [*command, "--threads", "1", "--run-dir", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     metrics = RunDir(out).metrics_json
     deadline = time.monotonic() + 120

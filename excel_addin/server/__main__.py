@@ -39,6 +39,7 @@ from excel_addin.server.options import (
     class_file_for,
     server_names,
 )
+from ml.cli import Parser
 
 CERT_FILE, KEY_FILE = "localhost+2.pem", "localhost+2-key.pem"  # what `mkcert localhost 127.0.0.1 ::1` writes
 CERTIFICATE_HELP = f"""\
@@ -65,77 +66,83 @@ def whole(minimum: int):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m excel_addin.server",
         description="Serve gradsheet's Office add-in (cell functions, task pane, training) for Excel on "
         "Windows, macOS and the web.",
         epilog=CERTIFICATE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--host", help="address to listen on (default 127.0.0.1; with --shared 0.0.0.0)")
-    parser.add_argument("--port", type=whole(1), default=8000, help="port (default 8000)")
-    parser.add_argument(
+    _listening(parser.add_argument_group("where it listens"))
+    _class(parser.add_argument_group("who uses it"))
+    _trainings(parser.add_argument_group("trainings"))
+    perimeter = parser.add_argument_group("perimeter", "what every request passes first (docs/security.md)")
+    for name, setting in PERIMETER_SETTINGS.items():
+        add_setting(perimeter, name, setting)
+    return parser
+
+
+def _listening(group) -> None:
+    group.add_argument("--host", help="address to listen on (default 127.0.0.1; with --shared 0.0.0.0)")
+    group.add_argument("--port", type=whole(1), default=8000, help="port (default 8000)")
+    group.add_argument(
         "--certs", type=Path, default=Path("certs"), help=f"folder with {CERT_FILE} and {KEY_FILE}"
     )
-    parser.add_argument("--cert", type=Path, help="certificate file (PEM), instead of --certs")
-    parser.add_argument("--key", type=Path, help="its private key (PEM)")
-    parser.add_argument(
+    group.add_argument("--cert", type=Path, help="certificate file (PEM), instead of --certs")
+    group.add_argument("--key", type=Path, help="its private key (PEM)")
+    group.add_argument(
         "--http", action="store_true", help="plain http, behind a reverse proxy that serves https"
     )
-    parser.add_argument(
+    group.add_argument(
+        "--hostname",
+        help="NAME[:PORT] Excel reaches this server at, for the manifest (default: as requested)",
+    )
+    group.add_argument(
+        "--workers", type=whole(1), default=1, help="web processes (default 1; more needs --redis)"
+    )
+
+
+def _class(group) -> None:
+    group.add_argument(
         "--runs", type=Path, default=Path(DEFAULT_RUNS), help=f"runs folder (default {DEFAULT_RUNS})"
     )
-    parser.add_argument(
+    group.add_argument(
         "--shared",
         action="store_true",
-        help="classroom server: every interface, paths confined to the runs folder",
+        help="classroom server: every interface, sign-in, each user's paths confined to their own folder",
     )
-    parser.add_argument(
-        "--max-trainings",
-        type=whole(1),
-        help=f"trainings at once (default: {TRAININGS_PER_GPU} per GPU, one on a machine without a GPU)",
-    )
-    parser.add_argument(
-        "--threads",
-        type=whole(0),
-        default=0,
-        help="CPU threads per training (default: the cores shared among them)",
-    )
-    for name, (_, shared_default, what) in CAPS.items():
-        flag = "--" + name.replace("_", "-")
-        parser.add_argument(
-            flag, type=whole(1), help=f"{what} (default: {shared_default:,} with --shared, else no cap)"
-        )
-    parser.add_argument(
+    group.add_argument(
         "--auth",
         choices=(*AUTH_PROVIDERS, NO_AUTH),
         help=f"how users sign in (default: ${AUTH_PROVIDERS_ENV}, else {SHARED_AUTH} with --shared and "
         f"{NO_AUTH} without)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--class-file", type=Path, help="the class list of --auth classtoken (default: beside --runs)"
     )
-    parser.add_argument(
+
+
+def _trainings(group) -> None:
+    group.add_argument(
+        "--max-trainings",
+        type=whole(1),
+        help=f"trainings at once (default: {TRAININGS_PER_GPU} per GPU, one on a machine without a GPU)",
+    )
+    group.add_argument(
+        "--threads", type=whole(0), default=0, help="CPU threads per training (default: the cores shared)"
+    )
+    for name, (_, shared_default, what) in CAPS.items():
+        flag = "--" + name.replace("_", "-")
+        group.add_argument(
+            flag, type=whole(1), help=f"{what} (default: {shared_default:,} with --shared, else no cap)"
+        )
+    group.add_argument(
         "--redis",
         metavar="URL",
         default=os.environ.get(REDIS_ENV) or None,
         help=f"distributed mode: the queue, runs and socket.io messages in this Redis (redis://HOST:6379/0; "
         f"default ${REDIS_ENV}); trainings run on: python -m excel_addin.worker --redis URL",
     )
-    parser.add_argument(
-        "--workers",
-        type=whole(1),
-        default=1,
-        help="web processes (default 1; more than one needs --redis)",
-    )
-    parser.add_argument(
-        "--hostname",
-        help="NAME[:PORT] Excel reaches this server at, for the manifest (default: as requested)",
-    )
-    perimeter = parser.add_argument_group("perimeter", "what every request passes first (docs/security.md)")
-    for name, setting in PERIMETER_SETTINGS.items():
-        add_setting(perimeter, name, setting)
-    return parser
 
 
 def add_setting(parser, name: str, setting: Setting) -> None:

@@ -29,7 +29,7 @@ class Progress:
     queue: int | None = None
     rows: tuple[tuple[float, ...], ...] = ()
     device: str = ""
-    layers: tuple[tuple, ...] = ()  # the run's model summary rows (ml.model.LayerRow)
+    layers: tuple[tuple, ...] = ()  # the run's model summary rows (ml.summary_table.LayerRow)
     n_params: int | None = None
 
     def table(self) -> list[list[Any]]:

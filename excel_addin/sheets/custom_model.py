@@ -2,11 +2,11 @@
 
 A row holds a stage's channels (the output channels of its 3x3 convolutions, as text such as ``8, 16``),
 whether they are separable (yes/no), the dropout after its pooling and whether it has residual connections
-(yes/no): what ``ml.model.Stage`` holds. The residual column comes last so that a table from an older
+(yes/no): what ``ml.stages.Stage`` holds. The residual column comes last so that a table from an older
 workbook (three columns) still reads the same. The table becomes the stages text of
-``ml.model.parse_stages`` (``"8,16 drop=0.05 | 16,24,24 res | 24,32 sep"``), so
+``ml.stages.parse_stages`` (``"8,16 drop=0.05 | 16,24,24 res | 24,32 sep"``), so
 a table, the command line's ``--stages`` and a checkpoint describe a design the same way and every message
-comes from ``ml.model``, naming the stage (the table's row).
+comes from ``ml.stages``, naming the stage (the table's row).
 
 Cells arrive as Excel passes them: rows of values, numbers as floats, TRUE/FALSE as bools, empty cells as
 None or "". The stages end at the last row whose channels are filled; an empty row above it is an error.
@@ -19,21 +19,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from ml import values
-from ml.model import (
-    CUSTOM,
-    MAX_STAGES,
-    STAGE_FLAGS,
-    VARIANTS,
-    ModelSpec,
-    ModelSpecError,
-    Stage,
-    custom_spec,
-    format_stages,
-    parse_stages,
-)
+from ml.spec import ModelSpec, ModelSpecError
+from ml.stages import MAX_STAGES, STAGE_FLAGS, Stage, custom_spec, format_stages, parse_stages
+from ml.variants import CUSTOM, VARIANTS
 
 COLUMNS = ("channels", "separable", "dropout", "residual")  # the columns, left to right: Stage fields
-YES_NO = ("yes", "no")  # the choices of the yes/no columns (ml.model.STAGE_FLAGS: named as Stage's fields)
+YES_NO = ("yes", "no")  # the choices of the yes/no columns (ml.stages.STAGE_FLAGS: named as Stage's fields)
 
 
 def stages_text(table: Any) -> str:

@@ -10,8 +10,9 @@ from xlsxwriter.utility import xl_cell_to_rowcol, xl_rowcol_to_cell
 
 from excel_addin.sheets import custom_model
 from ml.config import sheet_settings
-from ml.model import MAX_LAYERS, MAX_STAGES
 from ml.run_dir import METRIC_COLUMNS
+from ml.spec import MAX_LAYERS
+from ml.stages import MAX_STAGES
 
 # ---- Backprop sheet: the editable network and the six learning rates -------------------------------
 BACKPROP_SHEET = "Backprop"
@@ -106,7 +107,7 @@ def _cell(where: str, rows: int = 0, columns: int = 0) -> str:
 
 
 # The custom model's design (model "custom"), right of the settings and presets: a header row at
-# TRAIN_CUSTOM_HEADER_CELL, below it one row per stage (ml.model.MAX_STAGES): its number, then its
+# TRAIN_CUSTOM_HEADER_CELL, below it one row per stage (ml.stages.MAX_STAGES): its number, then its
 # custom_model.COLUMNS (the yellow TRAIN_CUSTOM_CELLS); under the table, its live
 # =MODEL_SUMMARY(TRAIN_CUSTOM_CELLS) at TRAIN_CUSTOM_SUMMARY_CELL, spilling the layer table as the student
 # edits (in columns as wide as the run's model summary's, so both read alike).

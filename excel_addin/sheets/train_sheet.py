@@ -44,17 +44,10 @@ from excel_addin.sheets.spec import (
     ref,
 )
 from ml import config
-from ml.model import (
-    DEFAULT_STAGES,
-    MAX_CONVS_PER_STAGE,
-    MAX_STAGE_CHANNELS,
-    MAX_STAGES,
-    STAGE_FLAGS,
-    LayerRow,
-    Stage,
-)
+from ml.stages import MAX_CONVS_PER_STAGE, MAX_STAGE_CHANNELS, MAX_STAGES, STAGE_FLAGS, Stage
+from ml.summary_table import SUMMARY_HEADER, LayerRow, summary_table
+from ml.variants import DEFAULT_STAGES
 
-SUMMARY_HEADER = ("Layer", "Output shape", "Params", "Jump", "RF")
 SUMMARY_WIDTHS = (22, 16, 9, 7, 7)  # characters, one per SUMMARY_HEADER column
 # Each PNG chart fits a box of this size in points (its anchor cell is 20 rows below the one above).
 PICTURE_BOX = (380.0, 285.0)
@@ -148,22 +141,6 @@ def status_cells(text: str, progress: float | None = None) -> dict[str, Any]:
     if progress is not None:
         cells[layout.TRAIN_PROGRESS_CELL] = round(min(max(progress, 0.0), 1.0), 4)
     return cells
-
-
-def summary_cells(row) -> list:
-    """A model-summary row (ml.model.LayerRow) as the sheet's cells: layer, shape, params, jump, RF."""
-    layer = LayerRow(*row)
-    return [layer.layer, layer.shape, int(layer.params), int(layer.jump), int(layer.rf)]
-
-
-def summary_table(summary: Sequence[Any], n_params: int | None, empty: Any = None) -> list[list[Any]]:
-    """The summary's header, one row per layer and (with layers) the Total row; ``empty`` fills the
-    Total row's empty cells (a cell function's result spells them "")."""
-    rows = [list(SUMMARY_HEADER)]
-    if summary:
-        rows += [summary_cells(row) for row in summary]
-        rows.append(["Total", empty, int(n_params or 0), empty, empty])
-    return rows
 
 
 def summary_block(summary: Sequence[Any], n_params: int | None) -> list[list[Any]]:

@@ -1,4 +1,4 @@
-"""``python -m excel_addin.xlsm [--out PATH]``: write workbook_template.xlsm."""
+"""``python -m excel_addin.xlsm [--out FILE]``: build workbook_template.xlsm (default: into runs/)."""
 
 from excel_addin.xlsm.template import main
 

@@ -118,8 +118,8 @@ def test_a_shared_server_keeps_paths_inside_its_runs_folder(tmp_path):
 
 
 def test_trainings_at_once_by_default_several_per_gpu_one_on_a_cpu():
-    from excel_addin.server.options import TRAININGS_PER_GPU
     from excel_addin.server.runs.local import default_slots
+    from excel_addin.slots import TRAININGS_PER_GPU
 
     assert TRAININGS_PER_GPU > 1  # several trainings share a GPU: measured 2.4x the work per second at 4
     assert [slot.gpu for slot in default_slots(None, 0)] == [None]  # a CPU machine: one at a time

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from excel_addin import slots as machine_slots
 from excel_addin.jobs import keys
 
 ROOT = Path(__file__).resolve().parents[2]  # the folder holding excel_addin and ml
@@ -59,21 +60,21 @@ def gpu_count() -> int:
 
 def plan(device: str, slots: int | None, gpus: int) -> list[Slot]:
     """The slots for ``device`` (auto, cpu, cuda, cuda:N, mps) on a machine with ``gpus`` GPUs."""
-    from excel_addin.server.options import TRAININGS_PER_GPU
-
     if device == "auto":
         device = "cuda" if gpus else "cpu"
     on_gpu = device.startswith("cuda")
-    count = slots or (max(gpus, 1) * TRAININGS_PER_GPU if on_gpu else 1)
+    count = machine_slots.slot_count(slots, max(gpus, 1) if on_gpu else 0)
     if device == "cuda" and gpus > 1:
-        return [Slot(k, device, {"CUDA_VISIBLE_DEVICES": str(k % gpus)}) for k in range(count)]
+        return [
+            Slot(k, device, {"CUDA_VISIBLE_DEVICES": str(machine_slots.gpu_of(k, gpus))})
+            for k in range(count)
+        ]
     return [Slot(k, device) for k in range(count)]
 
 
 def cpu_threads(slots: list[Slot]) -> int:
     """CPU threads per training: the cores shared among CPU slots; 0 (torch's default) on GPUs."""
-    on_cpu = [slot for slot in slots if slot.device == "cpu"]
-    return max(1, (os.cpu_count() or 1) // len(on_cpu)) if on_cpu else 0
+    return machine_slots.threads_per_training(len([slot for slot in slots if slot.device == "cpu"]))
 
 
 class Supervisor:

@@ -31,7 +31,6 @@ from excel_addin.server.options import (
     PERIMETER_SETTINGS,
     REDIS_ENV,
     SHARED_AUTH,
-    TRAININGS_PER_GPU,
     Options,
     PerimeterOptions,
     Setting,
@@ -39,6 +38,7 @@ from excel_addin.server.options import (
     class_file_for,
     server_names,
 )
+from excel_addin.slots import TRAININGS_PER_GPU
 from ml.cli import Parser
 
 CERT_FILE, KEY_FILE = "localhost+2.pem", "localhost+2-key.pem"  # what `mkcert localhost 127.0.0.1 ::1` writes

@@ -48,10 +48,6 @@ NO_AUTH = "none"  # --auth none: no sign-in (refused for a shared server)
 # cell or script that reads files of the runs folder can reach it.
 CLASS_FILE_ENV = "GRADSHEET_CLASS_FILE"
 CLASS_FILE_NAME = "class.json"
-# Trainings at once per GPU by default: on an H200, 4 default runs started together each took 10.0-10.6 s of
-# training (6.0-6.5 s alone), 2.4x the images per second of one run; 8 took 15-20 s each for 2.8x (README,
-# "Benchmark"). Four keeps each student's wait short while the GPU does most of what it can.
-TRAININGS_PER_GPU = 4
 # A cell function takes a range of at most this many cells (CLASSIFY_PIXELS needs 784), measured before
 # anything converts it: a 1000 x 1000 range held up every other request for a minute.
 MAX_RANGE_CELLS = 10_000
@@ -73,7 +69,7 @@ CAPS = {
 class Options:
     """``runs``: the folder holding one folder per user; ``shared``: a classroom server (sign-in, paths in
     cells and settings kept inside the user's folder, the caps of ``CAPS``); ``max_trainings``: trainings at
-    once (None: TRAININGS_PER_GPU per GPU, one without a GPU); ``threads``: CPU threads per training (0:
+    once (None: ``TRAININGS_PER_GPU`` per GPU, one without a GPU); ``threads``: CPU threads per training (0:
     the cores shared among the trainings); ``max_*``: the caps (None: the mode's default); ``auth``: the
     xlwings auth providers users sign in with (none: the one local user); ``class_file``: the class list of
     the ``classtoken`` provider (None: CLASS_FILE_NAME beside the runs folder)."""

@@ -24,7 +24,7 @@ from typing import Any
 
 import psutil
 
-from excel_addin import status_line, worker
+from excel_addin import slots, status_line, worker
 from excel_addin.server.progress import Progress
 from excel_addin.server.runs import files
 from excel_addin.server.runs.base import (
@@ -356,16 +356,12 @@ def _ended(process: Any, timeout: float | None) -> bool:
 
 
 def default_slots(max_trainings: int | None, gpus: int) -> list[Slot]:
-    """``max_trainings`` slots (default: TRAININGS_PER_GPU per GPU, else one); with several GPUs, slot k
-    sees GPU k mod gpus, so the trainings spread over them."""
-    from excel_addin.server.options import TRAININGS_PER_GPU
-
-    count = max_trainings or max(gpus * TRAININGS_PER_GPU, 1)
-    return [Slot(k, k % gpus if gpus > 1 else None) for k in range(count)]
+    """``max_trainings`` slots (default: ``slots.slot_count``); with several GPUs, slot k sees one GPU
+    (``slots.gpu_of``), so the trainings spread over them."""
+    return [Slot(k, slots.gpu_of(k, gpus)) for k in range(slots.slot_count(max_trainings, gpus))]
 
 
-def default_threads(slots: int, gpus: int) -> int:
-    """CPU threads per training: the cores shared among CPU trainings; 0 (torch's default) otherwise."""
-    import os
-
-    return max(1, (os.cpu_count() or 1) // slots) if gpus == 0 and slots > 1 else 0
+def default_threads(count: int, gpus: int) -> int:
+    """CPU threads per training: the cores shared among ``count`` CPU trainings (one alone keeps torch's
+    default); 0 (torch's default) on a GPU machine."""
+    return slots.threads_per_training(count) if gpus == 0 and count > 1 else 0

@@ -29,6 +29,7 @@ from .errors import (
     ModelNotFoundError,
     PredictionError,
     UnreadableImageError,
+    kind_of,
 )
 from .preprocess import mnistify, preprocess_file
 from .run_dir import DEFAULT_RUN_DIR, RunDir
@@ -150,7 +151,7 @@ def load_classifier(model_path: str | os.PathLike | None = None) -> Classifier:
     except OSError:
         raise ModelNotFoundError(f"no trained model at {path}: {TRAIN_HINT}") from None
     if not path.is_file():
-        raise ModelNotFoundError(f"{path} is a folder, not a model file: {TRAIN_HINT}")
+        raise ModelNotFoundError(f"{path} is {kind_of(path)}, not a model file: {TRAIN_HINT}")
     key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
     with _cache_lock:
         clf = _cache.get(key)

@@ -10,7 +10,6 @@ import pytest
 from server_app import QUICK, wait_for
 
 from excel_addin.server.streams import MAX_STREAMS_PER_USER, SIGN_IN_TEXT, TOO_MANY_TEXT
-from excel_addin.testing.class_codes import enrol
 from excel_addin.testing.student import Student
 from ml import run_lock
 from ml.run_dir import RunDir

@@ -118,7 +118,8 @@ def test_a_pending_body_holds_up_no_other_client(server):
         reply = cell_call(server.port, source="127.0.0.2")
         events.append(("B answered", reply.status, reply.json()["result"][0][0]))
         try:
-            slow.sendall(f"{len(chunk) + 2048:x}\r\n".encode() + chunk + b"0," * 1024 + b"\r\n")  # past 64 KiB
+            more = chunk + b"0," * 1024  # now past 64 KiB
+            slow.sendall(f"{len(more):x}\r\n".encode() + more + b"\r\n")
             events.append(("A refused", read_reply(slow).status))
         except ConnectionResetError:  # the server answered 413 and closed with our bytes unread: the
             events.append(("A refused", "reset"))  # kernel's reset can overtake its answer (CI saw it once)

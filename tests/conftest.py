@@ -1,9 +1,10 @@
 """Test-wide settings (headless plotting, the xlwings remote engine's licence), the template built once
 per session from source, with its openpyxl views (formulas and cached values), the template as LibreOffice
 shows and prints it (one LibreOffice pass per mode and test run, shared by every module), a TestClient of
-the add-in server per test module (``client``), one finished tiny training run per session
-(``finished_run``), a fresh clone of the repository (``fresh_clone``) and the MNIST bench's smallest run
-in it (``bench_speed_run``)."""
+the add-in server per test module (``client``), a run-lock state folder per test (``state_dir``), the add-in
+server and a classroom server as real processes, one each per test run (``live_server``, ``classroom``),
+one finished tiny training run per session (``finished_run``), a fresh clone of the repository
+(``fresh_clone``) and the MNIST bench's smallest run in it (``bench_speed_run``)."""
 
 import os
 import warnings
@@ -68,6 +69,18 @@ def cached(built):
         return openpyxl.load_workbook(built, data_only=True)
 
 
+@pytest.fixture()
+def state_dir(tmp_path, monkeypatch) -> Path:
+    """A run-lock state folder of the test's own (``ml.run_lock.STATE_ENV``), for the tests that take run
+    locks themselves: their locks and stop files never meet another test's (modules use it with
+    ``pytestmark = pytest.mark.usefixtures("state_dir")``)."""
+    from ml import run_lock
+
+    path = tmp_path / "state"
+    monkeypatch.setenv(run_lock.STATE_ENV, str(path))
+    return path
+
+
 @pytest.fixture(scope="module")
 def client():
     """The add-in server's app under FastAPI's TestClient (server_app.client), one per test module."""
@@ -75,6 +88,44 @@ def client():
 
     with make_client() as c:
         yield c
+
+
+# ---- the add-in server as real processes on loopback, each started once per test run ----------------------
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory):
+    """``python -m excel_addin.server --http --max-trainings 1``: the one-person server, training one run at
+    a time on any machine, shared by the modules that need no option of their own (a server start takes
+    seconds). A test that kills, restarts or configures a server starts its own ``LiveServer``."""
+    from excel_addin.testing.live_server import LiveServer
+
+    live = LiveServer(tmp_path_factory.mktemp("live-server"), "--http", "--max-trainings", "1").wait_ready()
+    yield live
+    live.stop()
+
+
+class Classroom(NamedTuple):
+    server: Any  # excel_addin.testing.live_server.LiveServer
+    codes: dict[str, str]  # {user id: class code} of everyone enrolled before the server started
+
+
+@pytest.fixture(scope="session")
+def classroom(tmp_path_factory) -> Classroom:
+    """A classroom server (``--shared --host 127.0.0.1 --max-trainings 1``, class codes) with Alice, Alice
+    Smith, Bob and Carol enrolled and their teacher Ms Smith, shared by the classroom tests. A test that
+    revokes a code, or needs a student no other test has touched, enrols one of its own (enrolment and
+    revocation take effect while the server runs)."""
+    from excel_addin.testing.class_codes import enrol
+    from excel_addin.testing.live_server import LiveServer
+
+    folder = tmp_path_factory.mktemp("classroom")
+    codes = enrol(folder / "runs", "Alice", "Alice Smith", "Bob", "Carol")
+    codes |= enrol(folder / "runs", "Ms Smith", teacher=True)
+    options = ("--http", "--shared", "--host", "127.0.0.1", "--max-trainings", "1")
+    server = LiveServer(folder, *options).wait_ready()
+    yield Classroom(server, codes)
+    server.stop()
 
 
 # ---- shared by the session: one finished tiny training run, a fresh clone, the bench's smallest run ----

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import xlwings as xw
+from quick_training import QUICK
 
 from excel_addin.server import workbook
 from excel_addin.server.options import PERIMETER_SETTINGS, RUNS_ENV, THREADS_ENV
@@ -59,17 +60,6 @@ def call_body(func_name: str, args: list, **extra: Any) -> dict[str, Any]:
         "runtime": "1.4",
         **extra,
     }
-
-
-QUICK = {
-    "subset": 1000,
-    "batch_size": 100,
-    "model": "small",
-    "device": "cpu",
-    "lr": 0.05,
-    "seed": 3,
-    "out_dir": "",
-}
 
 
 DOCUMENT_SCRIPTS = ("train", "stop", "setup_gradsheet")  # the scripts that take the document's location

@@ -32,7 +32,6 @@ from excel_addin.sheets.train_sheet import live_summary_formula
 from excel_addin.sheets.workbook import gradsheet_workbook
 from excel_addin.testing import libreoffice
 from excel_addin.testing.remote_book import make_book, read
-from ml import run_lock
 from ml.model import MnistCNN, count_parameters
 from ml.stages import custom_spec, format_stages, parse_stages
 from ml.summary import summary_rows
@@ -42,9 +41,7 @@ CHANNELS = "channel counts are whole numbers from 1 to 512"
 DEFAULT_TEXT = format_stages(DEFAULT_STAGES)  # "8,16 drop=0.05 | 16,24 drop=0.05 | 24,32"
 
 
-@pytest.fixture(autouse=True)
-def state_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv(run_lock.STATE_ENV, str(tmp_path / "state"))
+pytestmark = pytest.mark.usefixtures("state_dir")  # run locks in a folder of the test's own (conftest.py)
 
 
 def expected_summary(network) -> list[list]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
+from quick_training import QUICK
 
 from excel_addin import buttons
 from excel_addin.cells import Files
@@ -30,14 +31,9 @@ from ml import run_lock
 from ml.events import METRIC_COLUMNS
 
 # Tiny but real: 1,000 MNIST images, 10 steps of 100 per epoch, the small CNN on the CPU.
-QUICK = {"subset": 1000, "batch_size": 100, "model": "small", "device": "cpu", "lr": 0.05, "seed": 3}
 
 
-@pytest.fixture(autouse=True)
-def state_dir(tmp_path, monkeypatch):
-    path = tmp_path / "state"
-    monkeypatch.setenv(run_lock.STATE_ENV, str(path))
-    return path
+pytestmark = pytest.mark.usefixtures("state_dir")  # run locks in a folder of the test's own (conftest.py)
 
 
 class ThreadLauncher:

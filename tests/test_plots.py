@@ -112,3 +112,41 @@ def test_curves_are_drawn_in_line_when_the_chart_process_cannot_start(tmp_path, 
     assert "chart process did not start" in capsys.readouterr().err
     plots.plot_accuracy_curves(_history(2), tmp_path / "expected.png")
     assert np.array_equal(_pixels(sink.run_dir.chart("accuracy_curves")), _pixels(tmp_path / "expected.png"))
+
+
+def _bands(mask_1d: np.ndarray) -> list[int]:
+    """The lengths of the runs of True in a 1-D mask."""
+    edges = np.diff(np.concatenate([[0], mask_1d.astype(np.int8), [0]]))
+    return list(np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1))
+
+
+def _solid(mask: np.ndarray, reach: int = 3) -> np.ndarray:
+    """The pixels of a mask whose whole (2 reach + 1)-square neighbourhood is in it (a digit's inside; the
+    anti-aliased edges of text are thinner)."""
+    height, width = mask.shape
+    padded = np.pad(mask, reach)
+    solid = np.ones_like(mask)
+    for dy in range(2 * reach + 1):
+        for dx in range(2 * reach + 1):
+            solid &= padded[dy : dy + height, dx : dx + width]
+    return solid
+
+
+def test_the_misclassified_grid_shows_every_digit_ten_to_a_row_and_at_most_forty(tmp_path):
+    """23 digits (solid grey squares, told apart from the titles' text by their size): three rows of 10, 10
+    and 3 square digits of one size; 45 digits: four rows of ten."""
+    grey = 128  # 0-255 ink: drawn as a mid grey in gray_r
+    for count, rows, last_row in ((23, 3, 3), (45, 4, 10)):
+        images = np.full((count, 28, 28), grey, dtype=np.uint8)
+        labels, predicted = np.arange(count) % 10, (np.arange(count) + 1) % 10
+        path = plots.plot_misclassified(images, labels, predicted, np.full(count, 0.5), tmp_path / "m.png")
+        pixels = _pixels(path).astype(int)
+        digit = _solid(np.abs(pixels - (255 - grey)).max(axis=2) <= 2)  # inside a digit: that grey
+        row_heights = _bands(digit.any(axis=1))
+        assert len(row_heights) == rows and max(row_heights) - min(row_heights) <= 1, row_heights
+        top = digit[: np.flatnonzero(digit.any(axis=1))[0] + 2]
+        assert len(_bands(top.any(axis=0))) == 10
+        bottom = digit[np.flatnonzero(digit.any(axis=1))[-1] - 2 :]
+        widths = _bands(bottom.any(axis=0))
+        assert len(widths) == last_row and max(widths) - min(widths) <= 1, widths
+        assert abs(widths[0] - row_heights[0]) <= 1  # square digits

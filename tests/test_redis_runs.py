@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import server_app  # noqa: F401 - xlwings Server configured before the run books import it
+from quick_training import quick_config
 from test_progress_file import run_events
 
 from excel_addin import status_line
@@ -117,7 +118,7 @@ def test_events_wait_in_order_while_redis_is_away(tmp_path):
 def config(tmp_path: Path, key: RunKey) -> TrainConfig:
     out = run_folder(tmp_path / "runs", key) / "runs" / "mnist"
     RunDir(out).prepare()
-    return TrainConfig(out_dir=str(out), epochs=1, subset=1000, model="small", device="cpu")
+    return quick_config(out, epochs=1)
 
 
 def submit(book: RedisRuns, tmp_path: Path, key: RunKey):

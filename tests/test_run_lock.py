@@ -13,18 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
+from quick_training import quick_config
 
 from ml import run_lock
-from ml.config import TrainConfig
 from ml.events import Sink
 from ml.train import main, stop_file_checker, train
 
-
-@pytest.fixture(autouse=True)
-def state_dir(tmp_path, monkeypatch):
-    path = tmp_path / "state"
-    monkeypatch.setenv(run_lock.STATE_ENV, str(path))
-    return path
+pytestmark = pytest.mark.usefixtures("state_dir")  # run locks in a folder of the test's own (conftest.py)
 
 
 def write_lock(out: Path, **fields) -> Path:
@@ -127,9 +122,6 @@ def test_a_symlinked_lock_file_is_not_followed(tmp_path):
     run_lock.release(lock)
 
 
-QUICK = dict(epochs=1, batch_size=100, subset=1000, model="small", threads=1, seed=0)
-
-
 def test_two_command_line_runs_never_share_a_folder(tmp_path, state_dir):
     """A real CLI run holds the folder; a second run into it (CLI or train()) is refused, not mixed in."""
     out = tmp_path / "run"
@@ -145,7 +137,7 @@ def test_two_command_line_runs_never_share_a_folder(tmp_path, state_dir):
             assert first.poll() is None and time.monotonic() < deadline, "the first run did not start"
             time.sleep(0.1)
         with pytest.raises(run_lock.AlreadyRunningError, match=f"process {first.pid}"):
-            train(TrainConfig(**QUICK, out_dir=str(out)), [])
+            train(quick_config(out, epochs=1), [])
         second = subprocess.run(
             [sys.executable, "-m", "ml.train", "--epochs", "1", "--subset", "1000", "--run-dir", str(out)],
             env=env, capture_output=True, text=True, timeout=120,
@@ -176,6 +168,5 @@ def test_stop_file_must_not_exist_and_is_never_deleted(tmp_path, capsys):
                 stop.write_text("made by the user")
 
     stop.unlink()
-    ended = train(TrainConfig(**{**QUICK, "epochs": 3}, out_dir=str(tmp_path / "run")), [UserStops()],
-                  stop_file_checker(stop))  # fmt: skip
+    ended = train(quick_config(tmp_path / "run", epochs=3), [UserStops()], stop_file_checker(stop))
     assert ended.status == "stopped" and stop.read_text() == "made by the user"

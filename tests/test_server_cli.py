@@ -15,7 +15,7 @@ import xlwings as xw
 from server_app import ROOT, LiveServer, call_body
 
 from excel_addin.server.__main__ import CERT_FILE, KEY_FILE
-from excel_addin.testing.class_codes import enrol, signed_in
+from excel_addin.testing.class_codes import signed_in
 
 
 def run_cli(folder, *args, env_drop=()):
@@ -92,28 +92,24 @@ def test_help_lists_the_options(tmp_path):
         assert option in out.stdout
 
 
-def test_a_shared_server_keeps_paths_inside_its_runs_folder(tmp_path):
-    code = enrol(tmp_path / "runs", "Alice")["alice"]  # a shared server signs users in (class codes)
-    server = LiveServer(tmp_path, "--http", "--shared", "--host", "127.0.0.1").wait_ready()
-    try:
+def test_a_shared_server_keeps_paths_inside_its_runs_folder(classroom):
+    server, codes = classroom  # the test run's classroom server (conftest.py): users sign in (class codes)
 
-        def classify(*args):
-            body = call_body("CLASSIFY_IMAGE", [[[a]] for a in args])
-            url = server.url + "/xlwings/custom-functions-call"
-            return httpx.post(url, json=body, headers=signed_in(code), timeout=60).json()["result"]
+    def classify(*args):
+        body = call_body("CLASSIFY_IMAGE", [[[a]] for a in args])
+        url = server.url + "/xlwings/custom-functions-call"
+        return httpx.post(url, json=body, headers=signed_in(codes["alice"]), timeout=60).json()["result"]
 
-        refused = "#VALUE! image path must be a path inside your folder on the server, got "
-        # an absolute path is refused, and the message shows no path of the server
-        assert classify(str(ROOT / "examples" / "digits" / "3.png")) == [[f"{refused}'<server path>'"]]
-        assert classify("../../etc/hostname") == [[f"{refused}'../../etc/hostname'"]]
-        inside = tmp_path / "runs" / "alice" / "3.png"  # Alice's own folder
-        inside.parent.mkdir(parents=True)
-        shutil.copy(ROOT / "examples" / "digits" / "3.png", inside)
-        assert classify("3.png") == [[3]]  # relative to the user's own folder
-        model = classify("3.png", "/elsewhere/model.pt")[0][0]
-        assert model == f"{refused.replace('image path', 'model_path')}'<server path>'"
-    finally:
-        server.stop()
+    refused = "#VALUE! image path must be a path inside your folder on the server, got "
+    # an absolute path is refused, and the message shows no path of the server
+    assert classify(str(ROOT / "examples" / "digits" / "3.png")) == [[f"{refused}'<server path>'"]]
+    assert classify("../../etc/hostname") == [[f"{refused}'../../etc/hostname'"]]
+    inside = server.folder / "runs" / "alice" / "3.png"  # Alice's own folder
+    inside.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "examples" / "digits" / "3.png", inside)
+    assert classify("3.png") == [[3]]  # relative to the user's own folder
+    model = classify("3.png", "/elsewhere/model.pt")[0][0]
+    assert model == f"{refused.replace('image path', 'model_path')}'<server path>'"
     assert "Manifest for Excel: http://localhost:" in server.output()
 
 

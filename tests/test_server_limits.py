@@ -11,6 +11,7 @@ import time
 
 import httpx
 import pytest
+from quick_training import quick_config
 from server_app import LOCAL, QUICK, LiveServer, call_body, press, wait_for
 
 from excel_addin import status_line
@@ -20,7 +21,6 @@ from excel_addin.server.runs.local import Limits, LocalRuns, Slot
 from excel_addin.server.workbook import run_key
 from excel_addin.testing.class_codes import enrol, signed_in
 from ml import run_lock
-from ml.config import TrainConfig
 from ml.run_dir import RunDir
 
 
@@ -32,10 +32,9 @@ def cell_call(url: str, name: str, *args, timeout: float = 120) -> list[list]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    live = LiveServer(tmp_path_factory.mktemp("limits"), "--http", "--max-trainings", "1").wait_ready()
-    yield live
-    live.stop()
+def server(live_server):
+    """The test run's default server (conftest.py: ``--http --max-trainings 1``)."""
+    return live_server
 
 
 def test_a_huge_range_is_refused_and_stalls_nobody(server):
@@ -91,14 +90,9 @@ def test_the_shared_servers_caps_refuse_greedy_runs(tmp_path):
     assert CAPS["max_epochs"][1] >= 15  # the shared default leaves room for the default 15-epoch run
 
 
-def quick_config(folder, **changes) -> TrainConfig:
-    settings = {**QUICK, "out_dir": str(folder / "runs" / "mnist"), "epochs": 50, **changes}
-    return TrainConfig(**settings).validate()
-
-
 def submit(runs: LocalRuns, root, owner: str, workbook: str, **changes):
     key = RunKey(owner, workbook)
-    config = quick_config(root / owner / workbook, **changes)
+    config = quick_config(root / owner / workbook / "runs" / "mnist", **{"epochs": 50, **changes}).validate()
     RunDir(config.out_dir).prepare()
     return runs.submit(key, config, run_lock.acquire(config.out_dir))
 

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from server_app import QUICK, LiveServer, wait_for
+from server_app import QUICK, wait_for
 
 from excel_addin.server.streams import MAX_STREAMS_PER_USER, SIGN_IN_TEXT, TOO_MANY_TEXT
-from excel_addin.testing.class_codes import enrol
 from excel_addin.testing.student import Student
 from ml import run_lock
 from ml.run_dir import RunDir
@@ -19,19 +18,14 @@ pytest.importorskip("socketio")
 
 
 @pytest.fixture(scope="module")
-def classroom(tmp_path_factory):
-    """A shared server with Alice, Bob and Carol enrolled, and their teacher."""
-    folder = tmp_path_factory.mktemp("classroom")
-    codes = enrol(folder / "runs", "Alice", "Bob", "Carol")
-    codes |= enrol(folder / "runs", "Ms Smith", teacher=True)
-    server = LiveServer(
-        folder, "--http", "--shared", "--host", "127.0.0.1", "--max-trainings", "1"
-    ).wait_ready()
-    people = {user: Student(server.url, user, code) for user, code in codes.items()}
+def classroom(classroom):
+    """The test run's classroom server (conftest.py: one training at a time) and a signed-in ``Student`` for
+    each of Alice, Bob, Carol and their teacher: (server, {id: Student})."""
+    server, codes = classroom
+    people = {user: Student(server.url, user, codes[user]) for user in ("alice", "bob", "carol", "ms-smith")}
     yield server, people
     for person in people.values():
         person.close()
-    server.stop()
 
 
 def run_dir(server, user: str, workbook: str) -> RunDir:

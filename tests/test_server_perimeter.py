@@ -39,16 +39,14 @@ SPELLINGS = {
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A default server (the one-person server on 127.0.0.1), with another user's file in its runs."""
-    folder = tmp_path_factory.mktemp("perimeter")
-    secret = folder / "runs" / "bob" / "bobs-book" / "secret.txt"
-    secret.parent.mkdir(parents=True)
+def server(live_server):
+    """The test run's default server (conftest.py: the one-person server on 127.0.0.1), with another user's
+    file in its runs (``server.secret``)."""
+    secret = live_server.folder / "runs" / "bob" / "bobs-book" / "secret.txt"
+    secret.parent.mkdir(parents=True, exist_ok=True)
     secret.write_text("bob's model, not yours")
-    live = LiveServer(folder, "--http").wait_ready()
-    live.secret = secret
-    yield live
-    live.stop()
+    live_server.secret = secret
+    return live_server
 
 
 def leaks(reply, *secrets: bytes) -> bool:

@@ -36,10 +36,9 @@ WORKED_EXAMPLE = [[[0.5]], [[0]], [[0.05], [0.1]], [[0.01, 0.99]], [[""]], [[0.3
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    live = LiveServer(tmp_path_factory.mktemp("limits"), "--http").wait_ready()
-    yield live
-    live.stop()
+def server(live_server):
+    """The test run's default server (conftest.py: ``--http --max-trainings 1``)."""
+    return live_server
 
 
 def rss_mb(server) -> float:

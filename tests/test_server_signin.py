@@ -30,16 +30,6 @@ pytest.importorskip("websocket")
 WORKED_EXAMPLE = ([[[0.5]], [[0]], [[0.05], [0.1]], [[0.01, 0.99]], [[""]], [[0.35, 0.6]]], 0.298371109)
 
 
-@pytest.fixture(scope="module")
-def classroom(tmp_path_factory):
-    """A shared server on loopback with Alice, Bob and Ms Smith enrolled: (server, {id: code})."""
-    folder = tmp_path_factory.mktemp("classroom")
-    codes = enrol(folder / "runs", "Alice Smith", "Bob") | enrol(folder / "runs", "Ms Smith", teacher=True)
-    server = LiveServer(folder, "--http", "--shared", "--host", "127.0.0.1").wait_ready()
-    yield server, codes
-    server.stop()
-
-
 def cell(server, headers=None) -> httpx.Response:
     body = call_body("BACKPROP_LOSS", WORKED_EXAMPLE[0])
     return httpx.post(f"{server.url}/xlwings/custom-functions-call", json=body, headers=headers, timeout=30)
@@ -53,8 +43,8 @@ def button(server, headers=None) -> httpx.Response:
 
 
 def test_the_server_says_how_users_sign_in(classroom):
-    server, _ = classroom
-    assert f"Sign-in: class codes of {server.folder / 'class.json'} (3 active)." in server.output()
+    server, codes = classroom  # the test run's classroom server (conftest.py)
+    assert f"Sign-in: class codes of {server.folder / 'class.json'} ({len(codes)} active)." in server.output()
 
 
 def test_cells_and_buttons_need_a_class_code(classroom):
@@ -84,18 +74,16 @@ def test_who_the_pane_is_signed_in_as(classroom):
     assert httpx.get(me).status_code == 401
 
 
-def test_revoke_and_reissue_while_the_server_runs(tmp_path):
-    codes = enrol(tmp_path / "runs", "Carol")
-    server = LiveServer(tmp_path, "--http", "--shared", "--host", "127.0.0.1").wait_ready()
-    try:
-        assert cell(server, signed_in(codes["carol"])).status_code == 200
-        class_command(tmp_path / "runs", "revoke", "carol")
-        assert cell(server, signed_in(codes["carol"])).json() == {"detail": SIGN_IN}
-        new = codes_in(class_command(tmp_path / "runs", "reissue", "carol").stdout)["carol"]
-        assert cell(server, signed_in(new)).status_code == 200
-        assert cell(server, signed_in(codes["carol"])).status_code == 401
-    finally:
-        server.stop()
+def test_revoke_and_reissue_while_the_server_runs(classroom):
+    server, _ = classroom
+    runs = server.folder / "runs"
+    codes = enrol(runs, "Dave")  # enrolled after the start: no other test uses Dave
+    assert cell(server, signed_in(codes["dave"])).status_code == 200
+    class_command(runs, "revoke", "dave")
+    assert cell(server, signed_in(codes["dave"])).json() == {"detail": SIGN_IN}
+    new = codes_in(class_command(runs, "reissue", "dave").stdout)["dave"]
+    assert cell(server, signed_in(new)).status_code == 200
+    assert cell(server, signed_in(codes["dave"])).status_code == 401
 
 
 class Listener:
@@ -175,17 +163,14 @@ def test_entra_id_puts_the_app_registration_into_the_manifest(tmp_path, monkeypa
     assert f"Sign-in: Microsoft 365 accounts of the tenant {tenant_id}." in server.output()
 
 
-def test_a_server_without_sign_in_shows_none(tmp_path):
-    server = LiveServer(tmp_path, "--http").wait_ready()
-    try:
-        pane = httpx.get(f"{server.url}/taskpane.html").text
-        assert 'id="gs-signin"' not in pane and "Your class code" not in pane
-        assert "WebApplicationInfo" not in httpx.get(f"{server.url}/manifest.xml").text
-        local = {"id": "local", "name": "Local user", "teacher": False}
-        assert httpx.get(f"{server.url}/gradsheet/me").json() == local
-        assert cell(server).status_code == 200
-    finally:
-        server.stop()
+def test_a_server_without_sign_in_shows_none(live_server):
+    server = live_server  # the test run's default server (conftest.py)
+    pane = httpx.get(f"{server.url}/taskpane.html").text
+    assert 'id="gs-signin"' not in pane and "Your class code" not in pane
+    assert "WebApplicationInfo" not in httpx.get(f"{server.url}/manifest.xml").text
+    local = {"id": "local", "name": "Local user", "teacher": False}
+    assert httpx.get(f"{server.url}/gradsheet/me").json() == local
+    assert cell(server).status_code == 200
     assert "Sign-in: none (one person: this computer's user)." in server.output()
 
 
@@ -278,17 +263,18 @@ def test_the_pane_signs_in_with_a_class_code(classroom, pane):
 
 
 def test_the_pane_forgets_a_revoked_code_and_signs_out(classroom, pane):
-    server, codes = classroom
+    server, _ = classroom
+    erin = enrol(server.folder / "runs", "Erin")["erin"]  # enrolled now, to be revoked: no other test's
     load(pane)
-    type_code(pane, codes["bob"])
-    assert pane.wait("document.getElementById('gs-user-name').textContent") == "Bob"
+    type_code(pane, erin)
+    assert pane.wait("document.getElementById('gs-user-name').textContent") == "Erin"
     pane.evaluate("document.getElementById('gs-sign-out').click(); 1")
     assert text(pane, "gs-signin-message") == "Signed out. Type a class code to sign in again."
     assert pane.evaluate("localStorage.getItem('gradsheetClassCode')") is None
     assert text(pane, "gs-signed-in") == "" and text(pane, "gs-signin-form").startswith("Your class code")
-    type_code(pane, codes["bob"])
+    type_code(pane, erin)
     pane.wait("document.getElementById('gs-user-name').textContent")
-    class_command(server.folder / "runs", "revoke", "bob")
+    class_command(server.folder / "runs", "revoke", "erin")
     load(pane)
     assert pane.wait("document.getElementById('gs-signin-message').textContent") == (
         "Your saved class code no longer works (your teacher may have replaced it): type your new one."

@@ -7,7 +7,7 @@ the position) and starts only when the first run is done."""
 from __future__ import annotations
 
 import pytest
-from server_app import QUICK, LiveServer, press
+from server_app import QUICK, press
 
 from excel_addin.sheets.layout import TRAIN_METRIC_COLUMNS
 from excel_addin.testing.progress_stream import ProgressStream
@@ -17,10 +17,9 @@ pytest.importorskip("websocket")  # python-socketio[client]: its websocket trans
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    live = LiveServer(tmp_path_factory.mktemp("live"), "--http", "--max-trainings", "1").wait_ready()
-    yield live
-    live.stop()
+def server(live_server):
+    """The test run's default server (conftest.py: ``--http --max-trainings 1``)."""
+    return live_server
 
 
 def test_train_progress_streams_a_real_run_and_a_second_train_waits(server):

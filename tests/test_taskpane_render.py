@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from server_app import LiveServer
 
 from excel_addin.testing.chromium import browser, screenshot
 
@@ -16,10 +15,9 @@ TRAIN_GREEN = np.array([33, 115, 70])  # the Train button (bootstrap-xlwings' pr
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    live = LiveServer(tmp_path_factory.mktemp("render"), "--http").wait_ready()
-    yield live
-    live.stop()
+def server(live_server):
+    """The test run's default server (conftest.py: ``--http --max-trainings 1``)."""
+    return live_server
 
 
 @pytest.mark.parametrize("width", [300, 350, 400])

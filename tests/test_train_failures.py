@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ml import plots, run_lock
+from ml import plots
 from ml.checkpoint import export_weights, load_checkpoint
 from ml.config import TrainConfig
 from ml.events import EpochEnd, Sink
@@ -29,10 +29,7 @@ from ml.predict import shipped_model_path
 from ml.run_dir import RunDir, RunDirError
 from ml.train import main, train
 
-
-@pytest.fixture(autouse=True)
-def state_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv(run_lock.STATE_ENV, str(tmp_path / "state"))
+pytestmark = pytest.mark.usefixtures("state_dir")  # run locks in a folder of the test's own (conftest.py)
 
 
 def config(out: Path, **kw) -> TrainConfig:

@@ -138,7 +138,9 @@ def test_a_restarted_server_adopts_running_trainings_and_tells_waiting_ones(tmp_
 
     again = LiveServer(tmp_path, "--http", "--max-trainings", "1").wait_ready()
     try:
-        status = lambda wid: httpx.get(f"{again.url}/gradsheet/status", params={"workbook": wid}).json()  # noqa: E731
+        status = lambda wid: httpx.get(  # noqa: E731  (the first ask makes the run book: torch loads)
+            f"{again.url}/gradsheet/status", params={"workbook": wid}, timeout=120
+        ).json()
         assert status("waiting")["status"] == status_line.RESTARTED_TEXT
         assert status("running")["server"] == {"running": 1, "queued": 0, "slots": 1}
         press(again.url, "train", "newcomer", **QUICK, epochs=1)

@@ -4,7 +4,10 @@ shows and prints it (one LibreOffice pass per mode and test run, shared by every
 the add-in server per test module (``client``), a run-lock state folder per test (``state_dir``), the add-in
 server and a classroom server as real processes, one each per test run (``live_server``, ``classroom``),
 one finished tiny training run per session (``finished_run``), a fresh clone of the repository
-(``fresh_clone``) and the MNIST bench's smallest run in it (``bench_speed_run``)."""
+(``fresh_clone``) and the MNIST bench's smallest run in it (``bench_speed_run``).
+
+The ``slow`` marker (``-m "not slow"``: the quick loop while developing; CI runs everything): a test marked
+by hand takes a second or more; a test that uses one of SLOW_FIXTURES is slow by that alone."""
 
 import os
 import warnings
@@ -17,6 +20,19 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "Agg")
 # xlwings' remote engine (xw.Book(json=...)) is PolyForm Noncommercial: fine for this educational project.
 os.environ.setdefault("XLWINGS_LICENSE_KEY", "noncommercial")
+
+# Fixtures that take seconds the first time (LibreOffice, a server process, a training, a clone).
+SLOW_FIXTURES = frozenset(
+    {"shown_as_opened", "shown_recalculated", "printed", "live_server", "classroom", "finished_run",
+     "fresh_clone", "bench_speed_run"}
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(items):
+    """A test that needs one of SLOW_FIXTURES (directly or through another fixture) is ``slow``."""
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

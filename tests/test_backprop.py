@@ -64,6 +64,7 @@ def test_gradients_agree_with_central_finite_differences(network):
         assert grads[k] == pytest.approx(numeric, abs=1e-8, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_trajectory_matches_torch_sgd_for_100_epochs():
     """Whole training runs agree with torch's own SGD on the independent torch network."""
     for network in (Network(), Network(output="softmax"), Network.worked_example()):

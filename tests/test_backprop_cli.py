@@ -42,6 +42,7 @@ def test_csv_honours_the_network_options():
     assert float(row["a_o1"]) + float(row["a_o2"]) == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_plot_writes_a_png_of_the_loss_curves(tmp_path):
     target = tmp_path / "curves.png"
     result = run_cli("--epochs", "100", "--plot", str(target))

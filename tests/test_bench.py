@@ -50,6 +50,7 @@ def test_the_fast_model_costs_less_per_image_than_the_default():
     assert fast < 0.7 * default  # 10.0 against 16.2 MFLOP, and no 28x28 activations to move
 
 
+@pytest.mark.slow
 def test_the_speed_section_runs_and_writes_its_table_and_json(bench_speed_run, fresh_clone):
     done = bench_speed_run  # its smallest size, with its default output, in a fresh clone (conftest.py)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -78,6 +79,7 @@ def shifted_by_hand(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     return out
 
 
+@pytest.mark.slow
 def test_the_accuracy_runs_tta_figure_is_the_checkpoints_test_accuracy_with_shifted_views():
     """On the first 2,000 test images, against a forward pass by hand: with 0 views the figure is the
     checkpoint's plain test accuracy; with 5 that of the softmax averaged over the image and its shifts."""
@@ -110,6 +112,7 @@ def test_a_run_without_a_final_tta_figure_reads_na_and_has_no_mean():
     assert "| 99.50%, n/a | n/a |" in mnist_table.format_table({"accuracy": {"tiny": acc}})
 
 
+@pytest.mark.slow
 def test_time_to_accuracy_counts_what_runs_between_epochs(tmp_path):
     # a real `python -m ml.train` process; its epochs' seconds leave out the checkpoint, the metrics files and
     # the charts drawn after each epoch, which a user waits for all the same: the figures must count them

@@ -73,6 +73,7 @@ def test_random_test_digit_writes_a_real_test_digit_and_names_it():
     assert index not in others and len(others) == 4
 
 
+@pytest.mark.slow
 def test_classify_pixels_on_the_grid_gives_the_label_of_digits_the_model_gets_right():
     classifier = load_classifier(shipped_model_path())
     data = load_mnist()
@@ -109,6 +110,7 @@ def picture_actions(book) -> list[dict]:
     return [a for a in book.json()["actions"] if a["func"] in ("addPicture", "updatePicture")]
 
 
+@pytest.mark.slow
 def test_what_the_network_sees_in_the_grid_draws_its_picture_and_replaces_it_in_place():
     book = make_book(SHIPPED)  # the template: "grid", and the shipped test digit in it
     pixels = read(book, SHEET, layout.CLASSIFY_GRID_CELL, 28, 28)
@@ -135,6 +137,7 @@ def test_what_the_network_sees_in_the_grid_draws_its_picture_and_replaces_it_in_
     assert picture_actions(book)[1]["args"][2] == classify_sheet.EXPLAIN_PICTURE
 
 
+@pytest.mark.slow
 def test_what_the_network_sees_in_an_image_row(tmp_path):
     data = load_mnist()
     digit = data.test_x[21].numpy()  # a 6
@@ -148,6 +151,7 @@ def test_what_the_network_sees_in_an_image_row(tmp_path):
     assert picture_png(picture_actions(book)[0]).startswith(PNG)
 
 
+@pytest.mark.slow
 def test_a_template_row_is_found_from_the_workbooks_folder(monkeypatch):
     """Row 7 of the template holds examples/digits/2.png, relative to the workbook's folder (the current
     folder for a Book that was never saved, as here)."""
@@ -201,6 +205,7 @@ def test_an_empty_grid_and_a_missing_model_are_said_too(tmp_path):
 # ---- the add-in's task pane ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_task_panes_buttons_load_clear_and_explain_the_grid(client):
     book = Workbook(client, model_path=SHIPPED["model_path"])
     book.press("random_test_digit")

@@ -48,6 +48,7 @@ def grid_values(ws) -> list[list]:
     return [[ws.cell(TOP + 1 + r, LEFT + 1 + c).value for c in range(28)] for r in range(28)]
 
 
+@pytest.mark.slow
 def test_the_grid_ships_a_real_test_digit_as_ink_from_0_to_1(formulas):
     ws = formulas[layout.CLASSIFY_SHEET]
     assert GRID == "N5:AO32" and ws[layout.CLASSIFY_GRID_CELL].coordinate == "N5"
@@ -167,6 +168,7 @@ def _lattice(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return xs, ys
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not libreoffice.available(), reason="LibreOffice (soffice) is not installed")
 def test_libreoffice_recalculates_and_draws_the_grid_black_on_white(
     built, shown_recalculated, printed, tmp_path
@@ -190,6 +192,7 @@ def test_libreoffice_recalculates_and_draws_the_grid_black_on_white(
     assert middle.any() and ((brightness[middle] > 80) & (brightness[middle] < 180)).all()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not libreoffice.available(), reason="LibreOffice (soffice) is not installed")
 def test_a_viewer_sees_the_cached_digits_and_dashes_not_errors(shown_as_opened, cached):
     """As LibreOffice opens the file, the digits keep the shipped model's cached answers; the probabilities,
@@ -238,6 +241,7 @@ def test_the_shipped_model_gets_the_shipped_digit_right_with_confidence():
 # ---- Set up (the add-in) ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_set_up_writes_the_grid_its_shading_and_the_addins_function(tmp_path):
     from book_replay import replay
 

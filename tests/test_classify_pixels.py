@@ -43,6 +43,7 @@ def picture_as_grid(path: Path) -> np.ndarray:
     return 255 - np.asarray(gray, dtype=np.int64)
 
 
+@pytest.mark.slow
 def test_mnist_digits_as_cells_give_their_labels_on_any_scale(mnist_digits):
     scales = {
         "0-255": lambda g: cells_of(g.astype(np.int64)),
@@ -74,6 +75,7 @@ def test_probabilities_agree_with_the_digit_and_with_ml_predict(mnist_digits):
         assert probs[0] == pytest.approx(expected.probs, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_digit_pictures_turned_into_grids(mnist_digits, tmp_path):
     """The shipped example pictures and user-style drawings of test digits, copied into 28 x 28 cells."""
     for digit in range(10):

@@ -64,6 +64,7 @@ def target_of(prog: str) -> str:
     return words[2] if words[1] == "-m" else words[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("prog", "args", "suggested"), COMMANDS, ids=[c[0].split()[-1] for c in COMMANDS])
 def test_a_near_miss_flag_is_refused_at_once_with_a_suggestion_and_help_runs_nothing(prog, args, suggested):
     done = subprocess.run(
@@ -159,6 +160,7 @@ def test_ml_predict_does_not_import_the_explanation():
     assert not [name for name in imported if "explain" in name]
 
 
+@pytest.mark.slow
 def test_the_commands_with_their_defaults_write_no_tracked_file(fresh_clone, bench_speed_run):
     """In a fresh clone, every command run as the docs show it, with its default outputs, leaves git's view
     of the clone unchanged: what it writes goes under runs/ (ignored). The commands run side by side."""

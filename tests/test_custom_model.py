@@ -99,6 +99,7 @@ def test_the_template_table_of_gradsheets_default_is_the_default_model():
     assert cells.MODEL_SUMMARY(table) == expected_summary(MnistCNN(VARIANTS["default"]))
 
 
+@pytest.mark.slow
 def test_a_variant_name_or_a_stages_text_names_a_model_too():
     assert cells.MODEL_SUMMARY("s6") == expected_summary(MnistCNN(VARIANTS["s6"]))
     assert cells.MODEL_SUMMARY([["Default"]]) == expected_summary(MnistCNN(VARIANTS["default"]))
@@ -164,6 +165,7 @@ def test_the_addin_function_gives_the_same_table_and_messages(client):
     assert message(call(client, [[None] * 3] * 6)).startswith("#VALUE! the custom model's table is empty")
 
 
+@pytest.mark.slow
 def test_the_addins_train_reads_the_table(client):
     """The task pane's Train reads the Custom model table on the server: a bad row stops it, named."""
     book = Workbook(client, document="https://school.example/dana.xlsx", model="custom")
@@ -200,6 +202,7 @@ def _table(sheet) -> list[list]:
     return [[cell.value for cell in row] for row in sheet[layout.TRAIN_CUSTOM_CELLS]]
 
 
+@pytest.mark.slow
 def test_the_template_starts_the_custom_model_as_gradsheets_default(built):
     ws = _load(built)[layout.TRAIN_SHEET]
     table = _table(ws)
@@ -222,6 +225,7 @@ def test_the_template_starts_the_custom_model_as_gradsheets_default(built):
     assert "residual connections" in ws[offset(layout.TRAIN_CUSTOM_HEADER_CELL, 1, 4)].comment.text
 
 
+@pytest.mark.slow
 def test_the_templates_cached_model_summary_is_the_functions_result(built):
     ws, values = _load(built)[layout.TRAIN_SHEET], _load(built, data_only=True)[layout.TRAIN_SHEET]
     formula = ws[layout.TRAIN_CUSTOM_SUMMARY_CELL].value
@@ -258,6 +262,7 @@ def test_the_live_summary_has_room_to_spill_and_sits_between_presets_and_the_run
     )
 
 
+@pytest.mark.slow
 def test_the_addins_sheet_calls_gradsheet_model_summary():
     addin = next(s for s in gradsheet_workbook(predict_examples=False, addin=True).sheets
                  if s.name == layout.TRAIN_SHEET)  # fmt: skip
@@ -267,6 +272,7 @@ def test_the_addins_sheet_calls_gradsheet_model_summary():
     assert cell.formula.count(f"GRADSHEET.{call}") == 2
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not libreoffice.available(), reason="LibreOffice (soffice) is not installed")
 def test_libreoffice_recalculation_keeps_the_table_and_train_reads_it(shown_recalculated, tmp_path):
     values = shown_recalculated.values[layout.TRAIN_SHEET]
@@ -318,6 +324,7 @@ def _table_cells(table: list[list]) -> dict[str, dict]:
     return {layout.TRAIN_SHEET: found}
 
 
+@pytest.mark.slow
 def test_train_trains_the_students_design_and_the_report_shows_it(tmp_path):
     table = [["6, 8", "no", 0.05], ["12, 12", "yes", None, "yes"], ["16"]]
     text = "6,8 drop=0.05 | 12,12 sep res | 16"

@@ -17,6 +17,7 @@ def mnist():
     return load_mnist()
 
 
+@pytest.mark.slow
 def test_full_dataset_sizes_labels_and_statistics(mnist):
     assert tuple(mnist.train_x.shape) == (60000, 28, 28) and mnist.train_x.dtype == torch.uint8
     assert tuple(mnist.test_x.shape) == (10000, 28, 28)

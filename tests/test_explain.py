@@ -34,6 +34,7 @@ def test_evidence_maps_average_to_the_networks_scores(variant):
     assert expl.feature_maps.shape[0] == first.out_channels and expl.feature_maps.min() >= 0  # after ReLU
 
 
+@pytest.mark.slow
 def test_the_shipped_model_sees_the_example_three_and_draws_it(tmp_path):
     expl = explain(load_classifier(shipped_model_path()), EXAMPLE)
     assert expl.prediction.digit == 3 and int(expl.evidence.mean(axis=(1, 2)).argmax()) == 3
@@ -41,6 +42,7 @@ def test_the_shipped_model_sees_the_example_three_and_draws_it(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_cli_explain_writes_a_picture_per_image(tmp_path, capsys):
     shipped = shipped_model_path()
     assert (

@@ -26,6 +26,7 @@ UNKNOWN = "BACKPROP_LOSS(0.5,3)"  # a cell function LibreOffice does not know: a
 TABLE = [["Layer", "Params"], ["Conv2d-1", 80], ["Total", 80]]
 
 
+@pytest.mark.slow
 def test_a_value_or_a_reason_comes_through_and_an_unknown_function_falls_back(tmp_path):
     sheet = SheetSpec("fallbacks")
     single = {

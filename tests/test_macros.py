@@ -91,6 +91,7 @@ def metrics_csv(out_dir: Path) -> list[dict[str, float]]:
     return [dict(zip(rows[0], map(float, row), strict=True)) for row in rows[1:]]
 
 
+@pytest.mark.slow
 def test_train_writes_progress_metrics_and_pictures_then_releases_the_lock(tmp_path):
     out = tmp_path / "run"
     book = make_book({**QUICK, "epochs": 2, "out_dir": str(out)})
@@ -130,6 +131,7 @@ def test_train_writes_progress_metrics_and_pictures_then_releases_the_lock(tmp_p
     assert (out / "model.pt").is_file()
 
 
+@pytest.mark.slow
 def test_stop_ends_the_run_after_the_current_batch_and_keeps_the_checkpoint(tmp_path):
     out = tmp_path / "run"
     book = make_book({**QUICK, "epochs": 20, "out_dir": str(out)})
@@ -219,6 +221,7 @@ def test_stop_without_a_run_says_so(tmp_path):
     assert not run_lock.stop_path(tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_a_stale_lock_is_taken_over(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -231,6 +234,7 @@ def test_a_stale_lock_is_taken_over(tmp_path):
     assert launcher.join().status == "completed"
 
 
+@pytest.mark.slow
 def test_real_worker_process_trains_refuses_a_second_train_and_stops(tmp_path):
     """The default launcher: a detached worker process; here it finds no Excel and writes files only."""
     out = tmp_path / "run"
@@ -264,6 +268,7 @@ def refreshed_column(book, lr_index: int, rows: int) -> list:
     return [r[0] for r in read(book, name, layout.LR_REFRESH_HEADER_CELL, rows, 1)]
 
 
+@pytest.mark.slow
 def test_refresh_backprop_rewrites_rate_sheets_and_graphs_from_changed_cells():
     from ml import backprop
 

@@ -336,6 +336,7 @@ def test_a_residual_block_adds_its_pooled_input_before_the_relu():
     assert torch.allclose(model(x), expected, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_residual_networks_gradients_match_finite_differences():
     torch.manual_seed(0)
     model = MnistCNN(ModelSpec(RESIDUAL_LAYERS)).double().eval()

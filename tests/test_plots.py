@@ -47,6 +47,7 @@ def _pixels(path) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
+@pytest.mark.slow
 def test_curves_drawn_in_the_background_are_complete_when_the_run_ends(tmp_path):
     run_dir = RunDir(tmp_path / "run").prepare()
     sink = ChartSink(run_dir, background=True)
@@ -58,6 +59,7 @@ def test_curves_drawn_in_the_background_are_complete_when_the_run_ends(tmp_path)
     assert run_dir.chart("loss_curves").is_file()
 
 
+@pytest.mark.slow
 def test_background_curves_are_drawn_by_another_process(tmp_path, monkeypatch):
     def not_here(history, path):
         raise AssertionError("drawn in the training process")
@@ -70,12 +72,14 @@ def test_background_curves_are_drawn_by_another_process(tmp_path, monkeypatch):
     assert sink.run_dir.chart("loss_curves").is_file() and sink.run_dir.chart("accuracy_curves").is_file()
 
 
+@pytest.mark.slow
 def test_the_chart_process_does_not_import_torch():
     code = "import sys, ml.chart_process, ml.plots; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ctrl_c_leaves_the_chart_process_drawing_to_the_end(tmp_path):
     run_dir = RunDir(tmp_path).prepare()
@@ -92,6 +96,7 @@ def test_ctrl_c_leaves_the_chart_process_drawing_to_the_end(tmp_path):
     assert np.array_equal(_pixels(run_dir.chart("accuracy_curves")), _pixels(tmp_path / "expected.png"))
 
 
+@pytest.mark.slow
 def test_a_background_drawing_error_reaches_the_caller(tmp_path):
     run_dir = RunDir(tmp_path).prepare()
     run_dir.chart("loss_curves").mkdir()  # a folder where the picture goes: it cannot be written
@@ -103,6 +108,7 @@ def test_a_background_drawing_error_reaches_the_caller(tmp_path):
     sink.wait()  # reported once
 
 
+@pytest.mark.slow
 def test_curves_are_drawn_in_line_when_the_chart_process_cannot_start(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
     sink = ChartSink(RunDir(tmp_path).prepare(), background=True)
@@ -132,6 +138,7 @@ def _solid(mask: np.ndarray, reach: int = 3) -> np.ndarray:
     return solid
 
 
+@pytest.mark.slow
 def test_the_misclassified_grid_shows_every_digit_ten_to_a_row_and_at_most_forty(tmp_path):
     """23 digits (solid grey squares, told apart from the titles' text by their size): three rows of 10, 10
     and 3 square digits of one size; 45 digits: four rows of ten."""

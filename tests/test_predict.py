@@ -57,6 +57,7 @@ def test_preprocessing_recovers_the_mnist_digit(digit_files):
         assert abs(cy - 14) < 0.6 and abs(cx - 14) < 0.6
 
 
+@pytest.mark.slow
 def test_shipped_model_classifies_user_style_pictures(digit_files):
     files, labels, _ = digit_files
     clf = load_classifier(shipped_model_path())

@@ -126,6 +126,7 @@ def pages(printed, tmp_path_factory) -> dict[str, list[str]]:
     return dict(by_sheet)
 
 
+@pytest.mark.slow
 def test_each_sheet_prints_on_its_pages(pages):
     assert {sheet: len(texts) for sheet, texts in pages.items()} == PAGES
 
@@ -171,6 +172,7 @@ def test_no_chart_is_split_across_pages(pages):
     assert [text.count("E_total by epoch for six learning rates") for text in graphs] == [1, 1]
 
 
+@pytest.mark.slow
 def test_the_page_setup_is_in_the_file(formulas):
     ws = formulas[RATE_SHEETS[0]]
     assert ws.print_title_rows == "$5:$6" and ws.print_title_cols == "$A:$A"

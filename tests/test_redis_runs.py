@@ -224,6 +224,7 @@ def test_several_web_processes_need_redis(capsys):
         main(["--http", "--workers", "2"])
 
 
+@pytest.mark.slow
 def test_a_worker_asked_for_cuda_on_a_machine_without_says_so():
     import subprocess
     import sys
@@ -248,6 +249,7 @@ def test_slots_spread_over_the_gpus():
     assert len(plan("cpu", 3, 1)) == 3
 
 
+@pytest.mark.slow
 def test_a_running_job_stops_on_the_stop_key_or_at_the_time_limit(client):
     from excel_addin.jobs.task import StopWatch
 

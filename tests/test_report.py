@@ -27,6 +27,7 @@ def run_dir(finished_run) -> Path:
     return finished_run.path
 
 
+@pytest.mark.slow
 def test_report_holds_the_runs_metrics_summary_and_charts(run_dir, tmp_path):
     out = build_report(run_dir, tmp_path / "report.xlsx")
     book = openpyxl.load_workbook(out)
@@ -53,6 +54,7 @@ def test_report_holds_the_runs_metrics_summary_and_charts(run_dir, tmp_path):
     assert anchors == sorted(layout.TRAIN_PICTURE_CELLS.values())
 
 
+@pytest.mark.slow
 def test_report_opens_in_libreoffice_and_shows_numbers_and_pictures(run_dir, tmp_path):
     if not libreoffice.available() or shutil.which("pdftotext") is None:
         pytest.skip("LibreOffice and poppler-utils are needed (CI installs them)")
@@ -81,6 +83,7 @@ def test_bad_run_folder_is_named(tmp_path, capsys):
     assert "no training run in" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_writes_the_default_report(run_dir, tmp_path):
     copy = tmp_path / "moved"
     shutil.copytree(run_dir, copy)  # a moved run folder still finds its own pictures
@@ -160,6 +163,7 @@ def test_a_corrupt_png_is_left_out_with_a_warning(copy_of_run, tmp_path, capsys)
     assert len(images) == 3
 
 
+@pytest.mark.slow
 def test_an_unwritable_output_is_named(copy_of_run, tmp_path, capsys):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")

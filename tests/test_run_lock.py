@@ -76,6 +76,7 @@ def test_a_corrupt_lock_file_is_stale(tmp_path, content):
     run_lock.release(run_lock.acquire(out))
 
 
+@pytest.mark.slow
 def test_stop_writes_only_the_runs_own_stop_file(tmp_path):
     out = tmp_path / "run"
     elsewhere = tmp_path / "elsewhere"
@@ -110,6 +111,7 @@ def test_the_state_folder_is_private_and_not_a_symlink(tmp_path, monkeypatch):
         run_lock.state_dir()
 
 
+@pytest.mark.slow
 def test_a_symlinked_lock_file_is_not_followed(tmp_path):
     out = tmp_path / "run"
     victim = tmp_path / "victim.txt"
@@ -122,6 +124,7 @@ def test_a_symlinked_lock_file_is_not_followed(tmp_path):
     run_lock.release(lock)
 
 
+@pytest.mark.slow
 def test_two_command_line_runs_never_share_a_folder(tmp_path, state_dir):
     """A real CLI run holds the folder; a second run into it (CLI or train()) is refused, not mixed in."""
     out = tmp_path / "run"

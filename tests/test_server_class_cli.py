@@ -51,6 +51,7 @@ def test_add_prints_each_code_once_and_keeps_only_its_hash(runs):
     assert [f.name for f in path.parent.iterdir()] == ["class.json"]  # no temporary file left behind
 
 
+@pytest.mark.slow
 def test_teachers_are_enrolled_with_their_role(runs):
     codes = enrol(runs, "Ms Smith", teacher=True)
     assert list(codes) == ["ms-smith"]
@@ -68,6 +69,7 @@ def test_a_csv_with_a_header_empty_lines_and_rows_without_a_name(runs, tmp_path)
     assert roster.load(class_file(runs)).people["dan-brown"].name == "Dan Brown"
 
 
+@pytest.mark.slow
 def test_csv_files_from_spreadsheets_semicolons_a_bom_and_no_header(runs, tmp_path):
     excel = tmp_path / "excel.csv"
     excel.write_bytes("\ufeffForm;Student\n7b;Émile\n7b;Ann-Marie O'Neil\n".encode())
@@ -81,6 +83,7 @@ def enrol_csv(runs, path):
     return codes_in(class_command(runs, "add", "--csv", str(path)).stdout)
 
 
+@pytest.mark.slow
 def test_unusable_csv_files_are_named_with_what_to_do(runs, tmp_path):
     two = tmp_path / "two.csv"
     two.write_text("First,Last\nAlice,Smith\n")
@@ -99,6 +102,7 @@ def test_unusable_csv_files_are_named_with_what_to_do(runs, tmp_path):
     assert not class_file(runs).exists()
 
 
+@pytest.mark.slow
 def test_duplicates_and_unusable_names_enrol_nobody(runs):
     enrol(runs, "Alice Smith")
     before = class_file(runs).read_bytes()
@@ -121,6 +125,7 @@ def test_duplicates_and_unusable_names_enrol_nobody(runs):
     assert "no names given" in class_command(runs, "add", check=False).stderr
 
 
+@pytest.mark.slow
 def test_revoke_and_reissue(runs):
     codes = enrol(runs, "Alice Smith", "Bob")
     done = class_command(runs, "revoke", "Alice Smith")  # a name finds its id
@@ -142,6 +147,7 @@ def test_revoke_and_reissue(runs):
     assert class_file(runs).read_bytes() == before
 
 
+@pytest.mark.slow
 def test_where_the_class_list_is(tmp_path):
     runs = tmp_path / "a" / "runs"
     enrol(runs, "Ann")
@@ -154,6 +160,7 @@ def test_where_the_class_list_is(tmp_path):
     assert (tmp_path / "env.json").is_file()
 
 
+@pytest.mark.slow
 def test_help_does_nothing(tmp_path):
     runs = tmp_path / "runs"
     for args in (["--help"], ["add", "--help"], ["revoke", "--help"]):

@@ -26,6 +26,7 @@ def run_cli(folder, *args, env_drop=()):
     return subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 def test_https_with_mkcert_named_files(tmp_path):
     certs = tmp_path / "certs"
@@ -92,6 +93,7 @@ def test_help_lists_the_options(tmp_path):
         assert option in out.stdout
 
 
+@pytest.mark.slow
 def test_a_shared_server_keeps_paths_inside_its_runs_folder(classroom):
     server, codes = classroom  # the test run's classroom server (conftest.py): users sign in (class codes)
 

@@ -53,6 +53,7 @@ def excel(value) -> list[list]:
     return [["" if v is None else v for v in row] for row in rows]
 
 
+@pytest.mark.slow
 def test_configured_in_code_in_a_clean_process(tmp_path):
     """Only the licence key from outside; a hostile current folder and environment change nothing, and
     importing the package alone starts nothing."""
@@ -89,6 +90,7 @@ def test_configured_in_code_in_a_clean_process(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_manifest(client):
     # asked over https (X-Forwarded-Proto from a client that is not a configured proxy would be dropped)
     response = client.get("https://testserver/manifest.xml")
@@ -196,6 +198,7 @@ def digits(tmp_path_factory):
     return [(g, f, int(data.test_y[i])) for g, f, i in zip(grids, files, picked, strict=True)]
 
 
+@pytest.mark.slow
 def test_classify_functions_equal_ml_predict_and_the_classic_udfs(client, digits):
     # the same model on both sides, whatever runs/ holds where the tests run
     model = str(shipped_model_path())

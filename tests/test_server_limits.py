@@ -37,6 +37,7 @@ def server(live_server):
     return live_server
 
 
+@pytest.mark.slow
 def test_a_huge_range_is_refused_and_stalls_nobody(server):
     """A range too large for a cell function: over the body limit, refused before it is read (413, the
     perimeter); within it but over MAX_RANGE_CELLS, measured before conversion and answered with a
@@ -62,6 +63,7 @@ def test_a_huge_range_is_refused_and_stalls_nobody(server):
     assert isinstance(cell_call(server.url, "CLASSIFY_PIXELS", [[0] * 14 + [1] * 14] * 28)[0][0], int)
 
 
+@pytest.mark.slow
 def test_huge_tables_and_epochs_are_refused(server):
     assert cell_call(server.url, "BACKPROP_TABLE", 0.5, 100_000) == [
         ["#VALUE! epochs must be at most 1,000 in a cell, got 100,000"]
@@ -75,6 +77,7 @@ def test_huge_tables_and_epochs_are_refused(server):
     assert len(cell_call(server.url, "BACKPROP_TABLE", 0.5, 1000)) == 1002
 
 
+@pytest.mark.slow
 def test_the_shared_servers_caps_refuse_greedy_runs(tmp_path):
     alice = signed_in(enrol(tmp_path / "runs", "Alice")["alice"])
     options = ("--http", "--shared", "--host", "127.0.0.1", "--max-epochs", "5")
@@ -97,6 +100,7 @@ def submit(runs: LocalRuns, root, owner: str, workbook: str, **changes):
     return runs.submit(key, config, run_lock.acquire(config.out_dir))
 
 
+@pytest.mark.slow
 def test_one_training_per_user_and_a_queue_cap(tmp_path):
     runs = LocalRuns(tmp_path, [Slot(0)], threads=1, limits=Limits(per_owner=1, queue=1), journal=False)
     first = submit(runs, tmp_path, "alice", "a1")
@@ -112,6 +116,7 @@ def test_one_training_per_user_and_a_queue_cap(tmp_path):
     assert runs.refusal(RunKey("carol", "c1")) is None
 
 
+@pytest.mark.slow
 def test_a_run_past_the_time_limit_is_stopped_and_keeps_its_checkpoint(tmp_path):
     runs = LocalRuns(tmp_path, [Slot(0)], threads=1, limits=Limits(minutes=0.4), journal=False)
     job = submit(runs, tmp_path, "alice", "long")  # 50 epochs: minutes on this machine
@@ -121,6 +126,7 @@ def test_a_run_past_the_time_limit_is_stopped_and_keeps_its_checkpoint(tmp_path)
     assert RunDir(job.config.out_dir).read_progress()["ended"]["status"] == "stopped"
 
 
+@pytest.mark.slow
 def test_a_restarted_server_adopts_running_trainings_and_tells_waiting_ones(tmp_path, monkeypatch):
     """kill -9 of the server mid-run: the training goes on in its own process; the restarted server
     counts it against its one slot (a new Train waits) and Stop reaches it; the run that waited is told to

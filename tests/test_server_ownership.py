@@ -32,6 +32,7 @@ def run_dir(server, user: str, workbook: str) -> RunDir:
     return RunDir(server.folder / "runs" / user / workbook / "runs" / "mnist")
 
 
+@pytest.mark.slow
 def test_another_users_workbook_id_leads_to_ones_own_folder(classroom, monkeypatch):
     """Alice trains; Bob, using her workbook id, reads, trains and stops only in his own folder."""
     server, people = classroom
@@ -87,6 +88,7 @@ def test_no_sign_in_no_service(classroom):
         nobody.close()
 
 
+@pytest.mark.slow
 def test_streams_reach_their_user_only(classroom):
     """Alice and Bob each watch their own TRAIN_PROGRESS (with the same formula), Carol listens without
     asking: each receives only their own values, Carol nothing; and two of Alice's cells with the same
@@ -105,6 +107,7 @@ def test_streams_reach_their_user_only(classroom):
     assert alice.foreign() == bob.foreign() == carol.foreign() == [] and carol.events == []
 
 
+@pytest.mark.slow
 def test_the_teacher_sees_and_stops_the_class(classroom):
     server, people = classroom
     teacher, carol = people["ms-smith"], people["carol"]

@@ -53,6 +53,7 @@ def leaks(reply, *secrets: bytes) -> bool:
     return any(secret in reply.body for secret in secrets)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spelling", SPELLINGS, ids=SPELLINGS.values())
 @pytest.mark.parametrize("start", ["/static/", "/static/js/", "/static/vendor/"])
 def test_no_spelling_of_dot_dot_leaves_the_static_folders(server, spelling, start):
@@ -96,6 +97,7 @@ def test_the_add_ins_own_static_files_are_still_served(server):
     assert request(server.port, "GET", "/static/js/gradsheet.js").body == ours
 
 
+@pytest.mark.slow
 def test_symbolic_links_out_of_the_static_folder_are_not_followed(tmp_path):
     """In a copy of the package whose static folder holds links to a file and a folder outside it."""
     copy = tmp_path / "copy"
@@ -162,6 +164,7 @@ def test_the_loopback_names_are_allowed(server):
         assert request(server.port, "GET", "/taskpane.html", host=f"{host}:{server.port}").status == 200, host
 
 
+@pytest.mark.slow
 def test_origin_is_compared_with_the_checked_host_never_x_forwarded_host(server):
     port = server.port
     same = {"Origin": f"http://127.0.0.1:{port}"}
@@ -179,6 +182,7 @@ def test_origin_is_compared_with_the_checked_host_never_x_forwarded_host(server)
     assert websocket_handshake(port, f"127.0.0.1:{port}", "https://evil.example") in (400, 403)
 
 
+@pytest.mark.slow
 def test_hostname_and_allowed_hosts_are_this_servers_names(tmp_path):
     server = LiveServer(
         tmp_path, "--http", "--hostname", "school.example", "--allowed-host", "Other.Example:8443"
@@ -201,6 +205,7 @@ def test_hostname_and_allowed_hosts_are_this_servers_names(tmp_path):
     assert "Answers to: 127.0.0.1, [::1], localhost, other.example, school.example" in server.output()
 
 
+@pytest.mark.slow
 def test_forwarded_headers_count_only_from_the_configured_proxy(tmp_path, server):
     """Behind a proxy (--proxy 127.0.0.1) X-Forwarded-Proto makes the manifest's URLs https; from a client
     of a server without --proxy, it changes nothing (uvicorn alone would believe it from 127.0.0.1)."""
@@ -247,6 +252,7 @@ def test_each_perimeter_setting_has_its_flag_its_default_and_its_documentation()
         PerimeterOptions.from_env({"GRADSHEET_MAX_CALL_BODY": "lots"})
 
 
+@pytest.mark.slow
 def test_a_bad_setting_stops_the_server_with_its_name(tmp_path):
     import subprocess
 

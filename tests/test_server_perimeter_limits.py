@@ -142,6 +142,7 @@ def refused_wait(reply) -> int:
     return wait
 
 
+@pytest.mark.slow
 def test_a_flood_from_one_client_is_refused_while_others_are_served(tmp_path):
     server = LiveServer(
         tmp_path, "--http", "--rate-calls", "5 per 4 seconds", "--rate-buttons", "2 per minute"
@@ -167,6 +168,7 @@ def test_a_flood_from_one_client_is_refused_while_others_are_served(tmp_path):
         server.stop()
 
 
+@pytest.mark.slow
 def test_behind_a_proxy_each_forwarded_client_has_its_own_count(tmp_path):
     server = LiveServer(tmp_path, "--http", "--proxy", "127.0.0.1", "--rate-calls", "3 per minute")
     port = server.wait_ready().port
@@ -180,6 +182,7 @@ def test_behind_a_proxy_each_forwarded_client_has_its_own_count(tmp_path):
         server.stop()
 
 
+@pytest.mark.slow
 def test_with_sign_in_each_token_is_a_client(tmp_path):
     """With sign-in (class codes), the count is per token: a flood with one code does not refuse another
     code from the same address, and a made-up code is refused by the sign-in, not the rate limit."""
@@ -210,6 +213,7 @@ def redis_url(tmp_path):
     process.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_two_server_processes_share_the_count_through_redis(tmp_path, redis_url):
     options = ("--http", "--rate-calls", "4 per minute", "--rate-storage", redis_url)
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
@@ -241,6 +245,7 @@ def recalculation_calls(client) -> int:
     return sum(calls.values()) - calls["TRAIN_PROGRESS"]
 
 
+@pytest.mark.slow
 def test_the_default_rates_admit_a_full_recalculation_and_stop_a_flood(client):
     """The default call rates let one client's full recalculation (1,235 cell calls for the template's
     sheets) through at once, twice, and refuse a client that goes on at that pace."""

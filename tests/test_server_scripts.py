@@ -5,6 +5,7 @@ through the server's queue: one at a time, the next one waits, Stop takes it out
 
 from __future__ import annotations
 
+import pytest
 from server_app import LOCAL, Workbook, server_status, wait_for
 
 from excel_addin import status_line
@@ -18,6 +19,7 @@ from ml.run_dir import RunDir
 STATUS = layout.TRAIN_STATUS_CELL
 
 
+@pytest.mark.slow
 def test_refresh_backprop_writes_the_engines_curves(client):
     book = Workbook(client)
     book.press("refresh_backprop")
@@ -75,6 +77,7 @@ def test_a_workbook_without_gradsheets_sheets_is_told_to_set_up(client):
     assert "has no Train sheet: press Set up gradsheet first" in response.text
 
 
+@pytest.mark.slow
 def test_trainings_wait_their_turn_and_stop(client):
     """One training at a time (the default on a machine without GPU): a second workbook's Train waits in
     the queue, a second Train of the same workbook is refused, Stop takes a waiting run out of the queue

@@ -44,6 +44,7 @@ def set_up(client):
     return book, response
 
 
+@pytest.mark.slow
 def test_set_up_names_the_workbook_first_then_writes_gradsheets_sheets(set_up):
     book, response = set_up
     actions = book.actions
@@ -78,6 +79,7 @@ def test_set_up_calls_the_functions_by_their_add_in_names(set_up):
     assert json.dumps(formulas).count("TRAIN_PROGRESS(GRADSHEET_ID,") == 5  # status, progress, device, tables
 
 
+@pytest.mark.slow
 def test_the_other_buttons_work_on_a_set_up_workbook(set_up):
     book, _ = set_up
     book.press("refresh_backprop")
@@ -97,6 +99,7 @@ def test_the_other_buttons_work_on_a_set_up_workbook(set_up):
     assert not [a for a in book.actions if a["func"] == "setValues"]  # said by the stream, not the cell
 
 
+@pytest.mark.slow
 def test_setting_up_again_keeps_the_workbook_id(set_up, client):
     book, _ = set_up
     first = book.id

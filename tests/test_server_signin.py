@@ -42,11 +42,13 @@ def button(server, headers=None) -> httpx.Response:
     return httpx.post(url, json=payload, headers=headers, timeout=30)
 
 
+@pytest.mark.slow
 def test_the_server_says_how_users_sign_in(classroom):
     server, codes = classroom  # the test run's classroom server (conftest.py)
     assert f"Sign-in: class codes of {server.folder / 'class.json'} ({len(codes)} active)." in server.output()
 
 
+@pytest.mark.slow
 def test_cells_and_buttons_need_a_class_code(classroom):
     server, codes = classroom
     wrong = (None, signed_in(""), signed_in("AAAA-BBBB-CCCC-DDDD"), {"Authorization": codes["bob"][:-1]})
@@ -74,6 +76,7 @@ def test_who_the_pane_is_signed_in_as(classroom):
     assert httpx.get(me).status_code == 401
 
 
+@pytest.mark.slow
 def test_revoke_and_reissue_while_the_server_runs(classroom):
     server, _ = classroom
     runs = server.folder / "runs"
@@ -107,6 +110,7 @@ class Listener:
         self.sio.emit("xlwings:function-call", body)
 
 
+@pytest.mark.slow
 def test_socketio_connects_with_a_class_code_and_not_without(classroom):
     server, codes = classroom
     signed = Listener(server.url, codes["bob"])
@@ -131,6 +135,7 @@ def test_socketio_connects_with_a_class_code_and_not_without(classroom):
         (["--auth", "entraid"], "Microsoft Entra ID needs: set XLWINGS_AUTH_ENTRAID_CLIENT_ID to"),
     ],
 )
+@pytest.mark.slow
 def test_a_server_without_sign_in_it_can_check_does_not_start(tmp_path, options, message):
     from test_server_cli import run_cli
 
@@ -147,6 +152,7 @@ def test_an_unreadable_class_list_stops_the_start_naming_the_file(tmp_path):
     assert f"gradsheet server: {tmp_path / 'class.json'} is not a class list gradsheet can read" in out.stderr
 
 
+@pytest.mark.slow
 def test_entra_id_puts_the_app_registration_into_the_manifest(tmp_path, monkeypatch):
     client_id, tenant_id = str(uuid.uuid4()), str(uuid.uuid4())
     monkeypatch.setenv("XLWINGS_AUTH_ENTRAID_CLIENT_ID", client_id)
@@ -231,6 +237,7 @@ def type_code(page, code: str) -> None:
     page.evaluate("document.getElementById('gs-signin-button').click(); 1")
 
 
+@pytest.mark.slow
 def test_the_pane_signs_in_with_a_class_code(classroom, pane):
     server, codes = classroom
     load(pane)
@@ -262,6 +269,7 @@ def test_the_pane_signs_in_with_a_class_code(classroom, pane):
     assert pane.evaluate(STREAMS) == "status"
 
 
+@pytest.mark.slow
 def test_the_pane_forgets_a_revoked_code_and_signs_out(classroom, pane):
     server, _ = classroom
     erin = enrol(server.folder / "runs", "Erin")["erin"]  # enrolled now, to be revoked: no other test's
@@ -283,6 +291,7 @@ def test_the_pane_forgets_a_revoked_code_and_signs_out(classroom, pane):
     assert text(pane, "gs-signin-form").startswith("Your class code")
 
 
+@pytest.mark.slow
 def test_a_teachers_pane_shows_the_class_and_stops_a_run(classroom, pane):
     """Signed in with a teacher's code, the pane lists the class's runs (a student's training among them,
     with a Stop button that stops it); a student's pane shows no class at all."""

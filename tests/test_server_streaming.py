@@ -22,6 +22,7 @@ def server(live_server):
     return live_server
 
 
+@pytest.mark.slow
 def test_train_progress_streams_a_real_run_and_a_second_train_waits(server):
     alice, bob = ProgressStream(server.url, "alice"), ProgressStream(server.url, "bob")
     try:

@@ -78,6 +78,7 @@ def template_book(tmp_path_factory):
         return openpyxl.load_workbook(path)
 
 
+@pytest.mark.slow
 def test_sheets_are_added_after_the_users_and_theirs_are_left_alone(set_up):
     book, replayed, _ = set_up
     assert [s.name for s in book.sheets] == ["Sheet1", USER_SHEET, *GRADSHEET_SHEETS]
@@ -86,6 +87,7 @@ def test_sheets_are_added_after_the_users_and_theirs_are_left_alone(set_up):
     assert actions(book, "activateSheet")[-1]["args"] == [2]  # Backprop, as the template opens
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not libreoffice.available(), reason="LibreOffice (soffice) is not installed")
 def test_formula_sheets_recalculate_to_the_engine_for_every_rate_and_epoch(set_up):
     _, _, path = set_up
@@ -127,6 +129,7 @@ def _content(cell) -> tuple[str, object]:
     return ("formula" if cell.data_type == "f" else "value"), cell.value
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", GRADSHEET_SHEETS)
 def test_every_sheet_holds_the_templates_labels_values_and_formulas(set_up, template_book, name):
     _, replayed, _ = set_up
@@ -202,6 +205,7 @@ def test_charts_are_bound_to_the_templates_data(set_up, template_book):
             assert tuple(x) == _ref((category.numRef or category.strRef).f), name
 
 
+@pytest.mark.slow
 def test_setting_up_again_rewrites_in_place(set_up):
     """A second set-up adds no sheets and replaces the charts instead of stacking copies."""
     book = blank_book()
@@ -228,6 +232,7 @@ def _last_write(book: xw.Book, sheet: str, address: str):
     return found
 
 
+@pytest.mark.slow
 def test_setting_up_over_an_old_train_sheet_clears_its_run():
     """A Train sheet that holds a finished run's rows and summary comes back empty, its status live."""
     book = blank_book(("Train",))
@@ -239,6 +244,7 @@ def test_setting_up_over_an_old_train_sheet_clears_its_run():
     assert [s.name for s in book.sheets][0] == "Train"  # rewritten where it is, not added again
 
 
+@pytest.mark.slow
 def test_the_addins_sheets_are_the_templates_but_for_its_names_and_live_cells():
     """Set up writes the template's sheets, with three documented differences: the cell functions by their
     add-in names (GRADSHEET.*), the Train sheet's run cells as live TRAIN_PROGRESS formulas (and its

@@ -132,6 +132,7 @@ def test_helpers():
     assert is_busy(BusyError()) and not is_busy(GoneError()) and not is_busy(ValueError("x"))
 
 
+@pytest.mark.slow
 def test_a_run_writes_status_rows_summary_and_pictures(tmp_path):
     book = make_book()
     sink = SheetSink(book, progress_every=0.0)

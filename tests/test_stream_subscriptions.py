@@ -16,7 +16,7 @@ import pytest
 
 from excel_addin.testing.chromium import browser
 
-pytestmark = pytest.mark.skipif(browser() is None, reason="needs chromium")
+pytestmark = [pytest.mark.skipif(browser() is None, reason="needs chromium"), pytest.mark.slow]
 
 # Two cells with the same formula (two invocations without an address), the first cell asking again, and
 # a call that has an address (a non-streaming custom function's): their subscription ids, as JSON.

@@ -20,6 +20,7 @@ def server(live_server):
     return live_server
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("width", [300, 350, 400])
 def test_the_task_pane_renders(server, tmp_path, width):
     picture = screenshot(

@@ -55,6 +55,7 @@ def _subs(source: str) -> dict[str, str]:
 # ---- reproducibility --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_two_builds_are_byte_identical(built, tmp_path):
     again = template.build(tmp_path / "again.xlsm")
     assert again.read_bytes() == built.read_bytes()
@@ -114,6 +115,7 @@ def test_each_layout_macro_is_a_sub_that_runs_its_python_function(modules):
         assert callable(getattr(macros, function))
 
 
+@pytest.mark.slow
 def test_every_cell_function_used_has_a_vba_wrapper(formulas, modules):
     wrapped = set(re.findall(r"^Function (\w+)\(", modules["xlwings_udfs"].replace("\r\n", "\n"), re.M))
     used: set[str] = set()
@@ -209,6 +211,7 @@ def test_backprop_inputs_hold_the_engine_defaults(formulas):
         assert names[name] == "Backprop!$" + re.sub(r"(\d+)", r"$\1", c[key])
 
 
+@pytest.mark.slow
 def test_loss_grid_calls_the_engine_with_cached_values(formulas, cached):
     ws, values = formulas[layout.BACKPROP_SHEET], cached[layout.BACKPROP_SHEET]
     row0, col0 = xl_cell_to_rowcol(layout.BACKPROP_GRID_HEADER_CELL)

@@ -38,6 +38,7 @@ def _grid(values: dict) -> list[list[float]]:
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["shown_as_opened", "shown_recalculated"])
 def test_no_sheet_shows_an_error_cell(mode, request, formulas):
     shown = request.getfixturevalue(mode)
@@ -60,6 +61,7 @@ def test_without_python_the_grid_shows_the_lr_sheets_values(shown_recalculated):
         assert np.allclose(shown, backprop.loss_curve(lr, bs.EPOCHS), rtol=0, atol=TOLERANCE), lr
 
 
+@pytest.mark.slow
 def test_without_python_the_python_only_cells_say_so(shown_recalculated, cached):
     """It really recalculated: the cells whose file holds the engine's numbers now read NEEDS_PYTHON."""
     values = shown_recalculated.values
@@ -88,6 +90,7 @@ def test_as_opened_the_grid_shows_the_cached_engine_values(shown_as_opened):
         assert np.allclose(shown, backprop.loss_curve(lr, bs.EPOCHS), rtol=0, atol=TOLERANCE), lr
 
 
+@pytest.mark.slow
 def test_editing_inputs_recomputes_the_formula_sheets(built, tmp_path):
     """Change weights, targets, biases, the output activation and a rate in a copy, as a user would type
     them; LibreOffice's recalculation must follow the engine run on the same network."""

@@ -37,6 +37,7 @@ def short_run(finished_run):
     return finished_run
 
 
+@pytest.mark.slow
 def test_short_run_learns_far_above_chance(short_run):
     out, rec, ended = short_run
     assert rec.of(RunStarted)[0].config == asdict(quick(out, subset=4000))  # the shared run is this one
@@ -110,6 +111,7 @@ def test_small_variant_checkpoint_round_trips_and_older_checkpoints_still_load(t
     assert torch.equal(model_from_checkpoint(load_checkpoint(tmp_path / "old.pt"))(x), old_layout(x))
 
 
+@pytest.mark.slow
 def test_resume_continues_where_it_stopped(tmp_path):
     first = train(quick(tmp_path, epochs=1), [])
     assert first.epochs_done == 1
@@ -131,6 +133,7 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
         train(quick(tmp_path, resume=True), [])
 
 
+@pytest.mark.slow
 def test_stop_file_stops_after_the_current_batch_and_keeps_the_last_checkpoint(tmp_path):
     stop = tmp_path / "STOP"
 
@@ -148,6 +151,7 @@ def test_stop_file_stops_after_the_current_batch_and_keeps_the_last_checkpoint(t
     assert "confusion_matrix" in RunDir(tmp_path / "run").charts()  # drawn from the kept (epoch 1) model
 
 
+@pytest.mark.slow
 def test_ctrl_c_is_a_clean_stop(tmp_path):
     class CtrlC(Sink):
         def on_batch(self, event):
@@ -160,6 +164,7 @@ def test_ctrl_c_is_a_clean_stop(tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text())["run"]["status"] == "stopped"
 
 
+@pytest.mark.slow
 def test_a_failing_sink_is_reported_once_and_training_goes_on(tmp_path, capsys):
     class Broken(Sink):
         calls = 0
@@ -187,6 +192,7 @@ def test_bad_settings_raise_before_training(tmp_path):
     assert not (tmp_path / "model.pt").exists()
 
 
+@pytest.mark.slow
 def test_cli_dry_run_and_options(tmp_path, capsys):
     assert main(["--dry-run", "--run-dir", str(tmp_path), "--model", "small", "--schedule", "cosine"]) == 0
     assert load_checkpoint(tmp_path / "model.pt")["model"]["name"] == "small"
@@ -206,6 +212,7 @@ def test_run_ended_is_complete_even_when_stopped_before_any_epoch(tmp_path):
     assert ended.final_test_acc is None and (tmp_path / "metrics.csv").exists()
 
 
+@pytest.mark.slow
 def test_dry_run_leaves_the_real_run_alone(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["--dry-run", "--threads", "1"]) == 0
@@ -213,6 +220,7 @@ def test_dry_run_leaves_the_real_run_alone(tmp_path, monkeypatch):
     assert not (tmp_path / "runs" / "mnist").exists()
 
 
+@pytest.mark.slow
 def test_a_custom_design_trains_and_its_checkpoint_rebuilds_it(tmp_path):
     stages = "6,8 drop=0.05 | 12 sep | 16"
     assert main(["--model", "custom", "--stages", stages, "--subset", "500", "--epochs", "1",
@@ -228,6 +236,7 @@ def test_a_custom_design_trains_and_its_checkpoint_rebuilds_it(tmp_path):
         main(["--model", "custom", "--run-dir", str(tmp_path)])  # no stages: a usage error naming them
 
 
+@pytest.mark.slow
 def test_evaluating_only_after_the_last_epoch_keeps_every_row(tmp_path):
     """eval_every 0 (the fast preset): the test columns of the other epochs are missing, not zero, in the
     files, the charts and a resume."""
@@ -243,6 +252,7 @@ def test_evaluating_only_after_the_last_epoch_keeps_every_row(tmp_path):
     assert [r["epoch"] for r in RunDir(tmp_path).read_metrics()] == [1, 2, 3, 4]
 
 
+@pytest.mark.slow
 def test_test_time_augmentation_averages_the_shifted_views(tmp_path):
     from ml.augment import shifted
     from ml.data import MNIST_MEAN, MNIST_STD
@@ -273,6 +283,7 @@ def test_test_time_augmentation_averages_the_shifted_views(tmp_path):
     assert not np.allclose(classifier.probabilities(digits), one.softmax(1).numpy())
 
 
+@pytest.mark.slow
 def test_the_fast_preset_from_the_command_line(tmp_path):
     assert (
         main(

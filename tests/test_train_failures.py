@@ -45,6 +45,7 @@ class Epochs(Sink):
         self.rows.append(event)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("steps", range(1, 21))
 def test_every_step_count_trains(tmp_path, steps):
     """OneCycleLR divided by zero for exactly 4 steps; every count from 1 to 20 completes."""
@@ -53,18 +54,21 @@ def test_every_step_count_trains(tmp_path, steps):
     assert load_checkpoint(tmp_path / "model.pt")["steps"] == steps
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("images", [1, 3, 100])
 def test_tiny_subsets_train_with_the_default_batch_size(tmp_path, images):
     ended = train(config(tmp_path, subset=images, batch_size=512, epochs=2), [])
     assert ended.status == "completed" and ended.epochs_done == 2
 
 
+@pytest.mark.slow
 def test_the_4_step_run_of_the_issue_trains_from_the_command_line(tmp_path):
     out = tmp_path / "run"
     assert main(["--subset", "2000", "--epochs", "1", "--threads", "1", "--run-dir", str(out)]) == 0
     assert load_checkpoint(out / "model.pt")["steps"] == 4
 
 
+@pytest.mark.slow
 def test_a_diverging_run_fails_loudly_and_keeps_the_last_good_checkpoint(tmp_path):
     first = train(config(tmp_path, epochs=1), [])
     assert first.status == "completed"
@@ -112,6 +116,7 @@ def test_an_unwritable_output_folder_is_refused_before_training(tmp_path):
             train(config(ro), [])
 
 
+@pytest.mark.slow
 def test_resuming_from_exported_or_shipped_weights_says_why_not(tmp_path):
     shutil.copyfile(shipped_model_path(), tmp_path / "model.pt")
     with pytest.raises(ValueError, match="holds exported weights without the training state"):
@@ -123,6 +128,7 @@ def test_resuming_from_exported_or_shipped_weights_says_why_not(tmp_path):
         train(config(trained, epochs=2, resume=True), [])
 
 
+@pytest.mark.slow
 def test_resuming_a_checkpoint_of_another_model_or_a_finished_run_says_why_not(tmp_path):
     train(config(tmp_path), [])
     with pytest.raises(ValueError, match="holds a 'small' model .* but the settings ask for 'default'"):
@@ -131,6 +137,7 @@ def test_resuming_a_checkpoint_of_another_model_or_a_finished_run_says_why_not(t
         train(config(tmp_path, resume=True), [])
 
 
+@pytest.mark.slow
 def test_a_second_ctrl_c_while_finishing_still_records_the_end(tmp_path, monkeypatch):
     presses = iter([False] * 15 + [True])
 
@@ -149,6 +156,7 @@ def test_a_second_ctrl_c_while_finishing_still_records_the_end(tmp_path, monkeyp
     assert record["run"]["status"] == "stopped" and len(record["epochs"]) == 1
 
 
+@pytest.mark.slow
 def test_a_process_killed_between_checkpoint_and_metrics_loses_no_row_on_resume(tmp_path):
     train(config(tmp_path, epochs=1), [])
     run_dir = RunDir(tmp_path)
@@ -176,12 +184,14 @@ def test_metrics_with_a_non_finite_value_are_still_valid_json(tmp_path):
     assert [r["epoch"] for r in rows] == [1] and math.isnan(rows[0]["test_loss"])  # train value: no row
 
 
+@pytest.mark.slow
 def test_the_thread_count_is_restored_when_a_run_ends(tmp_path):
     before = torch.get_num_threads()
     train(config(tmp_path, threads=1 if before > 1 else 2), [])
     assert torch.get_num_threads() == before
 
 
+@pytest.mark.slow
 def test_the_gpu_style_loop_without_per_step_reads_trains_the_same(tmp_path, monkeypatch):
     """On a GPU progress is read back every PROGRESS_EVERY_S, not every step: same run, fewer reads."""
     from ml import training as train_module
@@ -216,6 +226,7 @@ def test_a_divergence_is_caught_by_the_gpu_style_loop_too(tmp_path, monkeypatch)
     assert ended.status == "failed" and "at epoch 1, step " in ended.error
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sent", [signal.SIGTERM, signal.SIGINT], ids=["kill", "ctrl-c"])
 def test_a_signalled_training_process_stops_cleanly(tmp_path, sent):
     """A real ``python -m ml.train`` process, signalled after its first epoch: it stops after the current
@@ -253,6 +264,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", str(disk)], check=True)
 
 
+@pytest.mark.slow
 def test_a_full_disk_says_so_naming_the_folder_and_keeps_the_last_checkpoint(small_disk):
     """A real full disk mid-run (torch's writer reports it as "unexpected pos"): the run fails saying the
     disk is full, naming the file and its folder, and the previous epoch's checkpoint stays loadable."""

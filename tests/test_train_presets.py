@@ -64,6 +64,7 @@ def _expected(preset: str, **typed) -> config.TrainConfig:
     return dataclasses.replace(expected, out_dir=str(FOLDER / expected.out_dir))
 
 
+@pytest.mark.slow
 def test_the_preset_cell_fills_the_settings_and_typing_overrides(tmp_path, two_presets):
     assert two_presets == ("standard", "fast")
     settings = _recalculated_settings(

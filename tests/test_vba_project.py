@@ -68,6 +68,7 @@ def test_spec_example_without_matches_compresses_to_the_spec_bytes():
         pytest.param(random.Random(7).randbytes(3 * 4096 + 100), id="incompressible-raw-chunks"),
     ],
 )
+@pytest.mark.slow
 def test_compression_round_trips_through_both_decompressors(data):
     packed = compress(data)
     assert decompress(packed) == data
@@ -200,6 +201,7 @@ def test_reads_the_xlwings_standalone_project(standalone):
     assert f'XLWINGS_VERSION As String = "{xlwings.__version__}"' in project.source("xlwings")
 
 
+@pytest.mark.slow
 def test_added_replaced_and_removed_modules_read_back_with_olevba(standalone):
     long_source = _vba_text(5000, 4).decode("cp1252")  # ~25 chunks
     accented = 'Sub Grüße()\r\n    MsgBox "Größe: 5 €, naïve café"\r\nEnd Sub\r\n'
@@ -278,6 +280,7 @@ def test_bad_edits_are_refused_with_a_reason(standalone):
         VbaProject(write_compound_file({"PROJECT": b"x"}))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not libreoffice.available(), reason="LibreOffice is not installed")
 def test_libreoffice_imports_the_written_modules(tmp_path, standalone):
     """LibreOffice loads a workbook's VBA into its Basic library; saving as .ods writes each module's

@@ -46,13 +46,20 @@ def build_parser() -> Parser:
 
 def commands(work: Path) -> list[tuple[str, list[str]]]:
     """Each Quick start command as the README writes it, and the arguments this benchmark runs it with."""
-    fast = work / "fast"
-    predict = ["-m", "ml.predict", PICTURE, "--checkpoint", str(fast / "model.pt")]
+    fast = ["-m", "ml.train", "--preset", "fast", "--run-dir", str(work / "fast")]
+    predict = ["-m", "ml.predict", PICTURE, "--checkpoint", str(work / "fast" / "model.pt")]
     return [
         ("python -m ml.train --dry-run", ["-m", "ml.train", "--dry-run", "--run-dir", str(work / "dry")]),
-        ("python -m ml.train --preset fast", ["-m", "ml.train", "--preset", "fast", "--run-dir", str(fast)]),
+        ("python -m ml.train --preset fast", fast),
         (f"python -m ml.predict {PICTURE}", predict),
     ]  # fmt: skip
+
+
+def as_typed(line: str, work: Path) -> str:
+    """A printed line as the command typed in the Quick start prints it: with its default folders."""
+    for folder, default in (("fast", "runs/mnist"), ("dry", "runs/dry-run")):
+        line = line.replace(str(work / folder), default)
+    return line
 
 
 def last_lines(text: str, count: int = 2) -> list[str]:
@@ -61,14 +68,16 @@ def last_lines(text: str, count: int = 2) -> list[str]:
     return lines[-count:]
 
 
-def timed(args: list[str]) -> dict:
-    """One command's run: wall seconds and the last lines of its stdout and of its stderr."""
+def timed(args: list[str], work: Path) -> dict:
+    """One command's run: wall seconds and the last lines of its stdout and of its stderr (``as_typed``)."""
     started = time.perf_counter()  # python -m in the checkout's folder imports the checkout's code
     done = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True)
     wall = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{PROG}: error: {' '.join(args)} failed:\n{done.stderr[-2000:]}")
-    return {"wall_s": round(wall, 2), "stdout": last_lines(done.stdout), "stderr": last_lines(done.stderr)}
+    lines = {name: [as_typed(line, work) for line in last_lines(text)] for name, text in
+             (("stdout", done.stdout), ("stderr", done.stderr))}  # fmt: skip
+    return {"wall_s": round(wall, 2), **lines}
 
 
 def fast_run_facts(run_dir: Path) -> dict:
@@ -92,7 +101,7 @@ def measure(repeats: int) -> dict:
         runs: dict[str, list[dict]] = {}
         for _ in range(repeats):
             for shown, args in commands(work):
-                runs.setdefault(shown, []).append(timed(args))
+                runs.setdefault(shown, []).append(timed(args, work))
         facts = fast_run_facts(work / "fast")
     return {"commands": runs, "fast_run": facts}
 

@@ -53,11 +53,12 @@ RUN = {"subset": 1000, "batch_size": 100, "model": "small", "device": "cpu", "lr
 OWNER = "local"
 
 
-def first_step_at(client, workbook: str, timeout: float = 300.0) -> float:
-    """When the workbook's latest run's first step reached its stream (Redis's clock, seconds)."""
+def first_step_at(client, workbook: str, timeout: float = 300.0, owner: str = OWNER) -> float:
+    """When the workbook's latest run's first step reached its stream (Redis's clock, seconds); ``owner``:
+    the user who pressed (the one local user of a server without sign-in)."""
 
     def found() -> float | None:
-        run_id = client.hget(keys.LATEST, keys.field(OWNER, workbook))
+        run_id = client.hget(keys.LATEST, keys.field(owner, workbook))
         for entry_id, fields in client.xrange(keys.events(run_id.decode())) if run_id else ():
             if b'"BatchEnd"' in fields[keys.EVENT_FIELD]:
                 return int(entry_id.split(b"-")[0]) / 1000.0

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .cli import Parser, fail
 from .errors import PredictionError
-from .predict import CHECKPOINT_HELP, default_model_path, load_classifier, model_note
+from .predict import CHECKPOINT_HELP, chosen_classifier
 
 PROG = "python -m ml.explain"
 DEFAULT_OUT_DIR = Path("runs") / "explained"  # under runs/, which git ignores
@@ -55,12 +55,10 @@ def build_parser() -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    path = Path(args.checkpoint) if args.checkpoint else default_model_path()
     try:
-        clf = load_classifier(path)
+        clf = chosen_classifier(args.checkpoint)
     except PredictionError as exc:
         return fail(PROG, str(exc))
-    print(model_note(path), file=sys.stderr)
     from .explanation import explain, plot_explanation
 
     status = 0

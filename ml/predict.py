@@ -29,6 +29,7 @@ from .errors import (
     ModelNotFoundError,
     PredictionError,
     UnreadableImageError,
+    kind_of,
 )
 from .preprocess import mnistify, preprocess_file
 from .run_dir import DEFAULT_RUN_DIR, RunDir
@@ -150,7 +151,7 @@ def load_classifier(model_path: str | os.PathLike | None = None) -> Classifier:
     except OSError:
         raise ModelNotFoundError(f"no trained model at {path}: {TRAIN_HINT}") from None
     if not path.is_file():
-        raise ModelNotFoundError(f"{path} is a folder, not a model file: {TRAIN_HINT}")
+        raise ModelNotFoundError(f"{path} is {kind_of(path)}, not a model file: {TRAIN_HINT}")
     key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
     with _cache_lock:
         clf = _cache.get(key)
@@ -182,6 +183,15 @@ CHECKPOINT_HELP = (
 )
 
 
+def chosen_classifier(checkpoint: str | os.PathLike | None) -> Classifier:
+    """The classifier a command uses (``--checkpoint``, else ``default_model_path()``), saying which on
+    stderr; PredictionError when it cannot be loaded."""
+    path = Path(checkpoint) if checkpoint else default_model_path()
+    classifier = load_classifier(path)
+    print(model_note(path), file=sys.stderr)
+    return classifier
+
+
 def model_note(path: Path) -> str:
     """Which model a command uses, in words: the shipped one, the latest run's, or the file given."""
     if path == shipped_model_path():
@@ -205,12 +215,10 @@ def build_parser() -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    path = Path(args.checkpoint) if args.checkpoint else default_model_path()
     try:
-        clf = load_classifier(path)
+        clf = chosen_classifier(args.checkpoint)
     except PredictionError as exc:
         return fail(PROG, str(exc))
-    print(model_note(path), file=sys.stderr)
     status = 0
     for image in args.paths:
         try:

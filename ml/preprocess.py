@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import EmptyImageError, ImageNotFoundError, UnreadableImageError
+from .errors import EmptyImageError, ImageNotFoundError, UnreadableImageError, kind_of
 
 BOX = 20  # MNIST's size-normalisation box
 SIZE = 28
@@ -49,7 +49,7 @@ def open_image(path: str | os.PathLike) -> Image.Image:
             f"image file not found: {p} (check the path; relative paths are from {Path.cwd()})"
         )
     if not p.is_file():
-        raise ImageNotFoundError(f"{p} is a folder, not an image file")
+        raise ImageNotFoundError(f"{p} is {kind_of(p)}, not an image file")
     size = p.stat().st_size
     if size > MAX_FILE_BYTES:
         raise UnreadableImageError(

@@ -10,15 +10,19 @@ leaves the previous version, never half a file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
 import secrets
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .errors import kind_of
 
 DEFAULT_RUN_DIR = "runs/mnist"
 DRY_RUN_DIR = "runs/dry-run"  # a dry run must not replace the real run's model
@@ -46,16 +50,46 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside ``path`` to write to; on success it replaces ``path`` in one step.
 
     On an exception the temporary file is removed and ``path`` keeps its previous content. The temporary
-    name keeps the suffix, so writers that look at it (matplotlib, torch) choose the right format.
+    name keeps the suffix, so writers that look at it (matplotlib, torch) choose the right format. A full
+    disk is said as such (``DiskFullError``, naming the file and its folder), whatever the writer raised.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
     try:
         yield tmp
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as error:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        if disk_full(error, path.parent):
+            raise DiskFullError(path) from error
+        raise
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+class DiskFullError(OSError):
+    """A file could not be written because its disk is full (the message names the file and folder)."""
+
+    def __init__(self, path: Path):
+        where = f"cannot write {path.name} in {path.parent}"
+        super().__init__(f"the disk is full: {where}; free some space there")
+        self.errno = errno.ENOSPC
+
+
+FULL_DISK_BYTES = 1 << 20  # less free space than this after a failed write: the disk was full
+
+
+def disk_full(error: BaseException, folder: Path) -> bool:
+    """Whether a write into ``folder`` failed for lack of space: ENOSPC or EDQUOT, or another error (torch's
+    zip writer says "unexpected pos") on a disk with (almost) no space left."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    try:
+        return shutil.disk_usage(folder).free < FULL_DISK_BYTES
+    except OSError:
+        return False
 
 
 def is_inside(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
@@ -132,7 +166,9 @@ class RunDir:
         """Create the folder and check it can be written, before any training time is spent."""
         where = self.path
         if where.exists() and not where.is_dir():
-            raise RunDirError(f"output folder {where} is a file, not a folder: choose another output folder")
+            raise RunDirError(
+                f"output folder {where} is {kind_of(where)}, not a folder: choose another output folder"
+            )
         try:
             where.mkdir(parents=True, exist_ok=True)
         except OSError as error:

@@ -52,7 +52,7 @@ from .data import MNIST_MEAN, MNIST_STD, Mnist, batches, load_mnist, normalise, 
 from .device import autocast, needs_grad_scaler, resolve_amp, resolve_device, syncs_every_step
 from .events import BatchEnd, EpochEnd, Evaluated, RunEnded, RunStarted, Sink
 from .model import MnistCNN, count_parameters
-from .run_dir import RunDir, metric_row
+from .run_dir import DiskFullError, RunDir, metric_row
 from .schedule import lr_factor
 from .sinks import ChartSink, ConsoleSink, MetricsFileSink, dispatch
 from .summary import summary_rows
@@ -371,8 +371,9 @@ def train_epoch(run: Run, epoch: int, should_stop: Callable[[], bool]) -> EpochS
 
 
 def save(run: Run, epoch: int, row: dict[str, float]) -> None:
-    """Checkpoint after an evaluated epoch: the model, the training state and the history so far."""
-    run.history.append(row)
+    """Checkpoint after an evaluated epoch: the model, the training state and the history so far (the row
+    joins ``run.history`` once its checkpoint is written: the history is what the kept checkpoint holds)."""
+    history = [*run.history, row]
     save_checkpoint(
         run.run_dir.checkpoint,
         {
@@ -383,11 +384,12 @@ def save(run: Run, epoch: int, row: dict[str, float]) -> None:
             "epochs": run.epochs,
             "steps": run.steps,
             "config": asdict(run.config),
-            "history": run.history,
+            "history": history,
             "optimizer": run.optimizer.state_dict(),
             "scheduler": run.scheduler.state_dict(),
         },
     )
+    run.history.append(row)
 
 
 def _evaluate(run: Run) -> EvalResult:
@@ -428,7 +430,7 @@ def _run_epochs(run: Run, should_stop: Callable[[], bool]) -> tuple[str, str | N
         return "completed", None, last_eval
     except KeyboardInterrupt:
         return "stopped", None, last_eval
-    except DivergedError as error:
+    except (DivergedError, DiskFullError) as error:  # said as they are, with what is kept
         kept = f"; the checkpoint of epoch {int(run.history[-1]['epoch'])} is kept" if run.history else ""
         return "failed", f"{error}{kept}", None
     except Exception as error:  # noqa: BLE001 - reported as a failed run, with files kept

@@ -223,3 +223,27 @@ def test_trajectory_caches_are_bounded_in_bytes():
         cache.get(11.1, 500, network)[:501], backprop.compute_trajectory(11.1, 500, network)
     )
     assert backprop.cache_info()["bytes"] <= backprop._cache.max_bytes
+
+
+def test_devices_pipes_and_folders_are_named_as_what_they_are_and_never_opened(tmp_path):
+    """/dev/zero (reading it never ends), a FIFO (reading it waits for a writer) and a folder, given as an
+    image or a model file: each is named as what it is, at once, and nothing is read from it."""
+    import os
+
+    from excel_addin.buttons import out_dir_from_settings
+    from excel_addin.cells import Files
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    digit = "examples/digits/3.png"
+    assert CLASSIFY_IMAGE("/dev/zero") == f"{ERROR_PREFIX}/dev/zero is a device, not an image file"
+    assert CLASSIFY_IMAGE(str(fifo)) == f"{ERROR_PREFIX}{fifo} is a pipe (FIFO), not an image file"
+    assert CLASSIFY_IMAGE(str(tmp_path)) == f"{ERROR_PREFIX}{tmp_path} is a folder, not an image file"
+    assert CLASSIFY_IMAGE(digit, str(fifo)).startswith(
+        f"{ERROR_PREFIX}{fifo} is a pipe (FIFO), not a model file"
+    )
+    from ml.run_dir import RunDir, RunDirError
+
+    out_dir = out_dir_from_settings({"out_dir": str(fifo)}, Files(tmp_path))
+    with pytest.raises(RunDirError, match=r"is a pipe \(FIFO\), not a folder: choose another output folder"):
+        RunDir(out_dir).prepare()

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from server_app import QUICK, LiveServer, wait_for
 
-from excel_addin.server.streams import SIGN_IN_TEXT
+from excel_addin.server.streams import MAX_STREAMS_PER_USER, SIGN_IN_TEXT, TOO_MANY_TEXT
 from excel_addin.testing.class_codes import enrol
 from excel_addin.testing.student import Student
 from ml import run_lock
@@ -125,3 +125,24 @@ def test_the_teacher_sees_and_stops_the_class(classroom):
     wait_for(
         lambda: carol.status("long")["status"].startswith(("Stopped", "Taken out")), timeout=120, what="stop"
     )
+
+
+def test_a_student_cannot_open_streams_without_end(classroom):
+    """Each live TRAIN_PROGRESS cell polls its run: a student opening one per made-up workbook id gets a
+    message past MAX_STREAMS_PER_USER, while another student's stream is still served."""
+    server, people = classroom
+    greedy, other = Student(server.url, "carol", people["carol"].headers["Authorization"]), people["alice"]
+    try:
+        greedy.connect()
+        keys = [
+            greedy.stream("TRAIN_PROGRESS", f"made-up-{k}", "status") for k in range(MAX_STREAMS_PER_USER + 5)
+        ]
+        refused = greedy.wait_value(keys[-1], lambda v: True, timeout=60)
+        assert refused == [[TOO_MANY_TEXT]]
+        assert greedy.wait_value(keys[0], lambda v: True, timeout=60) == [["No training yet: press Train."]]
+        if other.sio is None:
+            other.connect()
+        mine = other.stream("TRAIN_PROGRESS", "alice-book", "status")
+        assert other.wait_value(mine, lambda v: True, timeout=60)[0][0] != TOO_MANY_TEXT
+    finally:
+        greedy.close()

@@ -119,12 +119,16 @@ def test_a_pending_body_holds_up_no_other_client(server):
         reply = cell_call(server.port, source="127.0.0.2")
         events.append(("B answered", reply.status, reply.json()["result"][0][0]))
         try:
-            slow.sendall(f"{2 * len(chunk):x}\r\n".encode() + 2 * chunk + b"\r\n")  # now past 64 KiB
-        except OSError:
-            pass
-        events.append(("A refused", read_reply(slow).status))
-    assert [event[:2] for event in events] == [("B answered", 200), ("A refused", 413)]
+            slow.sendall(f"{len(chunk) + 2048:x}\r\n".encode() + chunk + b"0," * 1024 + b"\r\n")  # past 64 KiB
+            events.append(("A refused", read_reply(slow).status))
+        except ConnectionResetError:  # the server answered 413 and closed with our bytes unread: the
+            events.append(("A refused", "reset"))  # kernel's reset can overtake its answer (CI saw it once)
+    assert [event[:2] for event in events] in (
+        [("B answered", 200), ("A refused", 413)],
+        [("B answered", 200), ("A refused", "reset")],
+    )
     assert events[0][2] == pytest.approx(0.298371109, abs=1e-9)  # the worked example's loss
+    assert cell_call(server.port).status == 200  # and the server serves on
 
 
 # ---- rates ---------------------------------------------------------------------------------------------

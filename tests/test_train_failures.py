@@ -239,3 +239,34 @@ def test_a_signalled_training_process_stops_cleanly(tmp_path, sent):
     assert record["run"]["status"] == "stopped"
     assert 1 <= len(record["epochs"]) < 500
     assert load_checkpoint(RunDir(out).checkpoint)["epoch"] == record["epochs"][-1]["epoch"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 200 KB tmpfs: room for a small model's first checkpoint and files, not for the second checkpoint
+    beside it (mounting needs root, as in CI and on the development machine; skipped otherwise)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(disk)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_full_disk_says_so_naming_the_folder_and_keeps_the_last_checkpoint(small_disk):
+    """A real full disk mid-run (torch's writer reports it as "unexpected pos"): the run fails saying the
+    disk is full, naming the file and its folder, and the previous epoch's checkpoint stays loadable."""
+    out_dir = small_disk / "run"
+    quick = ["--subset", "1000", "--batch-size", "100", "--model", "small", "--epochs", "3", "--threads", "1"]
+    command = [sys.executable, "-m", "ml.train", *quick, "--run-dir", str(out_dir)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    said = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert f"the disk is full: cannot write model.pt in {out_dir}; free some space there" in said
+    assert (
+        "the checkpoint of epoch 1 is kept" in said and "inline_container" not in said.split("Run failed")[-1]
+    )
+    assert load_checkpoint(out_dir / "model.pt")["epoch"] == 1

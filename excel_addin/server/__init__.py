@@ -6,10 +6,18 @@ environment: ``XLWINGS_LICENSE_KEY=noncommercial`` for educational use (xlwings 
 Noncommercial). Importing this package does nothing else: the app is built on first access to ``app``, so
 ``python -m excel_addin.server`` can set its options before xlwings Server reads its settings.
 
-Modules: ``asgi`` (configuration, the app), ``functions`` (custom functions), ``scripts`` (the task pane's
-buttons) and ``buttons`` (what they do), ``training`` (the queue of trainings), ``progress`` (where a run
-stands), ``workbook`` (a workbook's id), ``options``, ``perimeter`` (hosts, origins, limits, static files),
-``routes`` (``/gradsheet/status``), ``project/`` (templates and static files: task pane, manifest, icons).
+A folder per role, as in xlwings Server's own projects:
+
+* ``functions`` (custom functions: the cells), ``scripts`` (custom scripts: the task pane's buttons, over
+  ``excel_addin.buttons``), ``streams`` (TRAIN_PROGRESS to its user only), ``routers/`` (the pane's
+  status, a teacher's view of the class, cell calls measured off the event loop);
+* ``auth/`` (who is calling: class codes, Entra ID, ``identity``), ``perimeter/`` (hosts, origins,
+  forwarded headers, body sizes, rate limits, static files);
+* ``runs/`` (the run book: where each user's runs stand; ``local`` for one machine, ``redis`` for several),
+  ``caps`` (the teacher's limits on a run), ``workbook`` (a workbook's id), ``progress`` (the view a
+  stream shows), ``messages`` (no server path in anything a user sees);
+* ``options`` (every setting, named once), ``asgi`` (the assembly), ``__main__`` (the command line),
+  ``project/`` (templates and static files: task pane, manifest, icons).
 """
 
 from __future__ import annotations

@@ -102,10 +102,11 @@ from xlwings_server.config import settings  # noqa: E402
 from xlwings_server.routers.socketio import sio as _sio  # noqa: E402
 from xlwings_server.templates import env as _templates  # noqa: E402
 
-from excel_addin.server import calls, functions, perimeter, scripts, streams  # noqa: E402
+from excel_addin.server import functions, perimeter, scripts, streams  # noqa: E402
 from excel_addin.server.auth import routes as auth_routes  # noqa: E402
 from excel_addin.server.options import perimeter_options  # noqa: E402
-from excel_addin.server.routes import router  # noqa: E402
+from excel_addin.server.routers import calls  # noqa: E402
+from excel_addin.server.routers.classroom import router  # noqa: E402
 from excel_addin.sheets import layout  # noqa: E402
 from excel_addin.sheets.classify_sheet import grid_range  # noqa: E402
 

@@ -21,6 +21,7 @@ import logging
 from typing import Any
 
 import xlwings as xw
+from xlwings.pro import udfs_officejs
 from xlwings_server.dependencies import authenticate
 from xlwings_server.models import CurrentUser
 
@@ -28,12 +29,22 @@ from excel_addin.server.auth import identity
 
 logger = logging.getLogger(__name__)
 SIGN_IN_TEXT = "#VALUE! sign in in the gradsheet pane"
+# A user's live streaming cells on this web process at most: each polls its run twice a second, so a
+# student opening thousands (one per made-up workbook id) would keep the server busy for everyone.
+MAX_STREAMS_PER_USER = 50
+TOO_MANY_TEXT = f"#VALUE! too many live cells: at most {MAX_STREAMS_PER_USER} TRAIN_PROGRESS cells per user"
 RESULT_EVENT = "xlwings:set-result-"
 
 
 def room(user_id: str) -> str:
     """The socket.io room of a user's sockets."""
     return f"user:{user_id}"
+
+
+def streams_of(user_id: str) -> set[str]:
+    """The server's task keys of the user's streams open on this web process (xlwings' own registry)."""
+    prefix = own_key(user_id, "")
+    return {key for key in udfs_officejs.task_key_to_sid_counts if key.startswith(prefix)}
 
 
 def own_key(user_id: str, client_key: str) -> str:
@@ -76,6 +87,9 @@ def install(sio: Any, custom_functions: Any) -> None:
             return
         user_id = identity(user).id
         mine = {**data, "task_key": own_key(user_id, client_key)}
+        if mine["task_key"] not in streams_of(user_id) and len(streams_of(user_id)) >= MAX_STREAMS_PER_USER:
+            await sio.emit(RESULT_EVENT + client_key, {"result": [[TOO_MANY_TEXT]]}, to=sid)
+            return
         emitter = UserEmitter(sio, user_id, client_key)
         await xw.server.sio_custom_function_call(
             sid, mine, custom_functions, user, emitter, {CurrentUser: user}

@@ -29,11 +29,19 @@ def free_port() -> int:
 
 class LiveServer:
     """``python -m excel_addin.server`` in a subprocess; ``url`` once it answers. ``env``: more environment
-    variables (e.g. PYTHONPATH to serve a copy of the package)."""
+    variables (e.g. PYTHONPATH to serve a copy of the package); ``port``: the port (default a free one;
+    given, a server restarted after a crash is reached where its clients were)."""
 
-    def __init__(self, folder: Path, *options: str, scheme: str = "http", env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        folder: Path,
+        *options: str,
+        scheme: str = "http",
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+    ):
         self.folder = folder
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"{scheme}://127.0.0.1:{self.port}"
         args = ["--port", str(self.port), "--runs", str(folder / "runs"), "--threads", "1", *options]
         env = {**os.environ, "PYTHONPATH": str(ROOT), "XLWINGS_LICENSE_KEY": "noncommercial", **(env or {})}

@@ -17,6 +17,7 @@ contract; two books keep it:
 from __future__ import annotations
 
 import functools
+import threading
 
 from excel_addin.server.runs.base import (
     ACTIVE,
@@ -39,9 +40,21 @@ __all__ = ["ACTIVE", "CANCELLED", "ENDED", "FAILED", "PER_USER", "QUEUED", "RUNN
            "RunBook", "RunKey", "folder_keys", "owner_folder", "run_folder", "run_book"]  # fmt: skip
 
 
-@functools.cache
+_making = threading.Lock()
+
+
 def run_book() -> RunBook:
-    """This server's run book, set up from its options on first use: Redis's with ``--redis``."""
+    """This server's run book, set up from its options on first use: Redis's with ``--redis``.
+
+    Made once, whichever requests ask first: after a restart a whole class reconnects at once, and a
+    second local book read the restart journal after the first had rewritten it, so the runs that had
+    waited lost their "the server restarted" notice and read "No training yet"."""
+    with _making:
+        return _made_run_book()
+
+
+@functools.cache
+def _made_run_book() -> RunBook:
     from excel_addin.server.options import options
 
     if options().redis:

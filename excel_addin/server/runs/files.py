@@ -1,11 +1,13 @@
 """A run seen through its folder's files: progress.json, which the training process writes as it goes
 (``ml.sinks.ProgressFileSink``), replayed into the status line the Train sheet shows
-(``excel_addin.status_line``) and one metric row per finished epoch. Only that file is read, so a run
-started before a server restart still shows.
+(``excel_addin.status_line``) and one metric row per finished epoch. That file alone tells where a run
+stands, so a run started before a server restart still shows; for a run whose process died, its
+metrics.json may hold one more epoch (``with_saved_epochs``).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +50,19 @@ def from_files(run_dir: RunDir, running: bool | None = None, starting: str | Non
     (None: ask the run lock); ``starting``: the status while its process starts."""
     if running is None:
         running = run_lock.active_run(run_dir.path) is not None
-    return from_record(run_dir.read_progress(), running, starting, run_dir.worker_log.name)
+    record = run_dir.read_progress()
+    shown = from_record(record, running, starting, run_dir.worker_log.name)
+    return shown if running or (record or {}).get("ended") else with_saved_epochs(shown, run_dir)
+
+
+def with_saved_epochs(shown: Progress, run_dir: RunDir) -> Progress:
+    """A run whose process ended without saying so, with every epoch its metrics.json saved: the process
+    writes that file (and the epoch's checkpoint) before it draws the epoch's charts and then progress.json,
+    so one killed in between left progress.json an epoch short of the run's own files."""
+    saved = tuple(tuple(metric_cells(row)) for row in (run_dir.read_record() or {}).get("epochs") or ())
+    if len(saved) > len(shown.rows) and saved[: len(shown.rows)] == shown.rows:
+        return replace(shown, rows=saved)
+    return shown
 
 
 def from_record(record: dict[str, Any] | None, running: bool, starting: str | None, log: str) -> Progress:

@@ -37,7 +37,8 @@ async def status(user: User, workbook: str | None = None) -> dict:
     "queue", "epochs", "user", "teacher", "server": {"running", "queued", "slots"}}``. Without a workbook
     id: the server's counts and who is signed in."""
     owner = identity(user)
-    me = {"user": owner.name, "teacher": owner.teacher, "server": run_book().counts()}
+    counts = await asyncio.to_thread(lambda: run_book().counts())  # the first use makes the book: seconds
+    me = {"user": owner.name, "teacher": owner.teacher, "server": counts}
     if not workbook:
         return {"status": "", "progress": None, "queue": None, "epochs": 0, **me}
     state = await asyncio.to_thread(progress_view, owner, _workbook_id(workbook))
@@ -53,8 +54,8 @@ def _teacher(user) -> None:
 async def class_overview(user: User) -> dict:
     """The class as a teacher sees it: every workbook's run (queued, training, done), newest first."""
     _teacher(user)
-    rows = await asyncio.to_thread(run_book().overview)
-    return {"runs": rows, "server": run_book().counts()}
+    rows = await asyncio.to_thread(lambda: run_book().overview())
+    return {"runs": rows, "server": await asyncio.to_thread(lambda: run_book().counts())}
 
 
 class StopRequest(BaseModel):
@@ -67,7 +68,7 @@ async def class_stop(user: User, request: StopRequest) -> dict:
     """A teacher's Stop: any student's run, waiting or training."""
     _teacher(user)
     key = RunKey(_safe_owner(request.owner), _workbook_id(request.workbook))
-    text = await asyncio.to_thread(run_book().stop, key)
+    text = await asyncio.to_thread(lambda: run_book().stop(key))
     return {"status": messages.for_user(text)}
 
 

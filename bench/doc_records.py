@@ -23,9 +23,23 @@ SHORT = {"dev-cpu": "Xeon (AMX, bf16), 2 cores", "h200": "H200 GPU"}
 DEV_SIGNATURE = {"cpu_count": 2, "torch": "2.14.1+cu130"}
 
 
+class MissingRecordError(LookupError):
+    """A table's record is not (yet) in bench/results/: the table cannot be drawn."""
+
+    def __init__(self, name: str):
+        super().__init__(f"bench/results/{name} does not exist (a bench writes it with --out)")
+        self.name = name
+
+
+def has_record(name: str) -> bool:
+    return (RESULTS / name).is_file()
+
+
 @cache
 def record(name: str) -> dict:
-    """A committed record of bench/results/, by its file name."""
+    """A committed record of bench/results/, by its file name (MissingRecordError when there is none)."""
+    if not has_record(name):
+        raise MissingRecordError(name)
     return json.loads((RESULTS / name).read_text())
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 
-from doc_records import SHORT, machine, record, source_line
+from doc_records import SHORT, has_record, machine, record, source_line
 from doc_research_log import LOG, research_log
 from mnist_table import as_percent
 
@@ -223,16 +223,19 @@ def quickstart_table() -> str:
 
 def install_table() -> str:
     """The Quick start's virtual environment on disk: with pip's default PyTorch, and with the CPU-only build
-    installed first (each the environment that ran a Quick start record)."""
-    body = []
+    installed first (each the environment that ran a Quick start record); a record not yet made is said."""
+    body, made, absent = [], [], []
     for name, how in ((QUICK, "pip's default PyTorch (CUDA's libraries included)"),
                       (QUICK_CPU, "PyTorch's CPU-only build first")):  # fmt: skip
-        data = record(name)
+        if not has_record(name):
+            absent.append(f"{how}: no record yet (`{name}`, the Quick start bench in such an environment)")
+            continue
+        data, _ = record(name), made.append(name)
         torch = data["machine"]["torch"]
         body.append([how, f"torch {torch}", f"{data['environment_bytes'] / 2**30:.1f} GB", f"`{name}`"])
-    return "\n".join(
-        [*rows(["install", "PyTorch", ".venv on disk", "record"], body), "", source_line(QUICK, QUICK_CPU)]
-    )
+    notes = [f"Not measured: {'; '.join(absent)}.", ""] if absent else []
+    return "\n".join([*rows(["install", "PyTorch", ".venv on disk", "record"], body), "", *notes,
+                      source_line(*made)])  # fmt: skip
 
 
 def summary_table() -> str:
@@ -265,20 +268,34 @@ def summary_table() -> str:
     return "\n".join([*table, "", source_line(TIME, PREDICT, BACKPROP, QUICK, EPYC, GPU)])
 
 
-def classroom_table(name: str) -> str:
-    """A classroom benchmark record (bench/classroom_bench.py): the class, what went wrong, the latencies."""
-    r = record(name)
-    body = [
-        ["students, web processes, training workers",
-         f"{r['students']}, {r['web_processes']}, {r['train_workers']}"],
-        ["requests; errors; wrong results; foreign events; rows lost",
-         f"{r['requests']:,}; {r['errors']}; {r['wrong_results']}; {r['foreign_events']}; {r['rows_lost']}"],
+def measured(value, unit: str = "") -> str:
+    """A figure of a record, or "-" where the record holds none (e.g. no warm slot in the embedded mode)."""
+    return "-" if value is None else f"{value:g}{unit}"
+
+
+def classroom_rows(r: dict) -> list[list[str]]:
+    """The cells of a classroom record (bench/classroom_bench.py's fields), one figure per row."""
+    load = r["machine"].get("load_average_before")
+    return [
+        ["mode", f"{r['mode']}: {r['web_processes']} web process(es), {r['train_workers']} train worker(s)"],
+        ["students; class length", f"{r['students']}; {r['seconds']:g} s"],
+        ["requests", f"{r['requests']:,}"],
+        ["errors; wrong results", f"{r['errors']}; {r['wrong_results']}"],
+        ["foreign events; rows lost", f"{r['foreign_events']}; {r['rows_lost']}"],
         ["trainings pressed; completed", f"{r['trainings_pressed']}; {r['trainings_completed']}"],
-        ["latency p50 / p95 / p99", f"{r['p50_ms']} / {r['p95_ms']} / {r['p99_ms']} ms"],
-        ["press Train -> first step: fresh process / warm slot",
-         f"{r.get('press_to_first_step_cold_s')} s / {r.get('press_to_first_step_warm_s')} s"],
+        ["latency p50 / p95 / p99",
+         f"{measured(r['p50_ms'])} / {measured(r['p95_ms'])} / {measured(r['p99_ms'])} ms"],
+        ["press Train -> first step: fresh process; warm slot",
+         f"{measured(r.get('press_to_first_step_cold_s'), ' s')}; "
+         f"{measured(r.get('press_to_first_step_warm_s'), ' s')}"],
+        *([["load average at the start", f"{load[0]:.1f}"]] if load else []),
     ]  # fmt: skip
-    return "\n".join([*rows(["the class", "figure"], body), "", source_line(name)])
+
+
+def classroom_table(name: str) -> str:
+    """A classroom benchmark record (bench/classroom_bench.py: embedded mode in classroom.json, distributed
+    in classroom_redis.json): the class, what went wrong, the latencies, with its machine."""
+    return "\n".join([*rows(["the class", "figure"], classroom_rows(record(name))), "", source_line(name)])
 
 
 TABLES = {

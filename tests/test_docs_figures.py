@@ -10,6 +10,7 @@ from pathlib import Path
 
 import doc_figures
 import doc_prose
+import doc_records
 import doc_tables
 import pytest
 
@@ -57,21 +58,57 @@ def test_a_figure_added_to_the_prose_is_refused(tmp_path):
     ]
 
 
-def test_the_classroom_table_reads_a_classroom_record(monkeypatch):
-    """The table the classroom benchmark's record goes into (its fields as bench/classroom_bench.py writes
-    them): a record of this shape renders, naming its machine."""
-    made_up = {
-        "students": 20, "web_processes": 2, "train_workers": 2, "requests": 12345, "errors": 0,
-        "wrong_results": 0, "foreign_events": 0, "rows_lost": 0, "trainings_pressed": 8,
-        "trainings_completed": 8, "p50_ms": 12.5, "p95_ms": 80.1, "p99_ms": 150.0,
-        "press_to_first_step_cold_s": 5.4, "press_to_first_step_warm_s": 0.2,
-        "machine": {"processor": "AMD EPYC", "cpu_count": 2},
-    }  # fmt: skip
-    monkeypatch.setattr(doc_tables, "record", lambda name: made_up)
-    monkeypatch.setattr(doc_tables, "source_line", lambda name: f"*Measured on {name}.*")
-    table = doc_tables.classroom_table("classroom_made_up.json")
-    assert "| requests; errors; wrong results; foreign events; rows lost | 12,345; 0; 0; 0; 0 |" in table
-    assert table.endswith("*Measured on classroom_made_up.json.*")
+CLASS = {  # a classroom record's fields as bench/classroom_bench.py writes them (classroom_report.summarise)
+    "mode": "distributed", "students": 20, "web_processes": 2, "train_workers": 2, "seconds": 90.0,
+    "requests": 12345, "errors": 0, "wrong_results": 1, "foreign_events": 0, "rows_lost": 0,
+    "trainings_pressed": 8, "trainings_completed": 7, "p50_ms": 12.5, "p95_ms": 80.1, "p99_ms": 150.0,
+    "press_to_first_step_cold_s": 5.38, "press_to_first_step_warm_s": None,
+    "machine": {"processor": "AMD EPYC", "cpu_count": 2, "load_average_before": [1.25, 1.0, 0.5]},
+}  # fmt: skip
+
+
+def test_the_classroom_table_renders_a_classroom_record(monkeypatch):
+    """The table the classroom benchmark's records go into (``figures: classroom FILE``), on a small record:
+    every figure where it belongs, an absent one as "-", and the caption naming the record's machine."""
+    monkeypatch.setattr(doc_tables, "record", lambda name: CLASS)
+    monkeypatch.setattr(doc_records, "record", lambda name: CLASS)
+    table = doc_tables.classroom_table("classroom_made_up.json").splitlines()
+    assert table[:2] == ["| the class | figure |", "|---|---|"]
+    assert "| mode | distributed: 2 web process(es), 2 train worker(s) |" in table
+    assert "| students; class length | 20; 90 s |" in table
+    assert "| requests | 12,345 |" in table
+    assert "| errors; wrong results | 0; 1 |" in table
+    assert "| foreign events; rows lost | 0; 0 |" in table
+    assert "| trainings pressed; completed | 8; 7 |" in table
+    assert "| latency p50 / p95 / p99 | 12.5 / 80.1 / 150 ms |" in table
+    assert "| press Train -> first step: fresh process; warm slot | 5.38 s; - |" in table
+    assert "| load average at the start | 1.2 |" in table
+    assert (
+        table[-1]
+        == "*Measured on 2 cores of an AMD EPYC (`classroom_made_up.json`); records in `bench/results/`.*"
+    )
+
+
+def test_a_block_whose_record_is_absent_is_kept_and_named(capsys, tmp_path):
+    """The classroom records come later: a block naming one that is not in bench/results/ stays as it is,
+    the check names it, --update skips it (exit code 1) and --show says what is missing."""
+    absent = "classroom_not_measured_yet.json"
+    block = f"<!-- figures: classroom {absent} -->\nto be drawn\n<!-- /figures -->\n"
+    page = tmp_path / "page.md"
+    page.write_text(f"# A page\n\n{block}")
+    missing: list[str] = []
+    assert doc_figures.regenerate(page.read_text(), missing) == page.read_text()
+    assert missing == [
+        f"classroom {absent}: bench/results/{absent} does not exist (a bench writes it with --out)"
+    ]
+    assert doc_figures.stale([page], []) == []
+    assert doc_figures.main(["--update", str(page)]) == 1
+    assert page.read_text() == f"# A page\n\n{block}"
+    assert f"skipped {page}: classroom {absent}" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match=f"bench/results/{absent} does not exist"):
+        doc_figures.main(["--show", "classroom", absent])
+    with pytest.raises(SystemExit, match="needs its record"):
+        doc_figures.render("classroom", None)
 
 
 def slug(heading: str) -> str:

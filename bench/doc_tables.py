@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 
-from doc_records import SHORT, has_record, machine, record, source_line
+from doc_records import SHORT, MissingRecordError, has_record, machine, record, source_line
 from doc_research_log import LOG, research_log
 from mnist_table import as_percent
 
@@ -233,6 +233,8 @@ def install_table() -> str:
         data, _ = record(name), made.append(name)
         torch = data["machine"]["torch"]
         body.append([how, f"torch {torch}", f"{data['environment_bytes'] / 2**30:.1f} GB", f"`{name}`"])
+    if not made:
+        raise MissingRecordError(QUICK)
     notes = [f"Not measured: {'; '.join(absent)}.", ""] if absent else []
     return "\n".join([*rows(["install", "PyTorch", ".venv on disk", "record"], body), "", *notes,
                       source_line(*made)])  # fmt: skip

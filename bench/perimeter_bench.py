@@ -1,6 +1,6 @@
 """Measure what the server's perimeter defaults rest on (excel_addin.server.options.PERIMETER_SETTINGS).
 
-    python bench/perimeter_bench.py [--json PATH]
+    python bench/perimeter_bench.py [--out FILE]
 
 1. Request sizes: what each task-pane button sends for a workbook shaped like the template (the sheets its
    ``include`` names, the remote-engine payload of ``excel_addin.testing.remote_book``), and a
@@ -13,12 +13,12 @@
    Pyodide import probe (the baseline) and with the perimeter's ``never_jsnull`` instead, in the same
    process: the median of 3 conversions in milliseconds, and the ratio.
 
-Prints a table; ``--json PATH`` also writes the figures.
+Prints a table and writes the figures to runs/bench/perimeter.json (git ignores runs/) unless ``--out``
+names another file: the committed record is ``--out bench/results/perimeter.json``.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import importlib
 import json
@@ -40,6 +40,10 @@ from excel_addin.server.options import PERIMETER_SETTINGS, PerimeterOptions  # n
 from excel_addin.sheets import layout  # noqa: E402
 from excel_addin.testing.live_server import LiveServer  # noqa: E402
 from excel_addin.testing.remote_book import apply_actions, book_payload, only_sheets  # noqa: E402
+from ml.cli import Parser  # noqa: E402
+
+PROG = "python bench/perimeter_bench.py"
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "runs" / "bench" / "perimeter.json"  # git ignores runs/
 
 REPEATS = 3  # conversions timed per range size and variant (the median is reported)
 BROWSER_CONNECTIONS = 6  # concurrent HTTP/1.1 connections a browser opens to one server
@@ -189,11 +193,21 @@ def cpu_model() -> str:
     return names[0].strip() if names else platform.processor()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+def build_parser() -> Parser:
+    parser = Parser(prog=PROG, description=__doc__.splitlines()[0], renamed={"--json": "--out FILE"})
+    parser.add_argument(
+        "--out",
+        metavar="FILE",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="the JSON record (runs/bench/perimeter.json)",
+    )
     parser.add_argument("--sides", type=int, nargs="+", default=[28, 100, 200], help="range sizes (N x N)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     sizes = request_sizes()
     with tempfile.TemporaryDirectory(prefix="gradsheet-perimeter-bench-") as folder:
         server = LiveServer(Path(folder), "--http").wait_ready()
@@ -204,14 +218,13 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
     conversion = conversion_ms(tuple(args.sides))
     report(sizes, recalc, conversion)
-    if args.json:
-        figures = {"benchmark": "server perimeter defaults", "python": platform.python_version(),
-                   "machine": platform.machine(), "processor": cpu_model(), "cpus": os.cpu_count(),
-                   "load_average": os.getloadavg(),
-                   "request_sizes": sizes, "recalculation": recalc, "conversion": conversion}  # fmt: skip
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
-        print(f"wrote {args.json}")
+    figures = {"benchmark": "server perimeter defaults", "python": platform.python_version(),
+               "machine": platform.machine(), "processor": cpu_model(), "cpus": os.cpu_count(),
+               "load_average": os.getloadavg(),
+               "request_sizes": sizes, "recalculation": recalc, "conversion": conversion}  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"wrote {args.out}")
     return 0
 
 

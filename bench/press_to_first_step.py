@@ -1,6 +1,6 @@
 """Press Train -> the first training step: a fresh process against a warm training slot, on this machine.
 
-    python bench/press_to_first_step.py [--repeats 3] [--json bench/results/press_to_first_step.json]
+    python bench/press_to_first_step.py [--repeats 3] [--out FILE]
 
 Starts a real redis-server on a free loopback port and the add-in server in its distributed mode
 (``--redis``), then presses Train (the small model on 1,000 images, CPU, one thread) over HTTP as the task
@@ -16,12 +16,13 @@ event stream in Redis records it (the entry's time is Redis's clock, on this mac
 after its first step. As a cross-check, the default server (no Redis) is pressed too, and its fresh
 process's "training began" (metrics.json's ``started_at``) is reported: a lower bound of its first step.
 Prints a table (median and min seconds, the ratio cold/warm) and writes JSON with the machine's name,
-cores and load average (other work on the machine slows the cold start most).
+cores and load average (other work on the machine slows the cold start most): to
+runs/bench/press_to_first_step.json (git ignores runs/) unless ``--out`` names another file; the committed
+record is ``--out bench/results/press_to_first_step.json``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -41,7 +42,11 @@ from excel_addin.testing.live_server import LiveServer, press  # noqa: E402
 from excel_addin.testing.redis_server import RedisServer  # noqa: E402
 from excel_addin.testing.training_workers import TrainingWorkers  # noqa: E402
 from excel_addin.testing.waiting import wait_for  # noqa: E402
+from ml.cli import Parser  # noqa: E402
 from ml.run_dir import DEFAULT_RUN_DIR, RunDir  # noqa: E402
+
+PROG = "python bench/press_to_first_step.py"
+DEFAULT_OUT = ROOT / "runs" / "bench" / "press_to_first_step.json"  # under runs/, which git ignores
 
 RUN = {"subset": 1000, "batch_size": 100, "model": "small", "device": "cpu", "lr": 0.05, "seed": 3,
        "out_dir": "", "epochs": 1}  # fmt: skip
@@ -153,11 +158,20 @@ def row(case: str, values: list[float], warm: float) -> dict:
     return {"case": case, "median_s": median, "min_s": min(values), "runs": values, "x_warm": median / warm}
 
 
+def build_parser() -> Parser:
+    parser = Parser(prog=PROG, description=__doc__.splitlines()[0], renamed={"--json": "--out FILE"})
+    parser.add_argument("--repeats", type=int, default=3, help="presses of each kind (default 3)")
+    parser.add_argument(
+        "--out",
+        metavar="FILE",
+        default=str(DEFAULT_OUT),
+        help="the JSON record (runs/bench/press_to_first_step.json)",
+    )
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "press_to_first_step.json"))
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="gradsheet-bench-") as tmp:
         measured = measure_distributed(Path(tmp) / "distributed", args.repeats)
@@ -178,9 +192,9 @@ def main(argv: list[str] | None = None) -> int:
               "cpu_count": os.cpu_count(), "load_average_before": load_before,
               "load_average_after": os.getloadavg(), "python": platform.python_version(),
               "results": results}  # fmt: skip
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
     return 0
 
 

@@ -1,19 +1,21 @@
-"""Draw the add-in's icons (ribbon, add-in list): ``python docs/make_icons.py``.
+"""Draw the add-in's icons (ribbon, add-in list) into a folder.
 
-A spreadsheet grid with a falling loss curve, at the sizes Office asks for (16, 32, 64, 80 px), into
-``excel_addin/server/project/static/images/icons/gradsheet-<size>.png``. Drawn at 8x and scaled down, so
-the small sizes stay crisp.
+``python docs/make_icons.py --out-dir excel_addin/server/project/static/images/icons`` redraws the add-in's.
+
+A spreadsheet grid with a falling loss curve, at the sizes Office asks for (16, 32, 64, 80 px), as
+``gradsheet-<size>.png`` in ``--out-dir`` (the add-in's icons are those of the folder above). Drawn at 8x and
+scaled down, so the small sizes stay crisp.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-ICONS = (
-    Path(__file__).resolve().parents[1] / "excel_addin" / "server" / "project" / "static" / "images" / "icons"
-)
+from ml.cli import Parser
+
 SIZES = (16, 32, 64, 80)
 GREEN, LIGHT, CURVE = (33, 115, 70), (232, 243, 236), (230, 120, 30)
 
@@ -43,12 +45,20 @@ def draw(size: int) -> Image.Image:
     return image.resize((size, size), Image.Resampling.LANCZOS)
 
 
-def main() -> None:
-    ICONS.mkdir(parents=True, exist_ok=True)
+def build_parser() -> Parser:
+    parser = Parser(prog="python docs/make_icons.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--out-dir", metavar="DIR", type=Path, required=True, help="the icons' folder")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    folder = build_parser().parse_args(argv).out_dir
+    folder.mkdir(parents=True, exist_ok=True)
     for size in SIZES:
-        draw(size).save(ICONS / f"gradsheet-{size}.png", optimize=True)
-        print(ICONS / f"gradsheet-{size}.png")
+        draw(size).save(folder / f"gradsheet-{size}.png", optimize=True)
+        print(folder / f"gradsheet-{size}.png")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -13,11 +13,12 @@ of the headless report of that run folder (``python -m excel_addin.report``). Wr
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+
+from ml.cli import Parser
 
 # picture name -> (text that starts the sheet's first page, crop width as a fraction of the page's
 # content, crop height as a fraction of the crop's width)
@@ -147,17 +148,19 @@ def render_report(run_dir: Path, out_dir: Path) -> Path:
         return _crop_page(pdf, _first_page(texts, start), width, aspect, out_dir / f"{name}.png", tmp)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m docs.render_pictures", description=__doc__.splitlines()[0]
-    )
+def build_parser() -> Parser:
+    parser = Parser(prog="python -m docs.render_pictures", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--out", metavar="FOLDER", type=Path, required=True, help="the folder to write the PNGs into"
     )
     parser.add_argument(
         "--report", metavar="RUN_DIR", type=Path, help="also draw train_sheet.png from this run"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     written = [*render(args.out), render_explained(args.out)]
     if args.report:

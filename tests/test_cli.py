@@ -30,6 +30,8 @@ COMMANDS = [
     ("python bench/backprop_bench.py", ["--repeat", "3"], "--repeats"),
     ("python bench/textbook.py", ["--out", "t.json", "--seeds", "2"], "--seed"),
     ("python bench/step_profile.py", ["--devices", "cuda"], "--device"),
+    ("python bench/quickstart_bench.py", ["--repeat", "2"], "--repeats"),
+    ("python bench/doc_figures.py", ["--updat", "README.md"], "--update"),
 ]
 
 # Runs a command's main in this process, as `python -m X` or `python X.py` would: with --help, then with

@@ -216,6 +216,9 @@ def _lock_for(args: argparse.Namespace, config: TrainConfig) -> run_lock.RunLock
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.redis:
+        from excel_addin.extras import require
+
+        require("server", "python -m excel_addin.worker --redis")  # RQ and Redis come with that extra
         from excel_addin.jobs import supervisor
 
         return supervisor.serve(args)

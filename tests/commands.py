@@ -32,7 +32,7 @@ def other_parsers() -> dict:
 
     from docs import make_icons, render_pictures, render_taskpane
     from excel_addin import worker
-    from excel_addin.server import __main__ as server
+    from excel_addin.server import cli as server
 
     modules = (server, worker, perimeter_bench, press_to_first_step)
     modules += (render_pictures, render_taskpane, make_icons)

@@ -218,7 +218,7 @@ def test_a_redis_that_does_not_answer_gets_its_words(tmp_path):
 
 
 def test_several_web_processes_need_redis(capsys):
-    from excel_addin.server.__main__ import main
+    from excel_addin.server.cli import main
 
     with pytest.raises(SystemExit, match="--workers needs --redis"):
         main(["--http", "--workers", "2"])

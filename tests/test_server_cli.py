@@ -14,7 +14,7 @@ import pytest
 import xlwings as xw
 from server_app import ROOT, LiveServer, call_body
 
-from excel_addin.server.__main__ import CERT_FILE, KEY_FILE
+from excel_addin.server.cli import CERT_FILE, KEY_FILE
 from excel_addin.testing.class_codes import signed_in
 
 

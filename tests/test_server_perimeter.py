@@ -239,7 +239,7 @@ def test_host_names_are_parsed_one_way():
 
 
 def test_each_perimeter_setting_has_its_flag_its_default_and_its_documentation():
-    from excel_addin.server.__main__ import build_parser
+    from excel_addin.server.cli import build_parser
 
     help_text = " ".join(build_parser().format_help().split())
     docs = (ROOT / "docs" / "security.md").read_text()

@@ -1,7 +1,7 @@
 """gradsheet as an Office add-in for Excel on Windows, macOS and the web, on xlwings Server.
 
 ``from excel_addin.server import app`` gives the ASGI app, configured by the package itself (``asgi``);
-``python -m excel_addin.server`` serves it over https (``__main__``). Only the licence key comes from the
+``python -m excel_addin.server`` serves it over https (``cli``). Only the licence key comes from the
 environment: ``XLWINGS_LICENSE_KEY=noncommercial`` for educational use (xlwings Server is PolyForm
 Noncommercial). Importing this package does nothing else: the app is built on first access to ``app``, so
 ``python -m excel_addin.server`` can set its options before xlwings Server reads its settings.
@@ -16,8 +16,8 @@ A folder per role, as in xlwings Server's own projects:
 * ``runs/`` (the run book: where each user's runs stand; ``local`` for one machine, ``redis`` for several),
   ``caps`` (the teacher's limits on a run), ``workbook`` (a workbook's id), ``progress`` (the view a
   stream shows), ``messages`` (no server path in anything a user sees);
-* ``options`` (every setting, named once), ``asgi`` (the assembly), ``__main__`` (the command line),
-  ``project/`` (templates and static files: task pane, manifest, icons).
+* ``options`` (every setting, named once), ``asgi`` (the assembly), ``cli`` (the command line, run by
+  ``__main__``), ``project/`` (templates and static files: task pane, manifest, icons).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ rate limits (and the one xlwings Server setting that must come from outside, the
 They come from environment variables, so ``python -m excel_addin.server`` (which sets them from its
 options) and ``uvicorn excel_addin.server:app`` behind a proxy configure the same way. Each variable and
 its default is named here once; a ``Setting`` also names its command-line flag and help, from which
-``__main__`` makes the flag.
+``cli`` makes the flag.
 """
 
 from __future__ import annotations

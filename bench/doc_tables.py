@@ -284,26 +284,29 @@ def summary_table() -> str:
     return "\n".join([*table, "", source_line(TIME, PREDICT, BACKPROP, QUICK, GPU)])
 
 
-def measured(value, unit: str = "") -> str:
-    """A figure of a record, or "-" where the record holds none (e.g. no warm slot in the embedded mode)."""
-    return "-" if value is None else f"{value:g}{unit}"
+def measured(value, form: str) -> str:
+    """A figure of a record in ``form`` (e.g. "{:.2f} s"), or "-" where the record holds none (e.g. no warm
+    slot in the embedded mode)."""
+    return "-" if value is None else form.format(value)
 
 
 def classroom_rows(r: dict) -> list[list[str]]:
     """The cells of a classroom record (bench/classroom_bench.py's fields), one figure per row."""
     load = r["machine"].get("load_average_before")
+    again = r["trainings_interrupted_and_pressed_again"] + r["trainings_dropped_by_restart_and_pressed_again"]
+    ms = [measured(r[key], "{:,.0f}") for key in ("p50_ms", "p95_ms", "p99_ms")]
     return [
         ["mode", f"{r['mode']}: {r['web_processes']} web process(es), {r['train_workers']} train worker(s)"],
         ["students; class length", f"{r['students']}; {r['seconds']:g} s"],
         ["requests", f"{r['requests']:,}"],
         ["errors; wrong results", f"{r['errors']}; {r['wrong_results']}"],
         ["foreign events; rows lost", f"{r['foreign_events']}; {r['rows_lost']}"],
-        ["trainings pressed; completed", f"{r['trainings_pressed']}; {r['trainings_completed']}"],
-        ["latency p50 / p95 / p99",
-         f"{measured(r['p50_ms'])} / {measured(r['p95_ms'])} / {measured(r['p99_ms'])} ms"],
+        ["trainings pressed; completed; pressed again after a fault",
+         f"{r['trainings_pressed']}; {r['trainings_completed']}; {again}"],
+        ["latency p50 / p95 / p99", f"{' / '.join(ms)} ms"],
         ["press Train -> first step: fresh process; warm slot",
-         f"{measured(r.get('press_to_first_step_cold_s'), ' s')}; "
-         f"{measured(r.get('press_to_first_step_warm_s'), ' s')}"],
+         f"{measured(r.get('press_to_first_step_cold_s'), '{:.2f} s')}; "
+         f"{measured(r.get('press_to_first_step_warm_s'), '{:.2f} s')}"],
         *([["load average at the start", f"{load[0]:.1f}"]] if load else []),
     ]  # fmt: skip
 

@@ -63,7 +63,8 @@ def test_a_figure_added_to_the_prose_is_refused(tmp_path):
 CLASS = {  # a classroom record's fields as bench/classroom_bench.py writes them (classroom_report.summarise)
     "mode": "distributed", "students": 20, "web_processes": 2, "train_workers": 2, "seconds": 90.0,
     "requests": 12345, "errors": 0, "wrong_results": 1, "foreign_events": 0, "rows_lost": 0,
-    "trainings_pressed": 8, "trainings_completed": 7, "p50_ms": 12.5, "p95_ms": 80.1, "p99_ms": 150.0,
+    "trainings_pressed": 8, "trainings_completed": 7, "trainings_interrupted_and_pressed_again": 1,
+    "trainings_dropped_by_restart_and_pressed_again": 2, "p50_ms": 12.5, "p95_ms": 80.1, "p99_ms": 150.0,
     "press_to_first_step_cold_s": 5.38, "press_to_first_step_warm_s": None,
     "machine": {"processor": "AMD EPYC", "cpu_count": 2, "load_average_before": [1.25, 1.0, 0.5]},
 }  # fmt: skip
@@ -81,8 +82,8 @@ def test_the_classroom_table_renders_a_classroom_record(monkeypatch):
     assert "| requests | 12,345 |" in table
     assert "| errors; wrong results | 0; 1 |" in table
     assert "| foreign events; rows lost | 0; 0 |" in table
-    assert "| trainings pressed; completed | 8; 7 |" in table
-    assert "| latency p50 / p95 / p99 | 12.5 / 80.1 / 150 ms |" in table
+    assert "| trainings pressed; completed; pressed again after a fault | 8; 7; 3 |" in table
+    assert "| latency p50 / p95 / p99 | 12 / 80 / 150 ms |" in table
     assert "| press Train -> first step: fresh process; warm slot | 5.38 s; - |" in table
     assert "| load average at the start | 1.2 |" in table
     assert (

@@ -11,18 +11,16 @@ runs/bench/backprop.json (git ignores runs/); the committed record is written by
 
 from __future__ import annotations
 
-import json
 import platform
 import statistics
 import sys
 import time
-from pathlib import Path
+
+from bench_record import add_out_option, write_record
 
 from excel_addin.classic.udfs import BACKPROP_CURVE, BACKPROP_LOSS
 from ml import backprop
 from ml.cli import Parser
-
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "runs" / "bench" / "backprop.json"  # git ignores runs/
 
 RATES = (0.1, 0.2, 0.5, 0.8, 1.0, 2.0)
 EPOCHS = 100
@@ -66,12 +64,7 @@ def build_parser() -> Parser:
         renamed={"--json": "--out FILE"},
     )
     parser.add_argument("--repeats", type=int, default=20, help="timed repeats per case (default: 20)")
-    parser.add_argument(
-        "--out",
-        metavar="FILE",
-        default=str(DEFAULT_OUT),
-        help="the JSON record (default: runs/bench/backprop.json)",
-    )
+    add_out_option(parser, "backprop.json")
     return parser
 
 
@@ -105,9 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         "processor": platform.processor(),
         "results": results,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_record(args.out, report)
     return 0
 
 

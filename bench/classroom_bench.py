@@ -32,7 +32,6 @@ are written with ``--out bench/results/...``) with the machine (processor, cores
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shlex
@@ -48,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("XLWINGS_LICENSE_KEY", "noncommercial")
 
 import classroom_answers  # noqa: E402
+from bench_record import add_out_option, write_record  # noqa: E402
 from classroom_report import print_table, summarise  # noqa: E402
 from classroom_sites import EmbeddedSite, Fault, Faults, RedisSite, cold_first_step  # noqa: E402
 from classroom_students import ClassStudent, Clock, Plan, Tally  # noqa: E402
@@ -58,7 +58,6 @@ from excel_addin.testing.student import Student  # noqa: E402
 from ml.cli import Parser  # noqa: E402
 
 PROG = "python bench/classroom_bench.py"
-DEFAULT_OUT = ROOT / "runs" / "bench" / "classroom.json"  # under runs/, which git ignores
 WORKER_FAULT_AT, WEB_FAULT_AT, LATEST_FAULT_AT = 0.35, 0.55, 0.8  # fractions of the class
 PRESSES_BY = 0.5  # the trainers press within this fraction of the class
 TIMER = "Timer"  # the user who presses for the warm timing, before the class
@@ -105,9 +104,7 @@ def build_parser() -> Parser:
     p.add_argument("--epochs", type=int, default=3, help="epochs of each pressed training (default 3)")
     p.add_argument("--no-faults", action="store_true", help="leave the kill -9 faults out")
     p.add_argument("--seed", type=int, default=0, help="what the students ask, and when (default 0)")
-    p.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help="the JSON record (default runs/bench/classroom.json)"
-    )
+    add_out_option(p, "classroom.json")
     return p
 
 
@@ -232,9 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         record = run_classroom(config, Path(tmp), command)
     record["python"] = platform.python_version()
     print_table(record)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_record(args.out, record)
     return 0
 
 

@@ -42,6 +42,7 @@ import time
 from pathlib import Path
 
 import mnist_time  # bench/mnist_time.py, beside this script (torch-free, as is mnist_table)
+from bench_record import add_out_option, write_record
 from mnist_table import format_table
 
 from ml.cli import Parser
@@ -49,7 +50,6 @@ from ml.config import PRESETS, TrainConfig, parse_setting
 
 ROOT = Path(__file__).resolve().parents[1]
 PROG = "python bench/mnist_bench.py"
-DEFAULT_OUT = ROOT / "runs" / "bench" / "mnist.json"  # under runs/, which git ignores
 DEFAULT_WORK_DIR = ROOT / "runs" / "bench"
 PARTS = ("time", "speed", "accuracy", "predict")
 
@@ -88,12 +88,7 @@ def build_parser() -> Parser:
         default=str(DEFAULT_WORK_DIR),
         help="the folder of the bench's training runs (default: runs/bench)",
     )
-    p.add_argument(
-        "--out",
-        metavar="FILE",
-        default=str(DEFAULT_OUT),
-        help="the JSON record to write (default: runs/bench/mnist.json)",
-    )
+    add_out_option(p, "mnist.json")
     return p  # fmt: skip
 
 
@@ -200,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
-    out = Path(args.out)
+    out = args.out
     previous = json.loads(out.read_text()) if out.is_file() else {}
     result: dict = {"machine": machine(), "args": vars(args)}
     t_start = time.perf_counter()
@@ -209,11 +204,10 @@ def main(argv: list[str] | None = None) -> int:
             result[part] = run_section(part, args, work, previous)
     result["machine"]["load_avg_end"] = os.getloadavg()
     result["wall_s"] = time.perf_counter() - t_start
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
     print()
     print(format_table(result))
-    print(f"\nwritten {out}")
+    print()
+    write_record(out, result)
     return 0
 
 

@@ -36,6 +36,8 @@ import httpx
 
 os.environ.setdefault("XLWINGS_LICENSE_KEY", "noncommercial")
 
+from bench_record import add_out_option, write_record  # noqa: E402
+
 from excel_addin.server.options import PERIMETER_SETTINGS, PerimeterOptions  # noqa: E402
 from excel_addin.sheets import layout  # noqa: E402
 from excel_addin.testing.live_server import LiveServer  # noqa: E402
@@ -43,7 +45,6 @@ from excel_addin.testing.remote_book import apply_actions, book_payload, only_sh
 from ml.cli import Parser  # noqa: E402
 
 PROG = "python bench/perimeter_bench.py"
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "runs" / "bench" / "perimeter.json"  # git ignores runs/
 
 REPEATS = 3  # conversions timed per range size and variant (the median is reported)
 BROWSER_CONNECTIONS = 6  # concurrent HTTP/1.1 connections a browser opens to one server
@@ -195,13 +196,7 @@ def cpu_model() -> str:
 
 def build_parser() -> Parser:
     parser = Parser(prog=PROG, description=__doc__.splitlines()[0], renamed={"--json": "--out FILE"})
-    parser.add_argument(
-        "--out",
-        metavar="FILE",
-        type=Path,
-        default=DEFAULT_OUT,
-        help="the JSON record (runs/bench/perimeter.json)",
-    )
+    add_out_option(parser, "perimeter.json")
     parser.add_argument("--sides", type=int, nargs="+", default=[28, 100, 200], help="range sizes (N x N)")
     return parser
 
@@ -222,9 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                "machine": platform.machine(), "processor": cpu_model(), "cpus": os.cpu_count(),
                "load_average": os.getloadavg(),
                "request_sizes": sizes, "recalculation": recalc, "conversion": conversion}  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_record(args.out, figures)
     return 0
 
 

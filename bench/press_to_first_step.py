@@ -23,7 +23,6 @@ record is ``--out bench/results/press_to_first_step.json``.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import statistics
@@ -37,6 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("XLWINGS_LICENSE_KEY", "noncommercial")
 
+from bench_record import add_out_option, write_record  # noqa: E402
+
 from excel_addin.jobs import keys  # noqa: E402
 from excel_addin.testing.live_server import LiveServer, press  # noqa: E402
 from excel_addin.testing.redis_server import RedisServer  # noqa: E402
@@ -46,7 +47,6 @@ from ml.cli import Parser  # noqa: E402
 from ml.run_dir import DEFAULT_RUN_DIR, RunDir  # noqa: E402
 
 PROG = "python bench/press_to_first_step.py"
-DEFAULT_OUT = ROOT / "runs" / "bench" / "press_to_first_step.json"  # under runs/, which git ignores
 
 RUN = {"subset": 1000, "batch_size": 100, "model": "small", "device": "cpu", "lr": 0.05, "seed": 3,
        "out_dir": "", "epochs": 1}  # fmt: skip
@@ -161,12 +161,7 @@ def row(case: str, values: list[float], warm: float) -> dict:
 def build_parser() -> Parser:
     parser = Parser(prog=PROG, description=__doc__.splitlines()[0], renamed={"--json": "--out FILE"})
     parser.add_argument("--repeats", type=int, default=3, help="presses of each kind (default 3)")
-    parser.add_argument(
-        "--out",
-        metavar="FILE",
-        default=str(DEFAULT_OUT),
-        help="the JSON record (runs/bench/press_to_first_step.json)",
-    )
+    add_out_option(parser, "press_to_first_step.json")
     return parser
 
 
@@ -192,9 +187,7 @@ def main(argv: list[str] | None = None) -> int:
               "cpu_count": os.cpu_count(), "load_average_before": load_before,
               "load_average_after": os.getloadavg(), "python": platform.python_version(),
               "results": results}  # fmt: skip
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_record(args.out, report)
     return 0
 
 

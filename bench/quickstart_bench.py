@@ -25,11 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_record import add_out_option, write_record
+
 from ml.cli import Parser
 
 ROOT = Path(__file__).resolve().parents[1]
 PROG = "python bench/quickstart_bench.py"
-DEFAULT_OUT = ROOT / "runs" / "bench" / "quickstart.json"  # under runs/, which git ignores
 PICTURE = "examples/digits/7.png"
 
 
@@ -38,9 +39,7 @@ def build_parser() -> Parser:
     parser.add_argument(
         "--repeats", type=int, default=1, help="runs of each command, one after the other (default 1)"
     )
-    parser.add_argument(
-        "--out", metavar="FILE", default=str(DEFAULT_OUT), help="the JSON record (runs/bench/quickstart.json)"
-    )
+    add_out_option(parser, "quickstart.json")
     return parser
 
 
@@ -120,10 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     for shown, runs in record["commands"].items():
         seconds = ", ".join(f"{run['wall_s']:.1f}" for run in runs)
         print(f"{shown:<48}{seconds:>20}  {(runs[-1]['stdout'] or runs[-1]['stderr'])[-1]}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_record(args.out, record)
     return 0
 
 

@@ -65,7 +65,7 @@ def test_the_speed_section_runs_and_writes_its_table_and_json(bench_speed_run, f
         )
         flops = result["speed"]["train_gflop_per_image"][name]
         assert entry["gflops"] == pytest.approx(entry["images_per_s"] * flops)
-    assert "| 1 | project |" in done.stdout and f"written {out}" in done.stdout
+    assert "| 1 | project |" in done.stdout and f"wrote {out}" in done.stdout
 
 
 def shifted_by_hand(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:

@@ -34,6 +34,7 @@ from excel_addin import status_line
 from excel_addin.sheets import layout
 from excel_addin.sheets.train_sheet import status_cells
 from ml import run_lock
+from ml.cli import whole
 from ml.config import TrainConfig
 from ml.run_dir import RunDir
 
@@ -183,25 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--progress-every", type=float, default=1.0, help="seconds between progress writes")
     queue = parser.add_argument_group("with --redis")
-    queue.add_argument("--slots", type=_whole(1), help="trainings at once (default: 4 per GPU, else 1)")
+    queue.add_argument("--slots", type=whole(1), help="trainings at once (default: 4 per GPU, else 1)")
     queue.add_argument(
         "--device",
         default="auto",
         help="auto (every GPU, else the CPU), cpu, cuda, cuda:N or mps (default auto)",
     )
-    queue.add_argument("--threads", type=_whole(0), help="CPU threads per training (default: cores / slots)")
+    queue.add_argument("--threads", type=whole(0), help="CPU threads per training (default: cores / slots)")
     queue.add_argument("--scratch", type=Path, help="where runs train before their files go to the server")
     queue.add_argument("--name", help="this machine's name in the queue's tools (default: its host name)")
     return parser
-
-
-def _whole(minimum: int):
-    def parse(text: str) -> int:
-        if not text.strip().isdigit() or int(text) < minimum:
-            raise argparse.ArgumentTypeError(f"must be a whole number of at least {minimum}, got {text!r}")
-        return int(text)
-
-    return parse
 
 
 def _lock_for(args: argparse.Namespace, config: TrainConfig) -> run_lock.RunLock | None:

@@ -55,6 +55,17 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n({self.prog} --help lists every option)\n")
 
 
+def whole(minimum: int):
+    """An argparse type: a whole number of at least ``minimum`` (a port, a count of processes or threads)."""
+
+    def parse(text: str) -> int:
+        if not text.strip().isdigit() or int(text) < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number of at least {minimum}, got {text!r}")
+        return int(text)
+
+    return parse
+
+
 def fail(prog: str, message: str, code: int = 2) -> int:
     """Print a command's error as ``Parser`` does (for errors found after parsing); returns ``code``."""
     print(f"{prog}: error: {message}", file=sys.stderr)

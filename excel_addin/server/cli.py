@@ -40,7 +40,7 @@ from excel_addin.server.options import (
     server_names,
 )
 from excel_addin.slots import TRAININGS_PER_GPU
-from ml.cli import Parser
+from ml.cli import Parser, whole
 
 CERT_FILE, KEY_FILE = "localhost+2.pem", "localhost+2-key.pem"  # what `mkcert localhost 127.0.0.1 ::1` writes
 CERTIFICATE_HELP = f"""\
@@ -53,17 +53,6 @@ Excel only loads add-ins over https. Make a certificate that this machine trusts
 Or pass --cert FILE --key FILE, or --http behind a proxy that serves https.
 
 A shared server's class list (who signs in with which code): python -m excel_addin.server class --help"""
-
-
-def whole(minimum: int):
-    """An argparse type: a whole number of at least ``minimum``."""
-
-    def parse(text: str) -> int:
-        if not text.strip().isdigit() or int(text) < minimum:
-            raise argparse.ArgumentTypeError(f"must be a whole number of at least {minimum}, got {text!r}")
-        return int(text)
-
-    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,12 +9,10 @@ the control: Excel's invocation objects stand in as plain objects (one per cell,
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 
 import pytest
 
-from excel_addin.testing.chromium import browser
+from excel_addin.testing.chromium import browser, page_text
 
 pytestmark = [pytest.mark.skipif(browser() is None, reason="needs chromium"), pytest.mark.slow]
 
@@ -36,9 +34,7 @@ def subscription_ids(function_js: str, tmp_path) -> list[str]:
     """What ``function_js``'s getStreamingSubscriptionId gives for CALLS, run in headless Chromium."""
     page = tmp_path / "page.html"
     page.write_text(f"<html><body><script>{function_js}\n{CALLS}</script></body></html>")
-    command = [browser(), "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()]
-    dom = subprocess.run(command, check=True, capture_output=True, text=True, timeout=120).stdout
-    return json.loads(re.search(r"<body>(.*)</body>", dom, re.S)[1])
+    return json.loads(page_text(page.as_uri()))
 
 
 def served_function(client) -> str:

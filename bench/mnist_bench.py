@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 
 import mnist_time  # bench/mnist_time.py, beside this script (torch-free, as is mnist_table)
-from bench_record import add_out_option, write_record
+from bench_record import RUNS_BENCH, add_out_option, write_record
 from mnist_table import format_table
 
 from ml.cli import Parser
@@ -50,7 +50,7 @@ from ml.config import PRESETS, TrainConfig, parse_setting
 
 ROOT = Path(__file__).resolve().parents[1]
 PROG = "python bench/mnist_bench.py"
-DEFAULT_WORK_DIR = ROOT / "runs" / "bench"
+DEFAULT_WORK_DIR = RUNS_BENCH  # the training runs beside the record
 PARTS = ("time", "speed", "accuracy", "predict")
 
 
